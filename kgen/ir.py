@@ -1,0 +1,371 @@
+"""The kgen IR: typed, immutable loop nests.
+
+Every node is a frozen dataclass, so IR values can be hashed, compared and shared between
+schedule steps; transformations build new trees (see :mod:`kgen.rewrite`).  Source locations
+ride along in ``loc`` fields that take no part in equality, so a tree that was printed and
+parsed back compares equal to the original.
+
+Expressions carry their type.  ``IDX`` is the type of loop variables, size symbols and index
+arithmetic (unbounded integers); ``BOOL`` is the type of comparisons.  Data types are the
+fixed-width integers of :data:`SCALAR_TYPES`, whose arithmetic wraps around.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator, Union
+
+
+@dataclass(frozen=True)
+class Loc:
+    """A position in a DSL source file (1-based line and column)."""
+
+    file: str
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+def _loc() -> Loc | None:
+    return field(default=None, compare=False, repr=False)  # type: ignore[return-value]
+
+
+# ----------------------------------------------------------------------------------------- types
+
+
+@dataclass(frozen=True)
+class Type:
+    """A scalar type.  ``bits == 0`` marks the non-data types ``idx`` and ``bool``."""
+
+    name: str
+    bits: int = 0
+    signed: bool = True
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_data(self) -> bool:
+        return self.bits > 0
+
+    @property
+    def min(self) -> int:
+        return -(1 << (self.bits - 1)) if self.signed else 0
+
+    @property
+    def max(self) -> int:
+        return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
+
+    def wrap(self, value: int) -> int:
+        """Reduce ``value`` modulo 2**bits into this type's range (two's complement)."""
+        if not self.is_data:
+            return value
+        value &= (1 << self.bits) - 1
+        if self.signed and value >= 1 << (self.bits - 1):
+            value -= 1 << self.bits
+        return value
+
+    @property
+    def ctype(self) -> str:
+        if self.name == "idx":
+            return "int32_t"
+        if self.name == "bool":
+            return "int"
+        return f"{'' if self.signed else 'u'}int{self.bits}_t"
+
+
+I8 = Type("i8", 8, True)
+U8 = Type("u8", 8, False)
+I16 = Type("i16", 16, True)
+U16 = Type("u16", 16, False)
+I32 = Type("i32", 32, True)
+U32 = Type("u32", 32, False)
+I64 = Type("i64", 64, True)
+IDX = Type("idx")
+BOOL = Type("bool")
+#: Placeholder type of an integer literal before it meets a typed operand.
+LIT = Type("lit")
+
+SCALAR_TYPES: dict[str, Type] = {t.name: t for t in (I8, U8, I16, U16, I32, U32, I64)}
+
+
+# ----------------------------------------------------------------------------------- expressions
+
+
+@dataclass(frozen=True)
+class Const:
+    value: int
+    type: Type
+    loc: Loc | None = _loc()
+
+
+@dataclass(frozen=True)
+class Var:
+    """A scalar name: loop variable, size symbol, scalar parameter or local scalar."""
+
+    name: str
+    type: Type
+    loc: Loc | None = _loc()
+
+
+@dataclass(frozen=True)
+class Load:
+    buf: str
+    index: tuple["Expr", ...]
+    type: Type
+    loc: Loc | None = _loc()
+
+
+#: Binary operators: DSL spelling of each IR operator name.
+BINOPS: dict[str, str] = {
+    "add": "+", "sub": "-", "mul": "*", "div": "/", "mod": "%", "shl": "<<", "shr": ">>",
+    "and": "&", "or": "|", "xor": "^", "lt": "<", "le": "<=", "gt": ">", "ge": ">=",
+    "eq": "==", "ne": "!=", "land": "&&", "lor": "||",
+}
+COMPARISONS = frozenset({"lt", "le", "gt", "ge", "eq", "ne"})
+LOGICAL = frozenset({"land", "lor"})
+UNOPS: dict[str, str] = {"neg": "-", "bnot": "~", "lnot": "!"}
+
+
+@dataclass(frozen=True)
+class Bin:
+    op: str
+    a: "Expr"
+    b: "Expr"
+    type: Type
+    loc: Loc | None = _loc()
+
+
+@dataclass(frozen=True)
+class Un:
+    op: str
+    a: "Expr"
+    type: Type
+    loc: Loc | None = _loc()
+
+
+@dataclass(frozen=True)
+class Cast:
+    """Conversion to ``type``; data types wrap (two's complement truncation)."""
+
+    a: "Expr"
+    type: Type
+    loc: Loc | None = _loc()
+
+
+@dataclass(frozen=True)
+class Call:
+    """A builtin (``min max clip abs select requant``) or an ISA instruction (``isa.<mnemonic>``).
+
+    ``flags`` holds keyword-like arguments such as the rounding mode of ``requant``.
+    """
+
+    fn: str
+    args: tuple["Expr", ...]
+    type: Type
+    flags: tuple[str, ...] = ()
+    loc: Loc | None = _loc()
+
+
+Expr = Union[Const, Var, Load, Bin, Un, Cast, Call]
+
+
+# ------------------------------------------------------------------------------------ statements
+
+
+@dataclass(frozen=True)
+class Attr:
+    """A loop annotation such as ``@unroll`` or ``@parallel(8)``."""
+
+    name: str
+    args: tuple[Expr, ...] = ()
+
+
+@dataclass(frozen=True)
+class For:
+    var: str
+    lo: Expr
+    hi: Expr
+    body: tuple["Stmt", ...]
+    attrs: tuple[Attr, ...] = ()
+    loc: Loc | None = _loc()
+
+    def has(self, attr: str) -> bool:
+        return any(a.name == attr for a in self.attrs)
+
+
+@dataclass(frozen=True)
+class Decl:
+    """A local scalar, optionally initialised."""
+
+    name: str
+    type: Type
+    init: Expr | None
+    loc: Loc | None = _loc()
+
+
+@dataclass(frozen=True)
+class Alloc:
+    """A local array (scratch), row-major."""
+
+    name: str
+    type: Type
+    shape: tuple[Expr, ...]
+    loc: Loc | None = _loc()
+
+
+@dataclass(frozen=True)
+class View:
+    """``name`` re-indexes the storage of ``base``: element i is base_storage[offset + Σ i_d·strides_d]."""
+
+    name: str
+    base: str
+    shape: tuple[Expr, ...]
+    strides: tuple[Expr, ...]
+    offset: Expr
+    loc: Loc | None = _loc()
+
+
+@dataclass(frozen=True)
+class Assign:
+    name: str
+    value: Expr
+    loc: Loc | None = _loc()
+
+
+@dataclass(frozen=True)
+class Store:
+    buf: str
+    index: tuple[Expr, ...]
+    value: Expr
+    loc: Loc | None = _loc()
+
+
+@dataclass(frozen=True)
+class If:
+    cond: Expr
+    then: tuple["Stmt", ...]
+    orelse: tuple["Stmt", ...] = ()
+    loc: Loc | None = _loc()
+
+
+Stmt = Union[For, Decl, Alloc, View, Assign, Store, If]
+
+
+# -------------------------------------------------------------------------------------- kernels
+
+
+@dataclass(frozen=True)
+class BufferParam:
+    name: str
+    type: Type
+    shape: tuple[Expr, ...]
+    direction: str = "in"  # in | out | inout
+    strides: tuple[Expr, ...] | None = None
+    loc: Loc | None = _loc()
+
+
+@dataclass(frozen=True)
+class ScalarParam:
+    name: str
+    type: Type
+    loc: Loc | None = _loc()
+
+
+Param = Union[BufferParam, ScalarParam]
+
+
+@dataclass(frozen=True)
+class Kernel:
+    name: str
+    params: tuple[Param, ...]
+    where: tuple[Expr, ...]
+    body: tuple[Stmt, ...]
+    loc: Loc | None = _loc()
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    @property
+    def buffers(self) -> tuple[BufferParam, ...]:
+        return tuple(p for p in self.params if isinstance(p, BufferParam))
+
+    @property
+    def scalars(self) -> tuple[ScalarParam, ...]:
+        return tuple(p for p in self.params if isinstance(p, ScalarParam))
+
+    @property
+    def sizes(self) -> tuple[str, ...]:
+        """Size symbols in order of first appearance in the buffer shapes."""
+        seen: dict[str, None] = {}
+        for p in self.buffers:
+            for e in p.shape + (p.strides or ()):
+                for v in walk_expr(e):
+                    if isinstance(v, Var) and v.type == IDX:
+                        seen.setdefault(v.name, None)
+        return tuple(seen)
+
+
+# ------------------------------------------------------------------------------------ traversal
+
+
+def children(e: Expr) -> tuple[Expr, ...]:
+    if isinstance(e, Load):
+        return e.index
+    if isinstance(e, Bin):
+        return (e.a, e.b)
+    if isinstance(e, (Un, Cast)):
+        return (e.a,)
+    if isinstance(e, Call):
+        return e.args
+    return ()
+
+
+def walk_expr(e: Expr) -> Iterator[Expr]:
+    """Pre-order walk over an expression tree."""
+    yield e
+    for c in children(e):
+        yield from walk_expr(c)
+
+
+def stmt_exprs(s: Stmt) -> tuple[Expr, ...]:
+    """The expressions directly held by a statement (not those of nested statements)."""
+    if isinstance(s, For):
+        return (s.lo, s.hi)
+    if isinstance(s, Decl):
+        return (s.init,) if s.init is not None else ()
+    if isinstance(s, Alloc):
+        return s.shape
+    if isinstance(s, View):
+        return s.shape + s.strides + (s.offset,)
+    if isinstance(s, Assign):
+        return (s.value,)
+    if isinstance(s, Store):
+        return s.index + (s.value,)
+    if isinstance(s, If):
+        return (s.cond,)
+    raise TypeError(s)
+
+
+def sub_bodies(s: Stmt) -> tuple[tuple[Stmt, ...], ...]:
+    if isinstance(s, For):
+        return (s.body,)
+    if isinstance(s, If):
+        return (s.then, s.orelse)
+    return ()
+
+
+def walk_stmts(body: tuple[Stmt, ...]) -> Iterator[Stmt]:
+    """Pre-order walk over all statements of a body."""
+    for s in body:
+        yield s
+        for b in sub_bodies(s):
+            yield from walk_stmts(b)
+
+
+def idx(value: int) -> Const:
+    return Const(value, IDX)
