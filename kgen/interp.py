@@ -18,6 +18,11 @@ from .ir import (BOOL, IDX, LIT, Alloc, Assign, Bin, BufferParam, Call, Cast, Co
                  For, If, Kernel, Load, Stmt, Store, Type, Un, Var, View)
 
 
+#: Initial value of output storage that a strided output's view does not cover (harnesses fill
+#: outputs with it before the call, so untouched gaps must still hold it afterwards).
+CANARY = 0x5A
+
+
 def eval_expr(e: Expr, env: Mapping[str, Any]) -> int:
     """Tree-walking evaluation; names map to ints, indexed names to sequences (ISA lanes)."""
     if isinstance(e, Const):
@@ -299,6 +304,6 @@ def run_reference(kernel: Kernel, sizes: Mapping[str, int], args: Mapping[str, A
                 first = next(i for i, v in enumerate(data) if v is None)
                 raise ValueError(f"kernel {kernel.name} leaves element {first} of output '{p.name}' unwritten")
             dtype = np.dtype(f"{'' if p.type.signed else 'u'}int{p.type.bits}")
-            filled = [0 if v is None else v for v in data]
+            filled = [CANARY if v is None else v for v in data]
             result[p.name] = np.array(filled, dtype=dtype).reshape(buffer_shape(p, sizes))
     return result

@@ -268,8 +268,12 @@ class BufferParam:
 
 @dataclass(frozen=True)
 class ScalarParam:
+    """A run-time scalar; ``lo..hi`` (hi exclusive) is its precondition range when given."""
+
     name: str
     type: Type
+    lo: Expr | None = None
+    hi: Expr | None = None
     loc: Loc | None = _loc()
 
 
@@ -283,6 +287,8 @@ class Kernel:
     where: tuple[Expr, ...]
     body: tuple[Stmt, ...]
     loc: Loc | None = _loc()
+    #: The comment block above the kernel in its source file (documentation, not semantics).
+    doc: str = field(default="", compare=False)
 
     def param(self, name: str) -> Param:
         for p in self.params:

@@ -7,7 +7,7 @@ afterwards by :mod:`kgen.check`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -18,7 +18,7 @@ from lark import Token, Tree
 from .errors import KgenError
 from .ir import (BOOL, IDX, LIT, SCALAR_TYPES, Alloc, Assign, Attr, BufferParam, Const, Decl,
                  Expr, For, If, Kernel, Load, Loc, ScalarParam, Stmt, Store, Type, Var, View)
-from .types import coerce, default_literal, make_bin, make_call, make_cast, make_un
+from .types import fold_literal, coerce, default_literal, make_bin, make_call, make_cast, make_un
 
 _BIN_RULES = {"lor", "land", "bor", "bxor", "band", "eq", "ne", "lt", "le", "gt", "ge", "shl", "shr",
               "add", "sub", "mul", "div", "mod"}
@@ -126,6 +126,16 @@ class _Builder:
                            f"constants), got a value of type {e.type}", e.loc)
         return coerce(e, IDX, self.err)
 
+    def const_expr(self, tree: Tree, t: Type, what: str) -> Expr:
+        """A constant expression of type ``t`` (literals only; the upper bound may be t.max + 1)."""
+        e = self.expr(tree)
+        value = fold_literal(e) if e.type == LIT else None
+        if value is None:
+            raise self.err(f"{what} must be an integer constant", e.loc)
+        if not t.min <= value <= t.max + 1:
+            raise self.err(f"{what} {value} is outside the range of {t}", e.loc)
+        return Const(value, t, e.loc)
+
     def expr_list(self, tree: Tree | None, what: str) -> tuple[Expr, ...]:
         return tuple(self.index_expr(c, what) for c in (tree.children if tree else ()))
 
@@ -160,11 +170,17 @@ class _Builder:
     def param(self, tree: Tree) -> BufferParam | ScalarParam:
         name_tok = tree.children[0]
         if tree.data == "scalar_param":
-            t = SCALAR_TYPES[str(tree.children[1])]
+            _, type_tok, lo, hi = tree.children
+            t = SCALAR_TYPES[str(type_tok)]
             if self.lookup(str(name_tok)) is not None:
                 raise self.err(f"'{name_tok}' is already defined", self.loc(name_tok))
+            bounds = [None if b is None else self.const_expr(b, t, f"range bound of '{name_tok}'")
+                      for b in (lo, hi)]
+            if bounds[0] is not None and bounds[1] is not None and \
+                    fold_literal(bounds[0]) >= fold_literal(bounds[1]):  # type: ignore[operator]
+                raise self.err(f"empty range for '{name_tok}'", self.loc(lo))
             self.scopes[0][str(name_tok)] = _Sym("scalar", t)
-            return ScalarParam(str(name_tok), t, self.loc(name_tok))
+            return ScalarParam(str(name_tok), t, bounds[0], bounds[1], self.loc(name_tok))
         _, direction, type_tok, dims, strides = tree.children
         dir_text = str(direction.children[0]) if direction.children and direction.children[0] else "in"
         shape = self.expr_list(dims, "a buffer dimension")
@@ -344,7 +360,7 @@ def parse_kernels(text: str, file: str = "<input>") -> tuple[Kernel, ...]:
     except lark.exceptions.UnexpectedInput as exc:
         raise _syntax_error(exc, file, text) from None
     builder = _Builder(file, text)
-    kernels = tuple(builder.kernel(k) for k in tree.children)
+    kernels = tuple(replace(builder.kernel(k), doc=_doc_comment(text, k.meta.line)) for k in tree.children)
     names = [k.name for k in kernels]
     for i, k in enumerate(kernels):
         if k.name in names[:i]:
@@ -354,6 +370,17 @@ def parse_kernels(text: str, file: str = "<input>") -> tuple[Kernel, ...]:
     for k in kernels:
         check_kernel(k, text)
     return kernels
+
+
+def _doc_comment(text: str, line: int) -> str:
+    """The block of ``#`` comment lines directly above line ``line`` (1-based)."""
+    lines = text.splitlines()
+    doc: list[str] = []
+    i = line - 2
+    while i >= 0 and lines[i].lstrip().startswith("#"):
+        doc.insert(0, lines[i].lstrip()[1:].strip())
+        i -= 1
+    return "\n".join(doc)
 
 
 def parse_kernel(text: str, file: str = "<input>") -> Kernel:

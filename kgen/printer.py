@@ -93,9 +93,11 @@ def print_kernel(k: Kernel) -> str:
             params.append(f"    {p.name}: {p.direction} {p.type}[{', '.join(print_expr(d) for d in p.shape)}]"
                           f"{strides}")
         else:
-            params.append(f"    {p.name}: {p.type}")
+            rng = f" in {print_expr(p.lo)}..{print_expr(p.hi)}" if p.lo is not None else ""
+            params.append(f"    {p.name}: {p.type}{rng}")
     where = f" where {', '.join(print_expr(w) for w in k.where)}" if k.where else ""
-    lines = [f"kernel {k.name}(", ",\n".join(params), f"){where} {{", *_body_lines(k.body, 1), "}"]
+    doc = [f"# {line}".rstrip() for line in k.doc.splitlines()]
+    lines = [*doc, f"kernel {k.name}(", ",\n".join(params), f"){where} {{", *_body_lines(k.body, 1), "}"]
     return "\n".join(lines) + "\n"
 
 

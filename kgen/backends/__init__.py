@@ -1,0 +1,57 @@
+"""ISA backends: each turns a DSL kernel into the IR that is emitted for its target.
+
+A backend returns a :class:`Lowered` kernel: the IR to print as C, the sizes it is specialised for,
+extra headers it needs, and *packers* for parameters that the lowered kernel takes in a different
+form than the DSL kernel (offline weight packing), computed from the DSL kernel's arguments.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Protocol
+
+import numpy as np
+
+from ..errors import KgenError
+from ..ir import Kernel
+
+Packer = Callable[[Mapping[str, object]], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Lowered:
+    kernel: Kernel
+    sizes: dict[str, int]
+    includes: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    packers: dict[str, Packer] = field(default_factory=dict)
+    isa_hash: str = ""
+    #: extra files (name -> text) the kernel needs in include/ (intrinsic layer headers)
+    support_files: dict[str, str] = field(default_factory=dict)
+
+
+class Backend(Protocol):
+    name: str
+    specializes: bool  # True when kernels are generated per concrete shape
+
+    def lower(self, kernel: Kernel, sizes: Mapping[str, int]) -> Lowered: ...
+
+
+def get_backend(isa: str) -> Backend:
+    from .generic import GenericBackend
+
+    backends: dict[str, Callable[[], Backend]] = {"generic": GenericBackend}
+    try:
+        from .armv7em import ArmBackend
+
+        backends["armv7em"] = ArmBackend
+    except ImportError:
+        pass
+    try:
+        from .xpulpv2 import XpulpBackend
+
+        backends["xpulpv2"] = XpulpBackend
+    except ImportError:
+        pass
+    if isa not in backends:
+        raise KgenError(f"unknown ISA '{isa}'; available: {', '.join(sorted(backends))}")
+    return backends[isa]()

@@ -1,0 +1,249 @@
+"""IR → C99 function bodies.
+
+The C has exactly the DSL's semantics: signed 32/64-bit arithmetic that could overflow is done in
+unsigned arithmetic and converted back (two's-complement wrap, no undefined behaviour), unless an
+interval analysis proves the plain operation cannot overflow.  Builtins map to the static inline
+helpers of ``kgen_common.h``; ISA instructions (``isa.*`` calls) map to the intrinsic layer
+generated from the ISA file.  File skeletons (includes, Doxygen, prototypes) are rendered by
+:mod:`kgen.emit` with jinja2; everything inside a function body comes from here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .interp import storage_strides
+from .ir import (BOOL, I32, IDX, Alloc, Assign, Bin, BufferParam, Call, Cast, Const, Decl, Expr, For,
+                 If, Kernel, Load, Stmt, Store, Type, Un, Var, View)
+
+_C_BINOPS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "mod": "%", "shl": "<<", "shr": ">>",
+             "and": "&", "or": "|", "xor": "^", "lt": "<", "le": "<=", "gt": ">", "ge": ">=",
+             "eq": "==", "ne": "!=", "land": "&&", "lor": "||"}
+
+Interval = tuple[int, int] | None
+
+
+def interval(e: Expr) -> Interval:
+    """A conservative value range of ``e`` (None when unknown or unbounded)."""
+    t = e.type
+    full: Interval = (t.min, t.max) if t.is_data else None
+    if isinstance(e, Const):
+        return (e.value, e.value)
+    if isinstance(e, Cast):
+        inner = interval(e.a)
+        if inner is not None and t.is_data and t.min <= inner[0] and inner[1] <= t.max:
+            return inner
+        return full
+    if isinstance(e, Bin) and e.op in ("add", "sub", "mul"):
+        a, b = interval(e.a), interval(e.b)
+        if a is None or b is None:
+            return full
+        if e.op == "add":
+            r = (a[0] + b[0], a[1] + b[1])
+        elif e.op == "sub":
+            r = (a[0] - b[1], a[1] - b[0])
+        else:
+            products = [x * y for x in a for y in b]
+            r = (min(products), max(products))
+        if t.is_data and (r[0] < t.min or r[1] > t.max):
+            return None  # may wrap
+        return r
+    return full
+
+
+def _fits(e: Expr) -> bool:
+    """True when the exact result of a +,-,* node is representable in its type."""
+    return interval(e) is not None
+
+
+@dataclass
+class Layout:
+    """How an indexable name maps to C: a pointer expression, its strides and an offset."""
+
+    pointer: str
+    strides: tuple[Expr, ...]
+    offset: Expr = field(default_factory=lambda: Const(0, IDX))
+
+
+class CEmitter:
+    """Emit one kernel as C statements.  ``intrinsic`` spells ``isa.*`` calls."""
+
+    def __init__(self, kernel: Kernel, intrinsic: Callable[[Call, list[str]], str] | None = None) -> None:
+        self.kernel = kernel
+        self.intrinsic = intrinsic
+        self.layouts: dict[str, Layout] = {}
+        self.lines: list[str] = []
+        self.uses_helpers: set[str] = set()
+        for p in kernel.buffers:
+            strides = p.strides if p.strides else _row_major(p.shape)
+            self.layouts[p.name] = Layout(p.name, strides)
+
+    # ----------------------------------------------------------------------- expressions
+    def ex(self, e: Expr) -> str:
+        if isinstance(e, Const):
+            return self.const(e)
+        if isinstance(e, Var):
+            return e.name
+        if isinstance(e, Load):
+            lay = self.layouts[e.buf]
+            return f"{lay.pointer}[{self.offset(lay, e.index)}]"
+        if isinstance(e, Bin):
+            return self.binop(e)
+        if isinstance(e, Un):
+            if e.op == "lnot":
+                return f"(!{self.ex(e.a)})"
+            if e.op == "neg" and e.type.signed and e.type.bits >= 32:
+                u = "uint64_t" if e.type.bits == 64 else "uint32_t"
+                return f"(({e.type.ctype})(0u - ({u}){self.ex(e.a)}))"
+            op = "-" if e.op == "neg" else "~"
+            return self.narrow(f"{op}{self.ex(e.a)}", e.type)
+        if isinstance(e, Cast):
+            inner = self.ex(e.a)
+            return f"(({e.type.ctype}){inner})"
+        if isinstance(e, Call):
+            args = [self.ex(a) for a in e.args]
+            if e.fn.startswith("isa."):
+                if self.intrinsic is None:
+                    raise ValueError(f"ISA instruction {e.fn} in a kernel emitted without an ISA")
+                return self.intrinsic(e, args)
+            if e.fn == "select":
+                return f"({args[0]} ? {args[1]} : {args[2]})"
+            if e.fn == "requant":
+                helper = f"kgen_requant_{e.flags[0]}"
+            else:
+                helper = f"kgen_{e.fn}_{e.type.name}"
+            self.uses_helpers.add(helper)
+            return f"{helper}({', '.join(args)})"
+        raise TypeError(e)
+
+    @staticmethod
+    def const(e: Const) -> str:
+        v = e.value
+        t = e.type
+        if t.name == "i64" or (t.is_data and t.bits == 32 and not t.signed):
+            suffix = "LL" if t.signed else "u"
+            return f"{v}{suffix}" if v >= 0 else f"(-{-v}{suffix})"
+        if t.is_data and t.bits == 32 and v == t.min:
+            return "INT32_MIN"
+        return str(v) if v >= 0 else f"(-{-v})"
+
+    def binop(self, e: Bin) -> str:
+        a, b = self.ex(e.a), self.ex(e.b)
+        op = _C_BINOPS[e.op]
+        t = e.type
+        if e.op in ("add", "sub", "mul") and t.is_data and t.bits >= 32 and t.signed and not _fits(e):
+            u = "uint64_t" if t.bits == 64 else "uint32_t"
+            return f"(({t.ctype})(({u}){a} {op} ({u}){b}))"
+        if e.op == "shl" and t.is_data and t.signed:
+            u = "uint64_t" if t.bits == 64 else "uint32_t"
+            return self.narrow(f"({u}){a} << {b}", t)
+        if e.op == "mul" and t.is_data and not t.signed and t.bits < 32:
+            return self.narrow(f"(uint32_t){a} * {b}", t)
+        if t.is_data and t.bits < 32 and e.op not in ("div", "shr"):
+            return self.narrow(f"{a} {op} {b}", t)
+        return f"({a} {op} {b})"
+
+    @staticmethod
+    def narrow(text: str, t: Type) -> str:
+        if t.is_data and t.bits < 32:
+            return f"(({t.ctype})({text}))"
+        return f"({text})"
+
+    def offset(self, lay: Layout, index: tuple[Expr, ...]) -> str:
+        from .rewrite import simplify_index
+
+        total: Expr = lay.offset
+        for ix, stride in zip(index, lay.strides):
+            term = simplify_index(Bin("mul", ix, stride, IDX))
+            total = simplify_index(Bin("add", total, term, IDX))
+        return _strip(self.ex(total))
+
+    # ----------------------------------------------------------------------- statements
+    def emit(self, depth: int, text: str) -> None:
+        self.lines.append("    " * depth + text)
+
+    def body(self, stmts: tuple[Stmt, ...], depth: int) -> None:
+        for s in stmts:
+            self.stmt(s, depth)
+
+    def stmt(self, s: Stmt, depth: int) -> None:
+        if isinstance(s, For):
+            v = s.var
+            self.emit(depth, f"for (int32_t {v} = {_strip(self.ex(s.lo))}; {v} < {_strip(self.ex(s.hi))}; ++{v}) {{")
+            self.body(s.body, depth + 1)
+            self.emit(depth, "}")
+        elif isinstance(s, Decl):
+            init = f" = {_strip(self.ex(s.init))}" if s.init is not None else " = 0"
+            self.emit(depth, f"{s.type.ctype} {s.name}{init};")
+        elif isinstance(s, Alloc):
+            dims = "".join(f"[{_strip(self.ex(d))}]" for d in s.shape)
+            flat = " * ".join(_strip(self.ex(d)) for d in s.shape)
+            self.emit(depth, f"{s.type.ctype} {s.name}_storage[{flat}];")
+            del dims
+            self.layouts[s.name] = Layout(f"{s.name}_storage", _row_major(s.shape))
+        elif isinstance(s, View):
+            base = self.layouts[s.base]
+            self.layouts[s.name] = Layout(base.pointer, s.strides,
+                                          Bin("add", base.offset, s.offset, IDX))
+        elif isinstance(s, Assign):
+            self.emit(depth, f"{s.name} = {_strip(self.ex(s.value))};")
+        elif isinstance(s, Store):
+            lay = self.layouts[s.buf]
+            self.emit(depth, f"{lay.pointer}[{self.offset(lay, s.index)}] = {_strip(self.ex(s.value))};")
+        elif isinstance(s, If):
+            self.emit(depth, f"if ({_strip(self.ex(s.cond))}) {{")
+            self.body(s.then, depth + 1)
+            if s.orelse:
+                self.emit(depth, "} else {")
+                self.body(s.orelse, depth + 1)
+            self.emit(depth, "}")
+        else:
+            raise TypeError(s)
+
+
+def _row_major(shape: tuple[Expr, ...]) -> tuple[Expr, ...]:
+    from .rewrite import simplify_index
+
+    strides: list[Expr] = []
+    acc: Expr = Const(1, IDX)
+    for d in reversed(shape):
+        strides.append(acc)
+        acc = simplify_index(Bin("mul", d, acc, IDX))
+    return tuple(reversed(strides))
+
+
+def _strip(text: str) -> str:
+    """Drop one pair of redundant outer parentheses."""
+    if text.startswith("(") and text.endswith(")"):
+        depth = 0
+        for i, ch in enumerate(text):
+            depth += ch == "("
+            depth -= ch == ")"
+            if depth == 0 and i != len(text) - 1:
+                return text
+        return text[1:-1]
+    return text
+
+
+def c_params(kernel: Kernel) -> list[str]:
+    """C parameter declarations: buffers, scalars, then the unbound size symbols."""
+    out = []
+    for p in kernel.params:
+        if isinstance(p, BufferParam):
+            const = "const " if p.direction == "in" else ""
+            restrict = "" if p.direction == "inout" else "restrict "
+            out.append(f"{const}{p.type.ctype} *{restrict}{p.name}")
+        else:
+            out.append(f"{p.type.ctype} {p.name}")
+    out.extend(f"int32_t {s}" for s in kernel.sizes)
+    return out
+
+
+def emit_body(kernel: Kernel, intrinsic: Callable[[Call, list[str]], str] | None = None) -> tuple[str, set[str]]:
+    """The C statements of ``kernel``'s body (indented one level) and the helpers they use."""
+    em = CEmitter(kernel, intrinsic)
+    em.body(kernel.body, 1)
+    return "\n".join(em.lines), em.uses_helpers
+
+
+__all__ = ["emit_body", "c_params", "interval", "storage_strides", "BOOL"]

@@ -1,0 +1,153 @@
+"""Verification: generate, compile, execute and compare a kernel bit-exactly with the reference."""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
+
+import numpy as np
+
+from .backends import Lowered, get_backend
+from .emit import EmittedKernel, KernelSource, common_header, emit_kernel
+from .harness import CallCase, HarnessSpec, Report, kernel_outputs, parse_output, render
+from .interp import buffer_shape
+from .ir import BufferParam
+from .testdata import Case, make_cases
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a verification program runs: host (gcc/clang, sanitizers), qemu (cpu) or spike."""
+
+    kind: str  # host | qemu | spike
+    compiler: str = "gcc"
+    cpu: str = ""
+    opt: str = "-O2"
+    sanitize: bool = False
+    cores: int = 1
+
+    def __str__(self) -> str:
+        parts = [self.kind, self.cpu, self.compiler, self.opt.lstrip("-")]
+        if self.sanitize:
+            parts.append("asan+ubsan")
+        if self.cores > 1:
+            parts.append(f"{self.cores}cores")
+        return "/".join(p for p in parts if p)
+
+
+@dataclass
+class VerifyResult:
+    kernel: str
+    isa: str
+    sizes: dict[str, int]
+    target: Target
+    report: Report
+    exit_code: int
+    stdout: str
+    region_instructions: list[int] = field(default_factory=list)
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and self.report.done and self.report.total_bad == 0
+
+
+def build_variant(src: KernelSource, isa: str, sizes: Mapping[str, int]) -> tuple[Lowered, EmittedKernel]:
+    backend = get_backend(isa)
+    lowered = backend.lower(src.kernel, dict(sizes))
+    intrinsic = getattr(backend, "intrinsic", None)
+    emitted = emit_kernel(src, lowered.kernel, isa, lowered.sizes, lowered.isa_hash, intrinsic,
+                          lowered.includes, lowered.notes)
+    return lowered, emitted
+
+
+def call_cases(src: KernelSource, lowered: Lowered, sizes: Mapping[str, int], cases: list[Case]) -> list[CallCase]:
+    """Map DSL-level test cases onto the C parameters of the lowered kernel."""
+    out = []
+    for case in cases:
+        args: dict[str, object] = {}
+        for p in lowered.kernel.params:
+            if isinstance(p, BufferParam) and p.direction == "out":
+                continue
+            if p.name in lowered.packers:
+                args[p.name] = lowered.packers[p.name](case.args)
+            else:
+                args[p.name] = case.args[p.name]
+        for s in lowered.kernel.sizes:
+            args[s] = int(sizes[s])
+        out.append(CallCase(case.name, args, case.expected))
+    return out
+
+
+def write_program(src: KernelSource, isa: str, sizes: Mapping[str, int], workdir: Path, seed: int = 0,
+                  parallel: bool = False) -> tuple[list[Path], Path, Lowered]:
+    """Write kernel, headers and harness into ``workdir``; returns (sources, include dir, lowered)."""
+    lowered, emitted = build_variant(src, isa, sizes)
+    inc = workdir / "include"
+    inc.mkdir(parents=True, exist_ok=True)
+    (inc / "kgen_common.h").write_text(common_header())
+    for name, text in lowered.support_files.items():
+        (inc / name).write_text(text)
+    (inc / emitted.header_name).write_text(emitted.header)
+    kernel_c = workdir / emitted.source_name
+    kernel_c.write_text(emitted.source)
+    cases = make_cases(src.kernel, sizes, seed)
+    params = [p.name for p in lowered.kernel.params] + list(lowered.kernel.sizes)
+    spec = HarnessSpec(emitted.function, emitted.header_name, params, kernel_outputs(src.kernel),
+                       call_cases(src, lowered, sizes, cases), parallel=parallel)
+    main_c = workdir / "main.c"
+    main_c.write_text(render(spec))
+    return [kernel_c, main_c], inc, lowered
+
+
+Runner = Callable[[list[Path], Path, Path, Target], tuple[int, str, list[int]]]
+
+
+def _host_runner(sources: list[Path], inc: Path, workdir: Path, target: Target) -> tuple[int, str, list[int]]:
+    from .host import build_and_run
+
+    run = build_and_run(sources, [inc], workdir, target.compiler, target.sanitize, target.opt)
+    return run.exit_code, run.stdout + run.stderr, []
+
+
+def runner_for(target: Target) -> Runner:
+    if target.kind == "host":
+        return _host_runner
+    if target.kind == "qemu":
+        from .targets_run import qemu_runner
+
+        return qemu_runner
+    if target.kind == "spike":
+        from .targets_run import spike_runner
+
+        return spike_runner
+    raise ValueError(target.kind)
+
+
+def verify(src: KernelSource, isa: str, sizes: Mapping[str, int], target: Target, seed: int = 0,
+           workdir: Path | None = None) -> VerifyResult:
+    with tempfile.TemporaryDirectory(prefix="kgen-verify-") as tmp:
+        wd = Path(workdir) if workdir else Path(tmp)
+        wd.mkdir(parents=True, exist_ok=True)
+        sources, inc, _ = write_program(src, isa, sizes, wd, seed, parallel=target.cores > 1)
+        code, out, regions = runner_for(target)(sources, inc, wd, target)
+    return VerifyResult(src.kernel.name, isa, dict(sizes), target, parse_output(out), code, out, regions)
+
+
+def describe_failure(result: VerifyResult, src: KernelSource) -> str:
+    """Human-readable mismatch report: first indices, mismatch percentage, max error."""
+    lines = [f"FAIL {result.kernel} isa={result.isa} target={result.target} sizes={result.sizes}"]
+    shapes = {p.name: buffer_shape(p, result.sizes) for p in src.kernel.buffers}
+    for m in result.report.mismatches[:10]:
+        idx = np.unravel_index(m.index, shapes.get(m.buf, (m.index + 1,)))
+        lines.append(f"  case {m.case}: {m.buf}{list(map(int, idx))} = {m.got}, expected {m.expected}")
+    for s in result.report.summaries:
+        if int(s["mismatches"]):
+            pct = 100.0 * int(s["mismatches"]) / max(int(s["total"]), 1)
+            lines.append(f"  case {s['case']}: {s['buf']}: {s['mismatches']}/{s['total']} mismatching "
+                         f"({pct:.2f} %), max error {s['maxerr']}")
+    if not result.report.done:
+        lines.append(f"  program did not finish (exit status {result.exit_code}):")
+        lines.extend("    " + line for line in result.stdout.strip().splitlines()[-15:])
+    return "\n".join(lines)
