@@ -1,0 +1,195 @@
+"""Command line: ``kgen build | verify | check | list``.
+
+Exit status: 0 success, 1 verification mismatch, 2 bad input (located message, no traceback),
+3 missing or failing external tool.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import KgenError, ToolchainError
+
+
+def parse_shape(text: str | None) -> dict[str, int]:
+    """``M=64,K=3,N=5`` → dict; errors name the offending item."""
+    out: dict[str, int] = {}
+    if not text:
+        return out
+    for item in text.split(","):
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name.isidentifier():
+            raise KgenError(f"--shape: expected NAME=VALUE, got '{item}'")
+        try:
+            v = int(value, 0)
+        except ValueError:
+            raise KgenError(f"--shape: value of {name} must be an integer, got '{value}'") from None
+        if v < 1:
+            raise KgenError(f"--shape: {name} must be >= 1, got {v}")
+        out[name] = v
+    return out
+
+
+def _complete_sizes(kernel_name: str, symbols: tuple[str, ...], sizes: dict[str, int],
+                    defaults: dict[str, int]) -> dict[str, int]:
+    unknown = [s for s in sizes if s not in symbols]
+    if unknown:
+        raise KgenError(f"--shape: kernel {kernel_name} has no size '{unknown[0]}' "
+                        f"(its sizes: {', '.join(symbols)})")
+    return {s: sizes.get(s, defaults.get(s, 16)) for s in symbols}
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from .library import load_sources, resolve
+    from .release import VariantRequest, differences, render_release, write_atomically
+    from .variants import release_requests
+
+    sources = load_sources(args.dsl)
+    selected = resolve(args.ops, sources)
+    if args.only:
+        selected = [s for s in selected if args.only in s.kernel.name]
+        if not selected:
+            raise KgenError(f"--only {args.only}: no kernel matches")
+    shape = parse_shape(args.shape)
+    if shape:
+        requests = [VariantRequest(s, _complete_sizes(s.kernel.name, s.kernel.sizes, shape, {}))
+                    for s in selected]
+    else:
+        requests = release_requests(args.isa, selected)
+    files = render_release(args.isa, requests)
+    out = Path(args.out) if args.out else Path("generated") / args.isa
+    if args.check:
+        diffs = differences(out, files)
+        if diffs:
+            print(f"kgen build --check: {out} is not what the current sources produce:", file=sys.stderr)
+            for d in diffs[:50]:
+                print(f"  {d}", file=sys.stderr)
+            return 1
+        print(f"{out}: up to date ({len(files)} files)")
+        return 0
+    write_atomically(out, files)
+    n = sum(1 for f in files if f.startswith("src/"))
+    print(f"wrote {out}: {n} kernel{'s' if n != 1 else ''} for {args.isa}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .library import load_sources, resolve
+    from .verify import Target, describe_failure, verify
+
+    sources = load_sources(args.dsl)
+    (src,) = resolve([args.op], sources)
+    sizes = _complete_sizes(src.kernel.name, src.kernel.sizes, parse_shape(args.shape), {})
+    targets = _targets(args)
+    failed = 0
+    for target in targets:
+        result = verify(src, args.isa, sizes, target, seed=args.seed)
+        if result.ok:
+            cases = len({s["case"] for s in result.report.summaries})
+            total = sum(int(s["total"]) for s in result.report.summaries)
+            extra = f", {result.region_instructions[0]} instructions" if result.region_instructions else ""
+            print(f"PASS {src.kernel.name} isa={args.isa} target={target} sizes={sizes}: "
+                  f"{cases} cases, {total} outputs bit-exact{extra}")
+        else:
+            failed += 1
+            print(describe_failure(result, src))
+    return 1 if failed else 0
+
+
+def _targets(args: argparse.Namespace):
+    from .verify import Target
+
+    compilers = [args.compiler] if args.compiler else ["gcc", "clang"]
+    if args.isa == "generic" and not args.cpu:
+        return [Target("host", c, opt="-O2", sanitize=not args.no_sanitize) for c in compilers]
+    if args.isa == "armv7em" or (args.cpu or "").startswith("cortex"):
+        cpus = [args.cpu] if args.cpu else ["cortex-m4", "cortex-m7"]
+        return [Target("qemu", c, cpu, opt=args.opt or "-O3") for cpu in cpus for c in compilers]
+    if args.isa == "xpulpv2":
+        return [Target("spike", "clang", "rv32", opt=args.opt or "-O3", cores=args.cores)]
+    raise KgenError(f"no verification target for ISA '{args.isa}' with cpu '{args.cpu}'")
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .parser import parse_file
+    from .printer import print_kernel
+
+    for path in args.files:
+        kernels = parse_file(path)
+        if args.print:
+            for k in kernels:
+                sys.stdout.write(print_kernel(k))
+        else:
+            print(f"{path}: {len(kernels)} kernel{'s' if len(kernels) != 1 else ''} OK")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .library import load_sources
+
+    for name, src in sorted(load_sources(args.dsl).items()):
+        first = src.kernel.doc.splitlines()[0] if src.kernel.doc else ""
+        print(f"{name:28s} {src.source_name:32s} {first}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="kgen", description="Kernel generator for int8 tiny transformers on MCUs.")
+    p.add_argument("--version", action="version", version=f"kgen {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("build", help="generate a kernel release")
+    b.add_argument("ops", nargs="*", help="kernel names (default: the whole release)")
+    b.add_argument("--isa", default="generic", help="generic | armv7em | xpulpv2")
+    b.add_argument("--out", help="output directory (default: generated/<isa>)")
+    b.add_argument("--shape", help="specialise every selected kernel to these sizes, e.g. M=64,K=64,N=64")
+    b.add_argument("--only", help="only kernels whose name contains this text")
+    b.add_argument("--check", action="store_true", help="exit 1 if the output directory is out of date")
+    b.add_argument("--dsl", action="append", help="extra DSL file with user kernels (repeatable)")
+    b.set_defaults(func=cmd_build)
+
+    v = sub.add_parser("verify", help="build, run and compare one kernel bit-exactly with the reference")
+    v.add_argument("op")
+    v.add_argument("--isa", default="generic")
+    v.add_argument("--shape", help="sizes, e.g. M=5,K=67,N=3 (unspecified sizes default to 16)")
+    v.add_argument("--cpu", help="cortex-m4 | cortex-m7 (armv7em)")
+    v.add_argument("--compiler", choices=["gcc", "clang"], help="default: both")
+    v.add_argument("--opt", help="optimisation flag (default -O3 on MCUs, -O2 on the host)")
+    v.add_argument("--cores", type=int, default=1, help="cluster cores (xpulpv2)")
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--no-sanitize", action="store_true", help="host: skip ASan/UBSan")
+    v.add_argument("--dsl", action="append", help="extra DSL file with user kernels")
+    v.set_defaults(func=cmd_verify)
+
+    c = sub.add_parser("check", help="parse and check DSL files")
+    c.add_argument("files", nargs="+")
+    c.add_argument("--print", action="store_true", help="print the parsed kernels back as DSL")
+    c.set_defaults(func=cmd_check)
+
+    ls = sub.add_parser("list", help="list the kernels of the library")
+    ls.add_argument("--dsl", action="append")
+    ls.set_defaults(func=cmd_list)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KgenError as exc:
+        print(exc.render(), file=sys.stderr)
+        return 2
+    except ToolchainError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
