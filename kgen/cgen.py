@@ -23,37 +23,45 @@ _C_BINOPS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "mod": "%", "shl": 
 Interval = tuple[int, int] | None
 
 
+def _exact(e: Bin, a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
+    """Exact (unwrapped) range of a +, - or * of operands in ranges ``a`` and ``b``."""
+    if e.op == "add":
+        return (a[0] + b[0], a[1] + b[1])
+    if e.op == "sub":
+        return (a[0] - b[1], a[1] - b[0])
+    products = [x * y for x in a for y in b]
+    return (min(products), max(products))
+
+
 def interval(e: Expr) -> Interval:
-    """A conservative value range of ``e`` (None when unknown or unbounded)."""
+    """A conservative range of the value of ``e`` (None for index and bool expressions)."""
     t = e.type
-    full: Interval = (t.min, t.max) if t.is_data else None
+    if not t.is_data or t.lanes > 1:
+        return None
+    full = (t.min, t.max)
     if isinstance(e, Const):
         return (e.value, e.value)
     if isinstance(e, Cast):
         inner = interval(e.a)
-        if inner is not None and t.is_data and t.min <= inner[0] and inner[1] <= t.max:
+        if inner is not None and t.min <= inner[0] and inner[1] <= t.max:
             return inner
         return full
     if isinstance(e, Bin) and e.op in ("add", "sub", "mul"):
         a, b = interval(e.a), interval(e.b)
-        if a is None or b is None:
-            return full
-        if e.op == "add":
-            r = (a[0] + b[0], a[1] + b[1])
-        elif e.op == "sub":
-            r = (a[0] - b[1], a[1] - b[0])
-        else:
-            products = [x * y for x in a for y in b]
-            r = (min(products), max(products))
-        if t.is_data and (r[0] < t.min or r[1] > t.max):
-            return None  # may wrap
-        return r
+        if a is not None and b is not None:
+            r = _exact(e, a, b)
+            if t.min <= r[0] and r[1] <= t.max:
+                return r
     return full
 
 
-def _fits(e: Expr) -> bool:
-    """True when the exact result of a +,-,* node is representable in its type."""
-    return interval(e) is not None
+def _fits(e: Bin) -> bool:
+    """True when the exact result of a +, - or * node is representable in its type."""
+    a, b = interval(e.a), interval(e.b)
+    if a is None or b is None:
+        return False
+    r = _exact(e, a, b)
+    return e.type.min <= r[0] and r[1] <= e.type.max
 
 
 @dataclass

@@ -41,9 +41,16 @@ class Type:
     name: str
     bits: int = 0
     signed: bool = True
+    #: >1 for packed SIMD values held in one register (``i8x4``, ``i16x2``): ``bits`` is the
+    #: register width and the lane type is :attr:`lane`.
+    lanes: int = 1
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def lane(self) -> "Type":
+        return SCALAR_TYPES[self.name.split("x")[0]] if self.lanes > 1 else self
 
     @property
     def is_data(self) -> bool:
@@ -68,6 +75,8 @@ class Type:
 
     @property
     def ctype(self) -> str:
+        if self.lanes > 1:
+            return "uint32_t"
         if self.name == "idx":
             return "int32_t"
         if self.name == "bool":
@@ -88,6 +97,12 @@ BOOL = Type("bool")
 LIT = Type("lit")
 
 SCALAR_TYPES: dict[str, Type] = {t.name: t for t in (I8, U8, I16, U16, I32, U32, I64)}
+I8X4 = Type("i8x4", 32, True, 4)
+U8X4 = Type("u8x4", 32, False, 4)
+I16X2 = Type("i16x2", 32, True, 2)
+U16X2 = Type("u16x2", 32, False, 2)
+#: Packed SIMD register types of the ISA files (lane 0 is the least significant).
+VECTOR_TYPES: dict[str, Type] = {t.name: t for t in (I8X4, U8X4, I16X2, U16X2)}
 
 
 # ----------------------------------------------------------------------------------- expressions

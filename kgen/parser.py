@@ -411,7 +411,8 @@ def parse_expr(text: str, env: dict[str, Type], file: str = "<expr>") -> Expr:
         e.source = text
         raise e from None
     builder = _Builder(file, text)
-    builder.scopes = [{n: _Sym("local", t) for n, t in env.items()}]
+    builder.scopes = [{n: (_Sym("array", t.lane, 1) if t.lanes > 1 else _Sym("local", t))
+                       for n, t in env.items()}]
     expr_tree = tree.children[0].children[-1].children[0].children[2].children[1]
     e = builder.expr(expr_tree)
     return default_literal(e, builder.err)

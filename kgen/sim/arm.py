@@ -321,7 +321,7 @@ def run_asm_snippets(
         ins = ", ".join(f'"r"(a{k})' for k in range(len(args)))
         lit = tmpl.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n\\t")
         body.append(f'  {{ /* snippet {i} */{decl} uint32_t r;\n'
-                    f'    __asm__ volatile("{lit}" : "=&r"(r) : {ins or ""} : "cc");\n'
+                    f'    __asm__ volatile("{lit}" : "=&r"(r) : {ins or ""} : "cc", "r12");\n'
                     f'    kgen_out[{i}] = r; }}\n')
     n = len(snippets)
     src = ("#include \"kgen_harness.h\"\n"
