@@ -94,6 +94,8 @@ class CEmitter:
             return e.name
         if isinstance(e, Load):
             lay = self.layouts[e.buf]
+            if e.type.lanes > 1:  # packed register load of consecutive elements
+                return f"kgen_ld32(&{lay.pointer}[{self.offset(lay, e.index)}])"
             return f"{lay.pointer}[{self.offset(lay, e.index)}]"
         if isinstance(e, Bin):
             return self.binop(e)
@@ -111,9 +113,11 @@ class CEmitter:
         if isinstance(e, Call):
             args = [self.ex(a) for a in e.args]
             if e.fn.startswith("isa."):
-                if self.intrinsic is None:
-                    raise ValueError(f"ISA instruction {e.fn} in a kernel emitted without an ISA")
-                return self.intrinsic(e, args)
+                if self.intrinsic is not None:
+                    return self.intrinsic(e, args)
+                from .isafile import isa_of_call
+
+                return f"{isa_of_call(e.fn).c_name}({', '.join(args)})"
             if e.fn == "select":
                 return f"({args[0]} ? {args[1]} : {args[2]})"
             if e.fn == "requant":

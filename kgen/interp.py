@@ -105,7 +105,12 @@ class _Compiler:
         if isinstance(e, Var):
             return repr(self.sizes[e.name]) if e.name in self.sizes else f"v_{e.name}"
         if isinstance(e, Load):
-            return f"{self.layouts[e.buf].storage}[{self.offset(e.buf, e.index)}]"
+            lay = self.layouts[e.buf]
+            if e.type.lanes > 1:  # packed register: consecutive elements of the last dimension
+                off = self.offset(e.buf, e.index)
+                return "[" + ", ".join(f"{lay.storage}[{off} + {i * lay.strides[-1]}]"
+                                       for i in range(e.type.lanes)) + "]"
+            return f"{lay.storage}[{self.offset(e.buf, e.index)}]"
         if isinstance(e, Bin):
             a, b, t = self.ex(e.a), self.ex(e.b), e.a.type
             if e.op == "land":
@@ -141,6 +146,8 @@ class _Compiler:
                 return f"({args[1]} if {args[0]} else {args[2]})"
             if e.fn == "requant":
                 return f"_requant({args[0]}, {args[1]}, {args[2]}, {e.flags[0]!r})"
+            if e.fn.startswith("isa."):
+                return f"_isa({e.fn!r}, [{', '.join(args)}])"
             return f"_call({e.fn!r}, [{', '.join(args)}], {self.tname(e.type)}, {e.flags!r})"
         raise TypeError(e)
 
@@ -217,8 +224,13 @@ def _chk(i: int, n: int, buf: str, dim: int) -> int:
     return i
 
 
-_RUNTIME = {"_bin": sem.apply_bin, "_call": sem.apply_call, "_requant": sem.requant, "_chk": _chk,
-            "_T": {**{t: None for t in ()}}}
+_RUNTIME = {"_bin": sem.apply_bin, "_call": sem.apply_call, "_requant": sem.requant, "_chk": _chk}
+
+
+def _isa(fn: str, args: list) -> Any:
+    from .isafile import isa_of_call
+
+    return isa_of_call(fn).evaluate(args)
 
 
 def _runtime() -> dict[str, Any]:
@@ -226,6 +238,7 @@ def _runtime() -> dict[str, Any]:
 
     env = dict(_RUNTIME)
     env["_T"] = {**SCALAR_TYPES, "idx": IDX, "bool": BOOL, "lit": LIT}
+    env["_isa"] = _isa
     return env
 
 

@@ -16,8 +16,8 @@ Tail policies of ``split``: ``perfect`` (the trip count must be a multiple of th
 for all legal sizes), ``guard`` (round up, guard the body with ``if``), ``cut`` (full blocks, then a
 remainder loop).
 """
-from .primitives import (ScheduleError, fuse_updates, loop, reorder, specialize, split, unroll,
+from .primitives import (ScheduleError, distribute, fuse_updates, loop, reorder, specialize, split, unroll,
                          unroll_jam)
 
-__all__ = ["ScheduleError", "specialize", "split", "reorder", "unroll", "unroll_jam", "loop",
+__all__ = ["ScheduleError", "distribute", "specialize", "split", "reorder", "unroll", "unroll_jam", "loop",
            "fuse_updates"]

@@ -49,9 +49,13 @@ def _replace_loop(body: tuple[Stmt, ...], var: str, fn: Callable[[For], tuple[St
     out: list[Stmt] = []
     done = False
     for s in body:
-        if isinstance(s, For) and s.var == var and not done:
-            out.extend(fn(s))
-            done = True
+        if isinstance(s, For) and s.var == var:
+            new = fn(s)
+            if new is None:  # this occurrence does not have the required shape: keep it
+                out.append(s)
+            else:
+                out.extend(new)
+                done = True
             continue
         if isinstance(s, For):
             nb, d = _replace_loop(s.body, var, fn)
@@ -66,10 +70,25 @@ def _replace_loop(body: tuple[Stmt, ...], var: str, fn: Callable[[For], tuple[St
     return tuple(out), done
 
 
-def _apply(kernel: Kernel, var: str, fn: Callable[[For], tuple[Stmt, ...]]) -> Kernel:
-    body, done = _replace_loop(kernel.body, var, fn)
-    if not done:
+def _apply(kernel: Kernel, var: str, fn: Callable[[For], tuple[Stmt, ...] | None]) -> Kernel:
+    """Rewrite every loop over ``var`` (after a split, a loop may exist in the main nest and in tails).
+
+    ``fn`` may return None for an occurrence it does not apply to; at least one must apply.
+    """
+    if not any(isinstance(s, For) and s.var == var for s in walk_stmts(kernel.body)):
         raise ScheduleError(f"no loop over '{var}' in kernel {kernel.name}")
+    errors: list[ScheduleError] = []
+
+    def guarded(lp: For) -> tuple[Stmt, ...] | None:
+        try:
+            return fn(lp)
+        except ScheduleError as exc:
+            errors.append(exc)
+            return None
+
+    body, done = _replace_loop(kernel.body, var, guarded)
+    if not done:
+        raise errors[0] if errors else ScheduleError(f"no loop over '{var}' in kernel {kernel.name}")
     return replace(kernel, body=body)
 
 
@@ -300,6 +319,29 @@ def unroll_jam(kernel: Kernel, var: str) -> Kernel:
     return _apply(kernel, var, rewrite)
 
 
+def distribute(kernel: Kernel, var: str) -> Kernel:
+    """Loop fission: ``for v { A; B }`` → ``for v { A }; for v { B }`` (one loop per statement).
+
+    Legal when no part reads what another part writes, and parts only assign their own locals.
+    """
+
+    def rewrite(lp: For) -> tuple[Stmt, ...]:
+        if len(lp.body) < 2 or any(isinstance(s, (Decl, Alloc, View)) for s in lp.body):
+            raise ScheduleError(f"distribute({var}): the body must be two or more non-declaration statements")
+        parts = [(s,) for s in lp.body]
+        for i, p in enumerate(parts):
+            scalars, bufs = _written(p)
+            if scalars - _names(p):
+                raise ScheduleError(f"distribute({var}): a part updates '{sorted(scalars)[0]}' declared outside it")
+            for j, q in enumerate(parts):
+                if i != j and bufs & _read_buffers(q):
+                    raise ScheduleError(f"distribute({var}): a part reads '{sorted(bufs & _read_buffers(q))[0]}' "
+                                        f"written by another")
+        return tuple(replace(lp, body=p) for p in parts)
+
+    return _apply(kernel, var, rewrite)
+
+
 def fuse_updates(kernel: Kernel) -> Kernel:
     """Merge consecutive ``x = f(x)`` assignments: ``x = x + a; x = x + b`` → ``x = (x + a) + b``."""
 
@@ -323,5 +365,5 @@ def fuse_updates(kernel: Kernel) -> Kernel:
     return replace(kernel, body=fuse(kernel.body))
 
 
-__all__ = ["ScheduleError", "specialize", "split", "reorder", "unroll", "unroll_jam", "fuse_updates",
+__all__ = ["ScheduleError", "specialize", "split", "reorder", "unroll", "unroll_jam", "fuse_updates", "distribute",
            "loop", "sub_bodies"]

@@ -1,0 +1,146 @@
+"""Instruction selection: replace kernel expressions by ISA instructions with the same semantics.
+
+Each instruction's semantics (from its ISA file) is a pattern.  Scalar operands match any
+expression of their type; a vector operand's lanes ``a[0] … a[L-1]`` must match loads of
+consecutive elements of one buffer along a contiguous dimension, which become one packed
+register load.  Matching is structural on the typed IR, so an instruction is only used where it
+computes exactly what the kernel computes.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Sequence
+
+import sympy as sp
+
+from .isafile import Instr, Isa
+from .ir import (Bin, Call, Cast, Const, Expr, Kernel, Load, Type, Un, Var, children)
+from .rewrite import map_body_exprs
+
+
+class _NoMatch(Exception):
+    pass
+
+
+def _unify(p: Expr, t: Expr, ops: dict[str, Type], binds: dict[str, Expr], lanes: dict[str, dict[int, Load]]) -> None:
+    if isinstance(p, Var) and p.name in ops:
+        if t.type != ops[p.name]:
+            raise _NoMatch
+        if p.name in binds and binds[p.name] != t:
+            raise _NoMatch
+        binds[p.name] = t
+        return
+    if isinstance(p, Load) and p.buf in ops:
+        lane = p.index[0]
+        assert isinstance(lane, Const)
+        if not isinstance(t, Load) or t.type != ops[p.buf].lane:
+            raise _NoMatch
+        slot = lanes.setdefault(p.buf, {})
+        if lane.value in slot and slot[lane.value] != t:
+            raise _NoMatch
+        slot[lane.value] = t
+        return
+    if type(p) is not type(t) or p.type != t.type:
+        raise _NoMatch
+    if isinstance(p, Const):
+        if p.value != t.value:  # type: ignore[union-attr]
+            raise _NoMatch
+        return
+    if isinstance(p, (Bin, Un)) and p.op != t.op:  # type: ignore[union-attr]
+        raise _NoMatch
+    if isinstance(p, Call) and (p.fn != t.fn or p.flags != t.flags):  # type: ignore[union-attr]
+        raise _NoMatch
+    pc, tc = children(p), children(t)
+    if len(pc) != len(tc):
+        raise _NoMatch
+    for a, b in zip(pc, tc):
+        _unify(a, b, ops, binds, lanes)
+
+
+def _sym(e: Expr) -> sp.Expr:
+    from .check import to_sympy
+
+    return to_sympy(e, {})
+
+
+def _vector_operand(loads: dict[int, Load], t: Type, contiguous: dict[str, bool]) -> Load:
+    """Lanes 0..L-1 must be consecutive elements of one buffer's last (contiguous) dimension."""
+    if sorted(loads) != list(range(t.lanes)):
+        raise _NoMatch
+    first = loads[0]
+    if not contiguous.get(first.buf, False):
+        raise _NoMatch
+    for i, ld in loads.items():
+        if ld.buf != first.buf or ld.index[:-1] != first.index[:-1]:
+            raise _NoMatch
+        if sp.simplify(_sym(ld.index[-1]) - _sym(first.index[-1]) - i) != 0:
+            raise _NoMatch
+    return Load(first.buf, first.index, t)
+
+
+def match(ins: Instr, isa_name: str, e: Expr, contiguous: dict[str, bool]) -> Call | None:
+    """``e`` rewritten as a call of ``ins``, or None when it does not compute the same thing."""
+    if ins.result.lanes != 1 or e.type != ins.result:
+        return None
+    ops = dict(ins.operands)
+    binds: dict[str, Expr] = {}
+    lanes: dict[str, dict[int, Load]] = {}
+    try:
+        _unify(ins.semantics[0], e, ops, binds, lanes)
+        args = []
+        for name, t in ins.operands:
+            args.append(_vector_operand(lanes[name], t, contiguous) if t.lanes > 1 else binds[name])
+    except (_NoMatch, KeyError):
+        return None
+    return Call(f"isa.{isa_name}.{ins.mnemonic}", tuple(args), ins.result)
+
+
+def select_instructions(kernel: Kernel, isa: Isa, classes: Sequence[str],
+                        contiguous: dict[str, bool]) -> Kernel:
+    """Rewrite every expression that matches an instruction of the given semantic classes.
+
+    ``contiguous`` names the buffers whose last dimension has stride 1 (packed loads allowed).
+    Matching is top-down: a matched node's operands are matched again (e.g. the accumulator of
+    a dot product that is itself a dot product).
+    """
+    instrs = [i for c in classes for i in isa.instrs if i.cls == c and i.executable]
+
+    def rewrite(e: Expr) -> Expr:
+        for ins in instrs:
+            m = match(ins, isa.name, e, contiguous)
+            if m is not None:
+                return replace(m, args=tuple(rewrite(a) if a.type.lanes == 1 else a for a in m.args))
+        if isinstance(e, Bin):
+            return replace(e, a=rewrite(e.a), b=rewrite(e.b))
+        if isinstance(e, (Un, Cast)):
+            return replace(e, a=rewrite(e.a))
+        if isinstance(e, Call):
+            return replace(e, args=tuple(rewrite(a) for a in e.args))
+        return e
+
+    def top(e: Expr) -> Expr:
+        return e
+
+    body = map_body_exprs(kernel.body, top)
+    body = _map_top(body, rewrite)
+    return replace(kernel, body=body)
+
+
+def _map_top(body, fn):
+    """Apply ``fn`` once to each top-level expression of each statement (fn recurses itself)."""
+    from .ir import Assign, Decl, For, If, Store
+
+    out = []
+    for s in body:
+        if isinstance(s, Assign):
+            s = replace(s, value=fn(s.value))
+        elif isinstance(s, Store):
+            s = replace(s, value=fn(s.value))
+        elif isinstance(s, Decl) and s.init is not None:
+            s = replace(s, init=fn(s.init))
+        elif isinstance(s, For):
+            s = replace(s, body=_map_top(s.body, fn))
+        elif isinstance(s, If):
+            s = replace(s, then=_map_top(s.then, fn), orelse=_map_top(s.orelse, fn))
+        out.append(s)
+    return tuple(out)
