@@ -76,9 +76,13 @@ class Layout:
 class CEmitter:
     """Emit one kernel as C statements.  ``intrinsic`` spells ``isa.*`` calls."""
 
-    def __init__(self, kernel: Kernel, intrinsic: Callable[[Call, list[str]], str] | None = None) -> None:
+    def __init__(self, kernel: Kernel, intrinsic: Callable[[Call, list[str]], str] | None = None,
+                 paired: frozenset[str] = frozenset()) -> None:
         self.kernel = kernel
         self.intrinsic = intrinsic
+        #: local arrays whose adjacent packed loads are fetched as one 64-bit load (LDRD)
+        self.paired = paired
+        self.pairs: dict[tuple[str, int], str] = {}
         self.layouts: dict[str, Layout] = {}
         self.lines: list[str] = []
         self.uses_helpers: set[str] = set()
@@ -95,7 +99,10 @@ class CEmitter:
         if isinstance(e, Load):
             lay = self.layouts[e.buf]
             if e.type.lanes > 1:  # packed register load of consecutive elements
-                return f"kgen_ld32(&{lay.pointer}[{self.offset(lay, e.index)}])"
+                off = self.offset(lay, e.index)
+                if e.buf in self.paired and off.isdigit():
+                    return self.paired_load(lay.pointer, int(off), e.type.lanes)
+                return f"kgen_ld32(&{lay.pointer}[{off}])"
             return f"{lay.pointer}[{self.offset(lay, e.index)}]"
         if isinstance(e, Bin):
             return self.binop(e)
@@ -174,9 +181,27 @@ class CEmitter:
     def emit(self, depth: int, text: str) -> None:
         self.lines.append("    " * depth + text)
 
+    def paired_load(self, pointer: str, off: int, lanes: int) -> str:
+        """Half of a 64-bit load covering elements [base, base + 2*lanes), base = off rounded down."""
+        base = off - off % (2 * lanes)
+        key = (pointer, base)
+        if key not in self.pairs:
+            name = f"{pointer.removesuffix('_storage')}_w{base}"
+            self.pairs[key] = name
+            self.pending.append(f"const uint64_t {name} = kgen_ld64(&{pointer}[{base}]);")
+        name = self.pairs[key]
+        return f"(uint32_t)({name} >> 32)" if off != base else f"(uint32_t){name}"
+
     def body(self, stmts: tuple[Stmt, ...], depth: int) -> None:
+        saved = self.pairs
+        self.pairs = {}  # paired loads are shared within one block only
         for s in stmts:
+            self.pending: list[str] = []
+            mark = len(self.lines)
             self.stmt(s, depth)
+            self.lines[mark:mark] = ["    " * depth + line for line in self.pending]
+            self.pending = []
+        self.pairs = saved
 
     def stmt(self, s: Stmt, depth: int) -> None:
         if isinstance(s, For):
@@ -190,7 +215,7 @@ class CEmitter:
         elif isinstance(s, Alloc):
             dims = "".join(f"[{_strip(self.ex(d))}]" for d in s.shape)
             flat = " * ".join(_strip(self.ex(d)) for d in s.shape)
-            self.emit(depth, f"{s.type.ctype} {s.name}_storage[{flat}];")
+            self.emit(depth, f"KGEN_ALIGN8 {s.type.ctype} {s.name}_storage[{flat}];")
             del dims
             self.layouts[s.name] = Layout(f"{s.name}_storage", _row_major(s.shape))
         elif isinstance(s, View):
@@ -251,9 +276,10 @@ def c_params(kernel: Kernel) -> list[str]:
     return out
 
 
-def emit_body(kernel: Kernel, intrinsic: Callable[[Call, list[str]], str] | None = None) -> tuple[str, set[str]]:
+def emit_body(kernel: Kernel, intrinsic: Callable[[Call, list[str]], str] | None = None,
+              paired: frozenset[str] = frozenset()) -> tuple[str, set[str]]:
     """The C statements of ``kernel``'s body (indented one level) and the helpers they use."""
-    em = CEmitter(kernel, intrinsic)
+    em = CEmitter(kernel, intrinsic, paired)
     em.body(kernel.body, 1)
     return "\n".join(em.lines), em.uses_helpers
 

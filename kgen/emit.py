@@ -126,12 +126,13 @@ def function_name(name: str, isa: str, sizes: dict[str, int]) -> str:
 
 def emit_kernel(src: KernelSource, lowered: Kernel, isa: str, sizes: dict[str, int],
                 isa_hash: str = "", intrinsic=None, extra_includes: tuple[str, ...] = (),
-                notes: tuple[str, ...] = ()) -> EmittedKernel:
+                notes: tuple[str, ...] = (), paired: frozenset[str] = frozenset(),
+                qualifier: str = "") -> EmittedKernel:
     """Render header and source of one public kernel function."""
     fn = function_name(src.kernel.name, isa, sizes)
     params = c_params(lowered)
     prototype = f"void {fn}({', '.join(params) if params else 'void'})"
-    body, _helpers = emit_body(lowered, intrinsic)
+    body, _helpers = emit_body(lowered, intrinsic, paired)
     dox = doxygen(src, fn, sizes, isa, list(notes))
     key = variant_key(src.kernel.name, isa, sizes)
     common = dict(version=__version__, variant_key=key, doxygen=dox, prototype=prototype)
@@ -140,7 +141,7 @@ def emit_kernel(src: KernelSource, lowered: Kernel, isa: str, sizes: dict[str, i
     source = _env().get_template("kernel.c.j2").render(
         file_name=f"{fn}.c", header_name=f"{fn}.h", source_name=src.source_name,
         source_hash=src.source_hash, isa=isa, isa_hash=isa_hash, body=body,
-        extra_includes=list(extra_includes), **common)
+        extra_includes=list(extra_includes), qualifier=qualifier, **common)
     return EmittedKernel(fn, prototype, f"{fn}.h", f"{fn}.c", header, source)
 
 

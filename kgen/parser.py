@@ -311,6 +311,9 @@ class _Builder:
         if rule in _BIN_RULES:
             a, b = (self.expr(c) for c in tree.children)
             return make_bin(_RULE_TO_OP.get(rule, rule), a, b, loc, self.err)
+        if rule == "neg" and isinstance(tree.children[0], Tree) and tree.children[0].data == "int_lit":
+            # A negative literal is one constant (so -128 fits i8 and matches ISA patterns).
+            return Const(-int(str(tree.children[0].children[0]), 0), LIT, loc)
         if rule in ("neg", "bnot", "lnot"):
             return make_un(rule, self.expr(tree.children[0]), loc, self.err)
         if rule == "int_lit":

@@ -98,3 +98,24 @@ def simplify_index(e: Expr) -> Expr:
 
 def replace_body(kernel: Kernel, body: tuple[Stmt, ...]) -> Kernel:
     return replace(kernel, body=body)
+
+
+def expand_requant(body: tuple[Stmt, ...]) -> tuple[Stmt, ...]:
+    """Replace ``requant`` by its definition, so its parts can be matched to instructions:
+    ``i8(clip((acc * mul [+ rounding]) >> shift, -128, 127))`` with 32-bit wrapping arithmetic."""
+    from .ir import BOOL, I8, I32
+
+    def fn(e: Expr) -> Expr:
+        if not (isinstance(e, Call) and e.fn == "requant"):
+            return e
+        acc, mul, shift = e.args
+        t: Expr = Bin("mul", acc, mul, I32)
+        if e.flags[0] == "nearest":
+            one = Const(1, I32)
+            rnd = Call("select", (Bin("gt", shift, Const(0, I32), BOOL),
+                                  Bin("shl", one, Bin("sub", shift, one, I32), I32), Const(0, I32)), I32)
+            t = Bin("add", t, rnd, I32)
+        clipped = Call("clip", (Bin("shr", t, shift, I32), Const(-128, I32), Const(127, I32)), I32)
+        return Cast(clipped, I8, e.loc)
+
+    return map_body_exprs(body, fn)

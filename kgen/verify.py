@@ -58,7 +58,7 @@ def build_variant(src: KernelSource, isa: str, sizes: Mapping[str, int]) -> tupl
     lowered = backend.lower(src.kernel, dict(sizes))
     intrinsic = getattr(backend, "intrinsic", None)
     emitted = emit_kernel(src, lowered.kernel, isa, lowered.sizes, lowered.isa_hash, intrinsic,
-                          lowered.includes, lowered.notes)
+                          lowered.includes, lowered.notes, lowered.paired, lowered.qualifier)
     return lowered, emitted
 
 

@@ -27,6 +27,10 @@ class Lowered:
     isa_hash: str = ""
     #: extra files (name -> text) the kernel needs in include/ (intrinsic layer headers)
     support_files: dict[str, str] = field(default_factory=dict)
+    #: local arrays whose adjacent packed loads are emitted as one 64-bit load
+    paired: frozenset[str] = frozenset()
+    #: macro placed before the function definition (e.g. KGEN_REGISTER_BLOCKED)
+    qualifier: str = ""
 
 
 class Backend(Protocol):

@@ -15,8 +15,13 @@ from ..ir import I16, Kernel
 from ..isafile import intrinsic_header, load_isa
 from ..isel import select_instructions
 from . import Lowered
-from .contraction import Packing, find_contraction, pack_param, stage_rows, tile_contraction
-from ..schedule import specialize
+from .contraction import Packing, _maybe, find_contraction, pack_param, stage_rows, tile_contraction
+from ..rewrite import expand_requant
+from ..schedule import specialize, split, unroll
+from dataclasses import replace
+
+#: The K loop is unrolled completely (offsets become immediates) up to this many SMLAD steps.
+MAX_UNROLLED_K_STEPS = 64
 
 #: Default register block (rows × cols): 8 accumulators + 2 activation words + 1 weight word +
 #: 2 pointers fit the 14 allocatable registers.
@@ -27,8 +32,9 @@ class ArmBackend:
     name = "armv7em"
     specializes = True
 
-    def __init__(self, tile: tuple[int, int] = DEFAULT_TILE) -> None:
+    def __init__(self, tile: tuple[int, int] = DEFAULT_TILE, k_unroll: int = 64) -> None:
         self.tile = tile
+        self.k_unroll = k_unroll
 
     def lower(self, kernel: Kernel, sizes: Mapping[str, int]) -> Lowered:
         isa = load_isa(self.name)
@@ -48,14 +54,26 @@ class ArmBackend:
         s = pack_param(s, packing)
         if M >= R:
             s = stage_rows(s, c, f"{c.m}_o", R, L, M, K, I16, f"{c.a}_wide")
-        s = select_instructions(s, isa, ["dot2_s16_acc32"], {f"{c.a}_wide": True, packing.dst: True})
+        s = _unroll_k(s, f"{c.k}_o", ceil(K / L), self.k_unroll)
+        s = replace(s, body=expand_requant(s.body))
+        s = select_instructions(s, isa, ["dot2_s16_acc32", "clip_s8"], {f"{c.a}_wide": True, packing.dst: True})
         notes = (f"`{packing.dst}` holds `{c.b}` packed offline as int16 pairs "
                  f"[{packing.shape[0]}][{packing.shape[1]}][{C}][{L}] (n-block, k-pair, column, lane; "
                  f"zero padded); produce it with the packing companion.",
                  f"Register block {R}x{C} with SMLAD; {c.a} rows are widened into a "
                  f"{ceil(K / L) * R * L * 2}-byte stack buffer per block of {R} rows.")
         return Lowered(s, sizes, (isa.header,), notes,
-                       {packing.dst: lambda args, p=packing: p.pack(args[p.src])}, isa.sha256, support)
+                       {packing.dst: lambda args, p=packing: p.pack(args[p.src])}, isa.sha256, support,
+                       paired=frozenset({f"{c.a}_wide"}), qualifier="KGEN_REGISTER_BLOCKED")
+
+
+def _unroll_k(s: Kernel, var: str, steps: int, factor: int) -> Kernel:
+    """Unroll the K loop by ``factor`` (completely when it has at most that many steps)."""
+    if steps <= factor:
+        return _maybe(unroll, s, var)
+    s = _maybe(split, s, var, factor, "cut", (f"{var}_u", f"{var}_v", f"{var}_w"))
+    s = _maybe(unroll, s, f"{var}_v")
+    return _maybe(unroll, s, f"{var}_w")
 
 
 def _extent(kernel: Kernel, buf: str, dims: tuple[str, ...], var: str, sizes: Mapping[str, int]) -> int:

