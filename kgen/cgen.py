@@ -83,6 +83,7 @@ class CEmitter:
         #: local arrays whose adjacent packed loads are fetched as one 64-bit load (LDRD)
         self.paired = paired
         self.pairs: dict[tuple[str, int], str] = {}
+        self.uses_parallel = False
         self.layouts: dict[str, Layout] = {}
         self.lines: list[str] = []
         self.uses_helpers: set[str] = set()
@@ -178,6 +179,24 @@ class CEmitter:
         return _strip(self.ex(total))
 
     # ----------------------------------------------------------------------- statements
+    def parallel_loop(self, s: For, depth: int) -> None:
+        """Every core runs this code and takes a balanced contiguous chunk of the iterations."""
+        P = _parallel_cores(s)
+        lo, hi = _strip(self.ex(s.lo)), _strip(self.ex(s.hi))
+        v = s.var
+        self.uses_parallel = True
+        self.emit(depth, "{")
+        d = depth + 1
+        self.emit(d, f"const int32_t {v}_n = ({hi}) - ({lo});")
+        self.emit(d, f"const int32_t {v}_core = kgen_core_id();")
+        self.emit(d, f"const int32_t {v}_extra = {v}_core < {v}_n % {P} ? {v}_core : {v}_n % {P};")
+        self.emit(d, f"const int32_t {v}_lo = ({lo}) + {v}_core * ({v}_n / {P}) + {v}_extra;")
+        self.emit(d, f"const int32_t {v}_hi = {v}_lo + {v}_n / {P} + ({v}_core < {v}_n % {P} ? 1 : 0);")
+        self.emit(d, f"for (int32_t {v} = {v}_lo; {v} < {v}_hi; ++{v}) {{")
+        self.body(s.body, d + 1)
+        self.emit(d, "}")
+        self.emit(depth, "}")
+
     def emit(self, depth: int, text: str) -> None:
         self.lines.append("    " * depth + text)
 
@@ -204,7 +223,9 @@ class CEmitter:
         self.pairs = saved
 
     def stmt(self, s: Stmt, depth: int) -> None:
-        if isinstance(s, For):
+        if isinstance(s, For) and s.has("parallel"):
+            self.parallel_loop(s, depth)
+        elif isinstance(s, For):
             v = s.var
             self.emit(depth, f"for (int32_t {v} = {_strip(self.ex(s.lo))}; {v} < {_strip(self.ex(s.hi))}; ++{v}) {{")
             self.body(s.body, depth + 1)
@@ -236,6 +257,11 @@ class CEmitter:
             self.emit(depth, "}")
         else:
             raise TypeError(s)
+
+
+def _parallel_cores(s: For) -> int:
+    attr = next(a for a in s.attrs if a.name == "parallel")
+    return attr.args[0].value if attr.args and isinstance(attr.args[0], Const) else 1
 
 
 def _row_major(shape: tuple[Expr, ...]) -> tuple[Expr, ...]:
@@ -281,6 +307,8 @@ def emit_body(kernel: Kernel, intrinsic: Callable[[Call, list[str]], str] | None
     """The C statements of ``kernel``'s body (indented one level) and the helpers they use."""
     em = CEmitter(kernel, intrinsic, paired)
     em.body(kernel.body, 1)
+    if em.uses_parallel:
+        em.emit(1, "kgen_barrier();")
     return "\n".join(em.lines), em.uses_helpers
 
 

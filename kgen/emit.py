@@ -115,26 +115,26 @@ def doxygen(src: KernelSource, function: str, sizes: dict[str, int], isa: str, n
     return "\n".join(out)
 
 
-def variant_key(name: str, isa: str, sizes: dict[str, int]) -> str:
+def variant_key(name: str, isa: str, sizes: dict[str, int], cores: int = 1) -> str:
     shape = "".join(f"{k.lower()}{v}" for k, v in sizes.items())
-    return f"{name}{'_' + shape if shape else ''}_{isa}"
+    return f"{name}{'_' + shape if shape else ''}_{isa}{f'_c{cores}' if cores > 1 else ''}"
 
 
-def function_name(name: str, isa: str, sizes: dict[str, int]) -> str:
-    return f"kgen_{variant_key(name, isa, sizes)}"
+def function_name(name: str, isa: str, sizes: dict[str, int], cores: int = 1) -> str:
+    return f"kgen_{variant_key(name, isa, sizes, cores)}"
 
 
 def emit_kernel(src: KernelSource, lowered: Kernel, isa: str, sizes: dict[str, int],
                 isa_hash: str = "", intrinsic=None, extra_includes: tuple[str, ...] = (),
                 notes: tuple[str, ...] = (), paired: frozenset[str] = frozenset(),
-                qualifier: str = "") -> EmittedKernel:
+                qualifier: str = "", cores: int = 1) -> EmittedKernel:
     """Render header and source of one public kernel function."""
-    fn = function_name(src.kernel.name, isa, sizes)
+    fn = function_name(src.kernel.name, isa, sizes, cores)
     params = c_params(lowered)
     prototype = f"void {fn}({', '.join(params) if params else 'void'})"
     body, _helpers = emit_body(lowered, intrinsic, paired)
     dox = doxygen(src, fn, sizes, isa, list(notes))
-    key = variant_key(src.kernel.name, isa, sizes)
+    key = variant_key(src.kernel.name, isa, sizes, cores)
     common = dict(version=__version__, variant_key=key, doxygen=dox, prototype=prototype)
     header = _env().get_template("kernel.h.j2").render(
         file_name=f"{fn}.h", guard=f"{fn.upper()}_H", **common)

@@ -69,6 +69,9 @@ class Isa:
     instrs: tuple[Instr, ...]
     sha256: str
     cost_model: dict[str, Any] = field(default_factory=dict)
+    #: C preprocessor conditions selecting the inline-asm and the compiler-builtin spellings
+    asm_condition: str = ""
+    builtin_condition: str = ""
 
     def instr(self, mnemonic: str) -> Instr:
         for i in self.instrs:
@@ -152,9 +155,11 @@ def load_isa_text(text: str, file: str) -> Isa:
                             tuple(entry.get("clobbers", ())), entry.get("requires"), entry.get("effect"),
                             entry.get("quirk")))
     name = head["name"]
-    return Isa(name, head.get("title", name), head.get("feature_macro", ""), head.get("header", f"kgen_{name}.h"),
+    feature = head.get("feature_macro", "")
+    return Isa(name, head.get("title", name), feature, head.get("header", f"kgen_{name}.h"),
                int(regs.get("gpr", 16)), int(regs.get("allocatable", 12)), tuple(instrs),
-               hashlib.sha256(text.encode()).hexdigest(), dict(data.get("cost_model", {})))
+               hashlib.sha256(text.encode()).hexdigest(), dict(data.get("cost_model", {})),
+               head.get("asm_condition", f"defined({feature})"), head.get("builtin_condition", ""))
 
 
 @lru_cache(maxsize=None)
@@ -224,6 +229,20 @@ def _asm_body(ins: Instr) -> str:
             f"    return r;")
 
 
+_VEC_C = {"i8x4": "kgen_v4s", "u8x4": "kgen_v4u", "i16x2": "kgen_v2s", "u16x2": "kgen_v2u"}
+
+
+def _builtin_body(ins: Instr) -> str:
+    """The compiler-builtin spelling (e.g. PULP GCC's __builtin_pulp_sdotsp4), vector operands cast
+    to the builtin's vector types."""
+    text = ins.builtin or ""
+    for n, t in ins.operands:
+        text = text.replace("{" + n + "}", f"({_VEC_C[t.name]})({n})" if t.lanes > 1 else f"({n})")
+    if ins.result.lanes > 1:
+        return f"    {_VEC_C[ins.result.name]} r = {text};\n    uint32_t w;\n    __builtin_memcpy(&w, &r, 4);\n    return w;"
+    return f"    return ({ins.result.ctype})({text});"
+
+
 def _c_string(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n\\t")
 
@@ -237,7 +256,16 @@ def intrinsic_header(isa: Isa, used: Sequence[str] | None = None) -> str:
              f" * path is used when {isa.feature_macro} is defined (and KGEN_PORTABLE is not), the portable",
              f" * C path (generated from the declared semantics) otherwise.", " */",
              f"#ifndef {guard}", f"#define {guard}", "", "#include <stdint.h>", '#include "kgen_common.h"', ""]
-    selected = [i for i in isa.instrs if used is None or i.mnemonic in used]
+    if isa.builtin_condition:
+        lines += [f"#if {isa.builtin_condition}",
+                  "typedef signed char kgen_v4s __attribute__((vector_size(4)));",
+                  "typedef unsigned char kgen_v4u __attribute__((vector_size(4)));",
+                  "typedef short kgen_v2s __attribute__((vector_size(4)));",
+                  "typedef unsigned short kgen_v2u __attribute__((vector_size(4)));", "#endif", ""]
+    # Pure instructions only: loads/stores with address side effects and hardware loops are
+    # described in the ISA file (for costs and documentation) but are not value intrinsics.
+    selected = [i for i in isa.instrs if (used is None or i.mnemonic in used) and i.effect is None
+                and "{" not in i.asm]
     for ins in selected:
         params = ", ".join(f"{t.ctype} {n}" for n, t in ins.operands)
         sem = "; ".join(ins.semantics_text)
@@ -245,11 +273,17 @@ def intrinsic_header(isa: Isa, used: Sequence[str] | None = None) -> str:
         if ins.quirk:
             lines.append(f"/* quirk: {ins.quirk} */")
         proto = f"KGEN_INLINE {ins.result.ctype} {ins.c_name}({params})"
+        branches = []
+        if ins.builtin and isa.builtin_condition:
+            branches.append((f"!defined(KGEN_PORTABLE) && ({isa.builtin_condition})", _builtin_body(ins)))
         if ins.executable:
-            lines += [f"#if defined({isa.feature_macro}) && !defined(KGEN_PORTABLE)", proto, "{",
-                      _asm_body(ins), "}", "#else"]
+            branches.append((f"!defined(KGEN_PORTABLE) && ({isa.asm_condition})", _asm_body(ins)))
+        for k, (cond, body) in enumerate(branches):
+            lines += [f"{'#if' if k == 0 else '#elif'} {cond}", proto, "{", body, "}"]
+        if branches:
+            lines.append("#else")
         lines += [proto, "{", _portable_body(ins), "}"]
-        if ins.executable:
+        if branches:
             lines.append("#endif")
         lines.append("")
     lines += [f"#endif /* {guard} */", ""]

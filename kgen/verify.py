@@ -53,12 +53,13 @@ class VerifyResult:
         return self.exit_code == 0 and self.report.done and self.report.total_bad == 0
 
 
-def build_variant(src: KernelSource, isa: str, sizes: Mapping[str, int]) -> tuple[Lowered, EmittedKernel]:
-    backend = get_backend(isa)
+def build_variant(src: KernelSource, isa: str, sizes: Mapping[str, int], cores: int = 1
+                  ) -> tuple[Lowered, EmittedKernel]:
+    backend = get_backend(isa, cores)
     lowered = backend.lower(src.kernel, dict(sizes))
     intrinsic = getattr(backend, "intrinsic", None)
     emitted = emit_kernel(src, lowered.kernel, isa, lowered.sizes, lowered.isa_hash, intrinsic,
-                          lowered.includes, lowered.notes, lowered.paired, lowered.qualifier)
+                          lowered.includes, lowered.notes, lowered.paired, lowered.qualifier, cores)
     return lowered, emitted
 
 
@@ -81,9 +82,9 @@ def call_cases(src: KernelSource, lowered: Lowered, sizes: Mapping[str, int], ca
 
 
 def write_program(src: KernelSource, isa: str, sizes: Mapping[str, int], workdir: Path, seed: int = 0,
-                  parallel: bool = False) -> tuple[list[Path], Path, Lowered]:
+                  cores: int = 1) -> tuple[list[Path], Path, Lowered]:
     """Write kernel, headers and harness into ``workdir``; returns (sources, include dir, lowered)."""
-    lowered, emitted = build_variant(src, isa, sizes)
+    lowered, emitted = build_variant(src, isa, sizes, cores)
     inc = workdir / "include"
     inc.mkdir(parents=True, exist_ok=True)
     (inc / "kgen_common.h").write_text(common_header())
@@ -95,7 +96,7 @@ def write_program(src: KernelSource, isa: str, sizes: Mapping[str, int], workdir
     cases = make_cases(src.kernel, sizes, seed)
     params = [p.name for p in lowered.kernel.params] + list(lowered.kernel.sizes)
     spec = HarnessSpec(emitted.function, emitted.header_name, params, kernel_outputs(src.kernel),
-                       call_cases(src, lowered, sizes, cases), parallel=parallel)
+                       call_cases(src, lowered, sizes, cases), parallel=cores > 1)
     main_c = workdir / "main.c"
     main_c.write_text(render(spec))
     return [kernel_c, main_c], inc, lowered
@@ -130,7 +131,7 @@ def verify(src: KernelSource, isa: str, sizes: Mapping[str, int], target: Target
     with tempfile.TemporaryDirectory(prefix="kgen-verify-") as tmp:
         wd = Path(workdir) if workdir else Path(tmp)
         wd.mkdir(parents=True, exist_ok=True)
-        sources, inc, _ = write_program(src, isa, sizes, wd, seed, parallel=target.cores > 1)
+        sources, inc, _ = write_program(src, isa, sizes, wd, seed, cores=target.cores)
         code, out, regions = runner_for(target)(sources, inc, wd, target)
     return VerifyResult(src.kernel.name, isa, dict(sizes), target, parse_output(out), code, out, regions)
 

@@ -40,7 +40,7 @@ class Backend(Protocol):
     def lower(self, kernel: Kernel, sizes: Mapping[str, int]) -> Lowered: ...
 
 
-def get_backend(isa: str) -> Backend:
+def get_backend(isa: str, cores: int = 1) -> Backend:
     from .generic import GenericBackend
 
     backends: dict[str, Callable[[], Backend]] = {"generic": GenericBackend}
@@ -58,4 +58,10 @@ def get_backend(isa: str) -> Backend:
         pass
     if isa not in backends:
         raise KgenError(f"unknown ISA '{isa}'; available: {', '.join(sorted(backends))}")
+    if cores != 1:
+        if isa != "xpulpv2":
+            raise KgenError(f"--cores {cores}: ISA '{isa}' has a single core")
+        if cores < 1:
+            raise KgenError(f"--cores must be >= 1, got {cores}")
+        return backends[isa](cores=cores)  # type: ignore[call-arg]
     return backends[isa]()

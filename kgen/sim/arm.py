@@ -49,8 +49,9 @@ NEWLIB_INCLUDE = "/usr/lib/arm-none-eabi/include"
 FAULT_EXIT = 255  # exit status of a fault (HardFault etc.); returns > 254 saturate at 254
 
 
-class ToolchainError(RuntimeError):
-    """A compiler, linker or plugin build failed; the message holds the command and its stderr."""
+
+
+from ..errors import ToolchainError  # noqa: E402  (one error type for every tool)
 
 
 class SimError(RuntimeError):

@@ -48,8 +48,9 @@ MEMORY = "-m0x80000000:0x1000000"
 MAX_HARTS = 16
 
 
-class ToolchainError(RuntimeError):
-    """A compile, link or extension build failed; the message holds the command and its stderr."""
+
+
+from ..errors import ToolchainError  # noqa: E402  (one error type for every tool)
 
 
 class SimError(RuntimeError):

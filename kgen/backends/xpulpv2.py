@@ -1,0 +1,82 @@
+"""XpulpV2 backend (GAP9 cluster cores): SIMD dot products, clip, fused requant; 1..N cores.
+
+Contractions are lowered to ``pv.sdotsp.b`` (four int8 products per instruction): an R×C block of
+int32 accumulators over a fully unrolled K loop, activations read in place as packed words (staged
+only when rows are not word aligned), weights packed offline as int8 quads [N/C][K/4][C][4].
+Exact algebra then exposes the remaining instructions: the bias moves from the accumulator
+initialisation into the epilogue (so the first step is the non-accumulating ``pv.dotsp.b``), and
+``requant`` becomes ``p.clip.8(p.addNr(acc*mul, bias*mul, shift))``.  With ``cores > 1`` the
+blocks are split over the cluster's cores in balanced contiguous chunks.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from math import ceil
+from typing import Mapping
+
+from ..algebra import distribute_requant_bias, mask_ranged_shifts, peel_zero_updates, sink_accumulator_init
+from ..ir import I8, Kernel
+from ..isafile import intrinsic_header, load_isa
+from ..isel import select_instructions
+from ..rewrite import expand_requant
+from ..schedule import specialize
+from . import Lowered
+from .contraction import Packing, _maybe, find_contraction, pack_param, stage_rows, tile_contraction
+from .parallel import parallelize_blocks, runtime_header
+
+DEFAULT_TILE = (4, 4)
+CLASSES = ["dot4_s8s8_acc32", "dot4_s8s8", "add_sra_reg", "clip_s8"]
+
+
+class XpulpBackend:
+    name = "xpulpv2"
+    specializes = True
+
+    def __init__(self, tile: tuple[int, int] = DEFAULT_TILE, cores: int = 1, k_unroll: int = 64) -> None:
+        self.tile = tile
+        self.cores = cores
+        self.k_unroll = k_unroll
+
+    def lower(self, kernel: Kernel, sizes: Mapping[str, int]) -> Lowered:
+        isa = load_isa(self.name)
+        sizes = {s: int(sizes[s]) for s in kernel.sizes}
+        support = {isa.header: intrinsic_header(isa), "kgen_runtime.h": runtime_header()}
+        c = find_contraction(kernel)
+        if c is None or kernel.param(c.a).type != I8 or kernel.param(c.b).type != I8:
+            return Lowered(specialize(kernel, sizes), sizes, (isa.header,),
+                           ("No XpulpV2 pattern applies: specialised portable C.",), {}, isa.sha256, support)
+        from .armv7em import _extent, _unroll_k
+
+        R, C = self.tile
+        L = 4
+        M = _extent(kernel, c.a, c.a_dims, c.m, sizes)
+        N = _extent(kernel, c.b, c.b_dims, c.n, sizes)
+        K = _extent(kernel, c.b, c.b_dims, c.k, sizes)
+        s = tile_contraction(kernel, sizes, c, R, C, L)
+        packing = Packing(c.b, f"{c.b}_packed", I8, c.b_dims.index(c.n), c.b_dims.index(c.k), C, L, N, K)
+        s = pack_param(s, packing)
+        contiguous = {packing.dst: True}
+        a_in_place = K % L == 0 and c.a_dims[-1] == c.k
+        if a_in_place:
+            contiguous[c.a] = True
+        elif M >= R:
+            s = stage_rows(s, c, f"{c.m}_o", R, L, M, K, I8, f"{c.a}_quads")
+            contiguous[f"{c.a}_quads"] = True
+        s = _unroll_k(s, f"{c.k}_o", ceil(K / L), self.k_unroll)
+        s = sink_accumulator_init(s)
+        s = replace(s, body=peel_zero_updates(distribute_requant_bias(expand_requant(s.body))))
+        s = mask_ranged_shifts(s)
+        s = select_instructions(s, isa, CLASSES, contiguous)
+        if self.cores > 1:
+            s = parallelize_blocks(s, (f"{c.m}_o", f"{c.n}_o"), self.cores)
+        notes = [f"`{packing.dst}` holds `{c.b}` packed offline as int8 quads "
+                 f"[{packing.shape[0]}][{packing.shape[1]}][{C}][{L}] (n-block, k-quad, column, lane; zero "
+                 f"padded); produce it with the packing companion.",
+                 f"Register block {R}x{C} with pv.sdotsp.b; requant as p.addNr + p.clip."]
+        if a_in_place:
+            notes.append(f"`{c.a}` must be 4-byte aligned (rows are read as packed words).")
+        if self.cores > 1:
+            notes.append(f"Runs on {self.cores} cluster cores: every core calls the function; blocks are split "
+                         f"in balanced chunks by kgen_core_id(); the function ends with kgen_barrier().")
+        return Lowered(s, sizes, (isa.header, "kgen_runtime.h"), tuple(notes),
+                       {packing.dst: lambda args, p=packing: p.pack(args[p.src])}, isa.sha256, support)
