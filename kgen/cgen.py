@@ -176,7 +176,7 @@ class CEmitter:
         for ix, stride in zip(index, lay.strides):
             term = simplify_index(Bin("mul", ix, stride, IDX))
             total = simplify_index(Bin("add", total, term, IDX))
-        return _strip(self.ex(total))
+        return _strip(self.ex(canonical_affine(total)))
 
     # ----------------------------------------------------------------------- statements
     def parallel_loop(self, s: For, depth: int) -> None:
@@ -257,6 +257,22 @@ class CEmitter:
             self.emit(depth, "}")
         else:
             raise TypeError(s)
+
+
+def canonical_affine(e: Expr) -> Expr:
+    """Affine index → ``c1*v1 + c2*v2 + … + const`` (so compilers see base + immediate offsets);
+    other expressions are returned unchanged."""
+    from .backends.contraction import from_sympy
+    from .check import NotAffine, to_sympy
+
+    try:
+        s = to_sympy(e, {})
+    except NotAffine:
+        return e
+    if not all(t.is_number or t.as_coeff_Mul()[1].is_Symbol for t in __import__("sympy").Add.make_args(
+            __import__("sympy").expand(s))):
+        return e
+    return from_sympy(s)
 
 
 def _parallel_cores(s: For) -> int:
