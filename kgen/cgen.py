@@ -128,6 +128,9 @@ class CEmitter:
                 return f"{isa_of_call(e.fn).c_name}({', '.join(args)})"
             if e.fn == "select":
                 return f"({args[0]} ? {args[1]} : {args[2]})"
+            if e.fn in ("min", "max") and e.type == IDX:
+                cmp = "<" if e.fn == "min" else ">"
+                return f"(({args[0]}) {cmp} ({args[1]}) ? ({args[0]}) : ({args[1]}))"
             if e.fn == "requant":
                 helper = f"kgen_requant_{e.flags[0]}"
             else:
@@ -156,11 +159,11 @@ class CEmitter:
             return f"(({t.ctype})(({u}){a} {op} ({u}){b}))"
         if e.op == "shl" and t.is_data and t.signed:
             u = "uint64_t" if t.bits == 64 else "uint32_t"
-            return self.narrow(f"({u}){a} << {b}", t)
+            return f"(({t.ctype})(({u}){a} << {b}))"
         if e.op == "mul" and t.is_data and not t.signed and t.bits < 32:
             return self.narrow(f"(uint32_t){a} * {b}", t)
-        if t.is_data and t.bits < 32 and e.op not in ("div", "shr"):
-            return self.narrow(f"{a} {op} {b}", t)
+        if t.is_data and t.bits < 32 and e.op != "shr":
+            return self.narrow(f"{a} {op} {b}", t)  # int promotion, then wrap back (e.g. -128 / -1)
         return f"({a} {op} {b})"
 
     @staticmethod

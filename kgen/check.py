@@ -135,12 +135,26 @@ def _extremes(e: sp.Expr, loops: list[_Loop], model: SizeModel, want_max: bool) 
     del bound
 
 
-def prove_in_range(e: sp.Expr, extent: sp.Expr, loops: list[_Loop], model: SizeModel) -> bool:
-    """Prove 0 <= e <= extent-1 for every iteration and every legal size."""
-    low_ok = any(model.nonnegative(lo) for lo in _extremes(e, loops, model, want_max=False))
-    if not low_ok:
-        return False
+def _prove_low(e: sp.Expr, loops: list[_Loop], model: SizeModel) -> bool:
+    if isinstance(e, sp.Min):
+        return all(_prove_low(a, loops, model) for a in e.args)
+    if isinstance(e, sp.Max):
+        return any(_prove_low(a, loops, model) for a in e.args)
+    return any(model.nonnegative(lo) for lo in _extremes(e, loops, model, want_max=False))
+
+
+def _prove_high(e: sp.Expr, extent: sp.Expr, loops: list[_Loop], model: SizeModel) -> bool:
+    if isinstance(e, sp.Min):
+        return any(_prove_high(a, extent, loops, model) for a in e.args)
+    if isinstance(e, sp.Max):
+        return all(_prove_high(a, extent, loops, model) for a in e.args)
     return any(model.nonnegative(extent - 1 - hi) for hi in _extremes(e, loops, model, want_max=True))
+
+
+def prove_in_range(e: sp.Expr, extent: sp.Expr, loops: list[_Loop], model: SizeModel) -> bool:
+    """Prove 0 <= e <= extent-1 for every iteration and every legal size (``min``/``max`` at the top
+    of an index are handled argument by argument)."""
+    return _prove_low(e, loops, model) and _prove_high(e, extent, loops, model)
 
 
 def _access_sites(body: tuple[Stmt, ...], loops: list[For], guarded: bool

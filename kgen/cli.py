@@ -113,6 +113,24 @@ def _targets(args: argparse.Namespace):
     raise KgenError(f"no verification target for ISA '{args.isa}' with cpu '{args.cpu}'")
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench, write_json
+    from .library import load_sources
+
+    if args.isa == "generic":
+        raise KgenError("kgen bench measures simulated targets: use --isa armv7em or --isa xpulpv2")
+    records = run_bench(load_sources(args.dsl), args.isa, _targets(args), args.only)
+    for r in records:
+        per = r.get("instructions_per_mac") or r.get("instructions_per_element")
+        unit = "MAC" if "macs" in r else "element"
+        print(f"{r['kernel']:24s} {str(r['shape']):40s} {r['compiler']:22s} cores={r['cores']} "
+              f"instructions={r['instructions']} ({per} per {unit}) cycles_est={r.get('cycles_est')} "
+              f"bit_exact={r['bit_exact']}")
+    if args.json:
+        write_json(records, Path(args.json))
+    return 0 if all(r["bit_exact"] for r in records) else 1
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from .parser import parse_file
     from .printer import print_kernel
@@ -163,6 +181,18 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--no-sanitize", action="store_true", help="host: skip ASan/UBSan")
     v.add_argument("--dsl", action="append", help="extra DSL file with user kernels")
     v.set_defaults(func=cmd_verify)
+
+    be = sub.add_parser("bench", help="exact instruction counts and modelled cycles on QEMU / Spike")
+    be.add_argument("--isa", required=True, help="armv7em | xpulpv2")
+    be.add_argument("--cpu", help="cortex-m4 | cortex-m7 (armv7em; default both)")
+    be.add_argument("--compiler", choices=["gcc", "clang"], help="default: both (armv7em)")
+    be.add_argument("--opt", help="optimisation flag (default -O3)")
+    be.add_argument("--cores", type=int, default=1, help="cluster cores (xpulpv2)")
+    be.add_argument("--only", help="only kernels whose name contains this text")
+    be.add_argument("--json", help="write the records to this file")
+    be.add_argument("--dsl", action="append")
+    be.add_argument("--no-sanitize", action="store_true", help=argparse.SUPPRESS)
+    be.set_defaults(func=cmd_bench)
 
     c = sub.add_parser("check", help="parse and check DSL files")
     c.add_argument("files", nargs="+")

@@ -102,28 +102,16 @@ def write_program(src: KernelSource, isa: str, sizes: Mapping[str, int], workdir
     return [kernel_c, main_c], inc, lowered
 
 
-Runner = Callable[[list[Path], Path, Path, Target], tuple[int, str, list[int]]]
-
-
-def _host_runner(sources: list[Path], inc: Path, workdir: Path, target: Target) -> tuple[int, str, list[int]]:
-    from .host import build_and_run
-
-    run = build_and_run(sources, [inc], workdir, target.compiler, target.sanitize, target.opt)
-    return run.exit_code, run.stdout + run.stderr, []
+Runner = Callable[[list[Path], Path, Path, Target], tuple[int, str, list[int], dict]]
 
 
 def runner_for(target: Target) -> Runner:
-    if target.kind == "host":
-        return _host_runner
-    if target.kind == "qemu":
-        from .targets_run import qemu_runner
+    from . import targets_run
 
-        return qemu_runner
-    if target.kind == "spike":
-        from .targets_run import spike_runner
-
-        return spike_runner
-    raise ValueError(target.kind)
+    runners = {"host": targets_run.host_runner, "qemu": targets_run.qemu_runner, "spike": targets_run.spike_runner}
+    if target.kind not in runners:
+        raise ValueError(target.kind)
+    return runners[target.kind]
 
 
 def verify(src: KernelSource, isa: str, sizes: Mapping[str, int], target: Target, seed: int = 0,
@@ -132,8 +120,8 @@ def verify(src: KernelSource, isa: str, sizes: Mapping[str, int], target: Target
         wd = Path(workdir) if workdir else Path(tmp)
         wd.mkdir(parents=True, exist_ok=True)
         sources, inc, _ = write_program(src, isa, sizes, wd, seed, cores=target.cores)
-        code, out, regions = runner_for(target)(sources, inc, wd, target)
-    return VerifyResult(src.kernel.name, isa, dict(sizes), target, parse_output(out), code, out, regions)
+        code, out, regions, extra = runner_for(target)(sources, inc, wd, target)
+    return VerifyResult(src.kernel.name, isa, dict(sizes), target, parse_output(out), code, out, regions, extra)
 
 
 def describe_failure(result: VerifyResult, src: KernelSource) -> str:
