@@ -85,6 +85,9 @@ def find_contraction(kernel: Kernel) -> Contraction | None:
             la, lb, da, db = lb, la, db, da
         if sorted(da) != sorted((m, k)) or sorted(db) != sorted((n, k)):
             continue
+        params = {p.name for p in kernel.buffers}
+        if la.buf not in params or lb.buf not in params:
+            continue  # operands in local arrays: left to the portable path
         return Contraction(m, n, k, upd.name, la.buf, da, lb.buf, db)
     return None
 

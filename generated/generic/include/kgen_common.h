@@ -13,6 +13,22 @@
 #define KGEN_INLINE static inline
 #endif
 
+/* 8-byte alignment of local scratch arrays (so paired 32-bit loads can be one LDRD). */
+#if defined(__GNUC__) || defined(__clang__)
+#define KGEN_ALIGN8 __attribute__((aligned(8)))
+#else
+#define KGEN_ALIGN8
+#endif
+
+/* Register-blocked kernels: gcc's pre-allocation scheduler hoists every load of a fully unrolled
+ * block to its top and then spills the accumulators; kgen orders loads itself, so that pass is
+ * turned off for those functions (gcc only; clang does not have the problem). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define KGEN_REGISTER_BLOCKED __attribute__((optimize("no-schedule-insns")))
+#else
+#define KGEN_REGISTER_BLOCKED
+#endif
+
 KGEN_INLINE int8_t kgen_min_i8(int8_t a, int8_t b) { return a < b ? a : b; }
 KGEN_INLINE int8_t kgen_max_i8(int8_t a, int8_t b) { return a > b ? a : b; }
 KGEN_INLINE int8_t kgen_clip_i8(int8_t x, int8_t lo, int8_t hi) { return x < lo ? lo : (x > hi ? hi : x); }
@@ -71,6 +87,32 @@ KGEN_INLINE int8_t kgen_requant_nearest(int32_t acc, int32_t mul, int32_t shift)
     int32_t t = (int32_t)((uint32_t)acc * (uint32_t)mul + r);
     t >>= shift;
     return (int8_t)(t < -128 ? -128 : (t > 127 ? 127 : t));
+}
+
+/** Load a packed register of lanes (32 bits) from a 4-byte aligned address: one load instruction.
+ *  kgen only emits packed loads at 4-byte aligned offsets of 4-byte aligned buffers. */
+KGEN_INLINE uint32_t kgen_ld32(const void *p)
+{
+    uint32_t v;
+#if defined(__GNUC__) || defined(__clang__)
+    __builtin_memcpy(&v, __builtin_assume_aligned(p, 4), sizeof v);
+#else
+    const unsigned char *b = (const unsigned char *)p;
+    v = (uint32_t)b[0] | ((uint32_t)b[1] << 8) | ((uint32_t)b[2] << 16) | ((uint32_t)b[3] << 24);
+#endif
+    return v;
+}
+
+/** Load 64 bits (two packed registers) from a 4-byte aligned address; one LDRD on ARMv7E-M. */
+KGEN_INLINE uint64_t kgen_ld64(const void *p)
+{
+    uint64_t v;
+#if defined(__GNUC__) || defined(__clang__)
+    __builtin_memcpy(&v, __builtin_assume_aligned(p, 4), sizeof v);
+#else
+    v = (uint64_t)kgen_ld32(p) | ((uint64_t)kgen_ld32((const unsigned char *)p + 4) << 32);
+#endif
+    return v;
 }
 
 #endif /* KGEN_COMMON_H */

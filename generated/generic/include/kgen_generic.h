@@ -2,7 +2,21 @@
 #ifndef KGEN_GENERIC_H
 #define KGEN_GENERIC_H
 
+#include "kgen_add_requant_s8_generic.h"
+#include "kgen_encoder_block_s8_generic.h"
+#include "kgen_fwsa_scores_softmax_s8_generic.h"
+#include "kgen_gelu_s8_generic.h"
+#include "kgen_layernorm_s8_generic.h"
+#include "kgen_linear_o_s8_generic.h"
+#include "kgen_linear_qk_s8_generic.h"
+#include "kgen_linear_vt_s8_generic.h"
 #include "kgen_matmul_nn_s8_generic.h"
 #include "kgen_matmul_nt_s8_generic.h"
+#include "kgen_mhsa_av_s8_generic.h"
+#include "kgen_mhsa_depth_first_s8_generic.h"
+#include "kgen_mhsa_s8_generic.h"
+#include "kgen_mhsa_scores_s8_generic.h"
+#include "kgen_mhsa_scores_softmax_s8_generic.h"
+#include "kgen_softmax_s8_u8_generic.h"
 
 #endif /* KGEN_GENERIC_H */
