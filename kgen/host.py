@@ -32,10 +32,10 @@ def compiler_available(compiler: str) -> bool:
 
 def build_and_run(sources: Sequence[Path], include_dirs: Sequence[Path], workdir: Path,
                   compiler: str = "gcc", sanitize: bool = True, opt: str = "-O2",
-                  timeout: float = 300) -> HostRun:
+                  extra_flags: Sequence[str] = (), timeout: float = 300) -> HostRun:
     """Compile ``sources`` with the host runtime and run the program."""
     exe = workdir / f"test_{compiler}{'_san' if sanitize else ''}"
-    cmd = [COMPILERS[compiler], *WARNINGS, opt, "-g", *(SANITIZE if sanitize else []),
+    cmd = [COMPILERS[compiler], *WARNINGS, opt, "-g", *(SANITIZE if sanitize else []), *extra_flags,
            f"-I{runtime_dir()}", *(f"-I{d}" for d in include_dirs),
            *map(str, sources), str(runtime_dir() / "kgen_harness.c"), "-o", str(exe)]
     res = subprocess.run(cmd, capture_output=True, text=True)

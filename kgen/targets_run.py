@@ -67,7 +67,14 @@ def spike_runner(sources: list[Path], inc: Path, workdir: Path, target: Target):
 def host_runner(sources: list[Path], inc: Path, workdir: Path, target: Target):
     from .host import build_and_run
 
-    run = build_and_run(sources, [inc], workdir, target.compiler, target.sanitize, target.opt)
+    flags: list[str] = []
+    if target.builtins:
+        from .isafile import builtin_emulation_header, load_isa
+
+        emu = inc / "kgen_xpulpv2_builtins_emu.h"
+        emu.write_text(builtin_emulation_header(load_isa("xpulpv2")))
+        flags = ["-DKGEN_PULP_BUILTINS", "-include", str(emu)]
+    run = build_and_run(sources, [inc], workdir, target.compiler, target.sanitize, target.opt, flags)
     return run.exit_code, run.stdout + run.stderr, [], {}
 
 

@@ -7,6 +7,7 @@ filled with :data:`CANARY` so that writes outside a strided output's view are ca
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Mapping
 
 import numpy as np
@@ -70,7 +71,21 @@ CASE_MODES = ("random", "full-range", "min", "max", "alternating")
 def make_cases(kernel: Kernel, sizes: Mapping[str, int], seed: int = 0,
                modes: tuple[str, ...] = CASE_MODES, overrides: Mapping[str, object] | None = None
                ) -> list[Case]:
-    """One case per mode; expected outputs are computed by the reference interpreter."""
+    """One case per mode; expected outputs are computed by the reference interpreter (memoised:
+    verifying one kernel on several targets computes the reference once)."""
+    if overrides:
+        return _make_cases(kernel, sizes, seed, modes, overrides)
+    return list(_cached_cases(kernel, tuple(sorted(sizes.items())), seed, tuple(modes)))
+
+
+@lru_cache(maxsize=16)
+def _cached_cases(kernel: Kernel, sizes: tuple[tuple[str, int], ...], seed: int, modes: tuple[str, ...]
+                  ) -> tuple[Case, ...]:
+    return tuple(_make_cases(kernel, dict(sizes), seed, modes, None))
+
+
+def _make_cases(kernel: Kernel, sizes: Mapping[str, int], seed: int, modes: tuple[str, ...],
+                overrides: Mapping[str, object] | None) -> list[Case]:
     rng = np.random.default_rng(seed)
     cases = []
     for mode in modes:

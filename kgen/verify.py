@@ -26,6 +26,8 @@ class Target:
     opt: str = "-O2"
     sanitize: bool = False
     cores: int = 1
+    #: host only: compile the ISA path's compiler-builtin spelling against the generated emulation
+    builtins: bool = False
 
     def __str__(self) -> str:
         parts = [self.kind, self.cpu, self.compiler, self.opt.lstrip("-")]
@@ -33,6 +35,8 @@ class Target:
             parts.append("asan+ubsan")
         if self.cores > 1:
             parts.append(f"{self.cores}cores")
+        if self.builtins:
+            parts.append("builtin-spelling")
         return "/".join(p for p in parts if p)
 
 
@@ -82,7 +86,7 @@ def call_cases(src: KernelSource, lowered: Lowered, sizes: Mapping[str, int], ca
 
 
 def write_program(src: KernelSource, isa: str, sizes: Mapping[str, int], workdir: Path, seed: int = 0,
-                  cores: int = 1) -> tuple[list[Path], Path, Lowered]:
+                  cores: int = 1, modes: tuple[str, ...] | None = None) -> tuple[list[Path], Path, Lowered]:
     """Write kernel, headers and harness into ``workdir``; returns (sources, include dir, lowered)."""
     lowered, emitted = build_variant(src, isa, sizes, cores)
     inc = workdir / "include"
@@ -93,7 +97,7 @@ def write_program(src: KernelSource, isa: str, sizes: Mapping[str, int], workdir
     (inc / emitted.header_name).write_text(emitted.header)
     kernel_c = workdir / emitted.source_name
     kernel_c.write_text(emitted.source)
-    cases = make_cases(src.kernel, sizes, seed)
+    cases = make_cases(src.kernel, sizes, seed) if modes is None else make_cases(src.kernel, sizes, seed, modes)
     params = [p.name for p in lowered.kernel.params] + list(lowered.kernel.sizes)
     spec = HarnessSpec(emitted.function, emitted.header_name, params, kernel_outputs(src.kernel),
                        call_cases(src, lowered, sizes, cases), parallel=cores > 1)
@@ -115,11 +119,11 @@ def runner_for(target: Target) -> Runner:
 
 
 def verify(src: KernelSource, isa: str, sizes: Mapping[str, int], target: Target, seed: int = 0,
-           workdir: Path | None = None) -> VerifyResult:
+           workdir: Path | None = None, modes: tuple[str, ...] | None = None) -> VerifyResult:
     with tempfile.TemporaryDirectory(prefix="kgen-verify-") as tmp:
         wd = Path(workdir) if workdir else Path(tmp)
         wd.mkdir(parents=True, exist_ok=True)
-        sources, inc, _ = write_program(src, isa, sizes, wd, seed, cores=target.cores)
+        sources, inc, _ = write_program(src, isa, sizes, wd, seed, cores=target.cores, modes=modes)
         code, out, regions, extra = runner_for(target)(sources, inc, wd, target)
     return VerifyResult(src.kernel.name, isa, dict(sizes), target, parse_output(out), code, out, regions, extra)
 

@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 DATA_DIR = Path(__file__).resolve().parent / "data" / "riscv"
-RUNTIME_SOURCES = (DATA_DIR / "harness.c", DATA_DIR / "crt0.S")
+RUNTIME_SOURCES = (DATA_DIR / "harness.c", DATA_DIR / "divdi3.c", DATA_DIR / "crt0.S")
 LINKER_SCRIPT = DATA_DIR / "link.ld"
 EXT_SOURCE = Path(__file__).resolve().parent / "spike_ext" / "xpulpv2.cc"
 CLANG = "clang-19"

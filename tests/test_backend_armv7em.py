@@ -1,0 +1,49 @@
+"""armv7em backend: bit-exact on QEMU (Cortex-M4/M7, gcc and clang), tails, whole release, counts."""
+from __future__ import annotations
+
+import pytest
+
+from kgen.library import builtin_sources
+from kgen.variants import release_requests
+from kgen.verify import Target, describe_failure, verify
+
+pytestmark = pytest.mark.qemu
+SOURCES = builtin_sources()
+TARGETS = [Target("qemu", c, cpu, opt="-O3") for cpu in ("cortex-m4", "cortex-m7") for c in ("gcc", "clang")]
+FAST_MODES = ("random", "min", "max")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _tools():
+    from kgen.sim import arm
+
+    if not arm.tools_available():
+        pytest.skip("arm toolchain / qemu missing")
+
+
+@pytest.mark.parametrize("kernel", ["matmul_nt_s8", "matmul_nn_s8"])
+@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 3, 9), (5, 67, 7), (2, 16, 4), (7, 33, 13)])
+def test_matmul_tails_bit_exact(kernel, shape):
+    sizes = dict(zip("MKN", shape))
+    for target in TARGETS:
+        r = verify(SOURCES[kernel], "armv7em", sizes, target)
+        assert r.ok, describe_failure(r, SOURCES[kernel])
+
+
+@pytest.mark.parametrize("request_", release_requests("armv7em", list(SOURCES.values())),
+                         ids=lambda r: f"{r.source.kernel.name}-{'x'.join(map(str, r.sizes.values()))}")
+def test_release_kernel_bit_exact(request_):
+    for target in (TARGETS[0], TARGETS[3]):  # M4/gcc and M7/clang (all four run for the matmuls above)
+        r = verify(request_.source, "armv7em", request_.sizes, target, modes=FAST_MODES)
+        assert r.ok, describe_failure(r, request_.source)
+
+
+def test_matmul_64_cube_instruction_count():
+    """Exact, deterministic counts: the SMLAD path must stay well below CMSIS-NN's 2.068 insn/MAC."""
+    r = verify(SOURCES["matmul_nt_s8"], "armv7em", dict(M=64, K=64, N=64), Target("qemu", "clang", "cortex-m4", "-O3"),
+               modes=("random",))
+    assert r.ok
+    assert r.region_instructions[0] / 64**3 <= 1.0
+    r2 = verify(SOURCES["matmul_nt_s8"], "armv7em", dict(M=64, K=64, N=64), Target("qemu", "gcc", "cortex-m4", "-O3"),
+                modes=("random",))
+    assert r2.ok and r2.region_instructions[0] / 64**3 <= 1.10
