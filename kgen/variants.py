@@ -35,5 +35,6 @@ def release_requests(isa: str, selected: list[KernelSource]) -> list[VariantRequ
             missing = [s for s in src.kernel.sizes if s not in shape]
             if missing:
                 raise KgenError(f"kernels/variants.toml: {entry['kernel']} shape {shape} lacks {missing}")
-            out.append(VariantRequest(src, {s: int(shape[s]) for s in src.kernel.sizes}))
+            for cores in entry.get("cores", [1]) if isa == "xpulpv2" else [1]:
+                out.append(VariantRequest(src, {s: int(shape[s]) for s in src.kernel.sizes}, int(cores)))
     return out

@@ -36,9 +36,9 @@ def test_matmul_tails_bit_exact(spike_ok, kernel, shape, cores):
 
 @pytest.mark.spike
 @pytest.mark.parametrize("request_", release_requests("xpulpv2", list(SOURCES.values())),
-                         ids=lambda r: f"{r.source.kernel.name}-{'x'.join(map(str, r.sizes.values()))}")
+                         ids=lambda r: f"{r.source.kernel.name}-{'x'.join(map(str, r.sizes.values()))}-c{r.cores}")
 def test_release_kernel_bit_exact(spike_ok, request_):
-    r = verify(request_.source, "xpulpv2", request_.sizes, _spike(1), modes=FAST_MODES)
+    r = verify(request_.source, "xpulpv2", request_.sizes, _spike(request_.cores), modes=FAST_MODES)
     assert r.ok, describe_failure(r, request_.source)
 
 

@@ -57,6 +57,51 @@ def parallelize_blocks(kernel: Kernel, block_vars: tuple[str, str], cores: int) 
     return replace(kernel, body=tuple(out))
 
 
+def _independent_iterations(loop: For, outputs: set[str]) -> bool:
+    """Conservative: the loop body writes only output buffers, each store indexes one dimension by
+    the bare loop variable, no output is read, and scalars assigned are declared inside."""
+    from ..ir import Assign, Decl, Load, Store, Var, stmt_exprs, walk_expr, walk_stmts
+
+    declared = {s.name for s in walk_stmts(loop.body) if isinstance(s, Decl)}
+    for s in walk_stmts(loop.body):
+        if isinstance(s, Assign) and s.name not in declared:
+            return False
+        if isinstance(s, Store):
+            if s.buf in outputs and Var(loop.var, IDX) not in s.index:
+                return False
+        for e in stmt_exprs(s):
+            if any(isinstance(x, Load) and x.buf in outputs for x in walk_expr(e)):
+                return False
+    return True
+
+
+def parallelize_outer(kernel: Kernel, cores: int) -> Kernel:
+    """For kernels without a tiled contraction: split each top-level loop whose iterations are
+    provably independent; everything else runs on one core (still correct, just not parallel)."""
+    outputs = {p.name for p in kernel.buffers if p.direction != "in"}
+    par = Attr("parallel", (Const(cores, IDX),))
+    if not all(isinstance(s, For) for s in kernel.body):
+        # Top-level declarations (scalars, scratch arrays) are per-core stack data: sharing them
+        # between cores would need shared memory, so such kernels run on one core.
+        return replace(kernel, body=(For("kgen_serial", Const(0, IDX), Const(1, IDX), kernel.body, (par,)),))
+    out: list[Stmt] = []
+    serial: list[Stmt] = []
+
+    def flush() -> None:
+        if serial:
+            out.append(For("kgen_serial", Const(0, IDX), Const(1, IDX), tuple(serial), (par,)))
+            serial.clear()
+
+    for s in kernel.body:
+        if isinstance(s, For) and _independent_iterations(s, outputs):
+            flush()
+            out.append(replace(s, attrs=s.attrs + (par,)))
+        else:
+            serial.append(s)
+    flush()
+    return replace(kernel, body=tuple(out))
+
+
 def runtime_header() -> str:
     from .. import __version__
 

@@ -22,7 +22,7 @@ from ..rewrite import expand_requant
 from ..schedule import specialize
 from . import Lowered
 from .contraction import Packing, _maybe, find_contraction, pack_param, stage_rows, tile_contraction
-from .parallel import parallelize_blocks, runtime_header
+from .parallel import parallelize_blocks, parallelize_outer, runtime_header
 
 DEFAULT_TILE = (4, 4)
 CLASSES = ["dot4_s8s8_acc32", "dot4_s8s8", "add_sra_reg", "clip_s8"]
@@ -43,8 +43,13 @@ class XpulpBackend:
         support = {isa.header: intrinsic_header(isa), "kgen_runtime.h": runtime_header()}
         c = find_contraction(kernel)
         if c is None or kernel.param(c.a).type != I8 or kernel.param(c.b).type != I8:
-            return Lowered(specialize(kernel, sizes), sizes, (isa.header,),
-                           ("No XpulpV2 pattern applies: specialised portable C.",), {}, isa.sha256, support)
+            s = specialize(kernel, sizes)
+            notes = ["No XpulpV2 pattern applies: specialised portable C."]
+            if self.cores > 1:
+                s = parallelize_outer(s, self.cores)
+                notes.append(f"Every one of the {self.cores} cores calls the function; independent outer "
+                             f"loops are split between them, the rest runs on core 0; it ends with a barrier.")
+            return Lowered(s, sizes, (isa.header, "kgen_runtime.h"), tuple(notes), {}, isa.sha256, support)
         from .armv7em import _extent, _unroll_k
 
         R, C = self.tile

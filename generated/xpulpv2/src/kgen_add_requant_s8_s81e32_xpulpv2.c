@@ -6,6 +6,7 @@
 #include "kgen_add_requant_s8_s81e32_xpulpv2.h"
 #include "kgen_common.h"
 #include "kgen_xpulpv2.h"
+#include "kgen_runtime.h"
 
 /**
  * @brief Residual add: Y = clip8(requant(A, mul_a, shift_a) + requant(B, mul_b, shift_b)), element-wise.

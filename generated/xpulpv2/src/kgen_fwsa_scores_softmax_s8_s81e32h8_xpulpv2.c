@@ -6,6 +6,7 @@
 #include "kgen_fwsa_scores_softmax_s8_s81e32h8_xpulpv2.h"
 #include "kgen_common.h"
 #include "kgen_xpulpv2.h"
+#include "kgen_runtime.h"
 
 /**
  * @brief Fused-Weight Self-Attention scores + softmax (paper §5, matmulSoftmax_FWA): A_h = isoftmax(X·M_hᵀ·Xᵀ).

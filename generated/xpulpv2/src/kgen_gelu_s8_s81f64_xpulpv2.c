@@ -6,6 +6,7 @@
 #include "kgen_gelu_s8_s81f64_xpulpv2.h"
 #include "kgen_common.h"
 #include "kgen_xpulpv2.h"
+#include "kgen_runtime.h"
 
 /**
  * @brief Integer GELU (I-BERT i-GELU, paper-notes §4.4; pulp_nn_gelu_i8_i8) element-wise on X [S][F] int8.

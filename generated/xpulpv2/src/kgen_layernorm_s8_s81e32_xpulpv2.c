@@ -6,6 +6,7 @@
 #include "kgen_layernorm_s8_s81e32_xpulpv2.h"
 #include "kgen_common.h"
 #include "kgen_xpulpv2.h"
+#include "kgen_runtime.h"
 
 /**
  * @brief Integer LayerNorm over the embedding of each token (paper-notes §4.4; pulp_nn_layernorm_i8_i8).

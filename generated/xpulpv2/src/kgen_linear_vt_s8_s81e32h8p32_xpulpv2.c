@@ -6,6 +6,7 @@
 #include "kgen_linear_vt_s8_s81e32h8p32_xpulpv2.h"
 #include "kgen_common.h"
 #include "kgen_xpulpv2.h"
+#include "kgen_runtime.h"
 
 /**
  * @brief V projection written transposed per head: Vt[h][p][s] = requant(bias[h·P+p] + Σ_e X[s][e]·W[h·P+p][e]).

@@ -6,6 +6,7 @@
 #include "kgen_mhsa_av_s8_h8s81p32_xpulpv2.h"
 #include "kgen_common.h"
 #include "kgen_xpulpv2.h"
+#include "kgen_runtime.h"
 
 /**
  * @brief A·V per head, heads concatenated in place: O[s][h·P+p] = requant(Σ_j A[h][s][j]·Vt[h][p][j]).

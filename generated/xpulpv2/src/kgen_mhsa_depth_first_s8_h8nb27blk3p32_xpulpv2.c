@@ -6,6 +6,7 @@
 #include "kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2.h"
 #include "kgen_common.h"
 #include "kgen_xpulpv2.h"
+#include "kgen_runtime.h"
 
 /**
  * @brief Depth-first attention (paper §6 DFT): per head and per block of BLK query rows, QKᵀ → softmax → A·V.

@@ -6,6 +6,7 @@
 #include "kgen_mhsa_scores_s8_h8s81p32_xpulpv2.h"
 #include "kgen_common.h"
 #include "kgen_xpulpv2.h"
+#include "kgen_runtime.h"
 
 /**
  * @brief Attention scores without softmax (the unfused, layer-wise baseline): Sc[h][i][j] = requant(Q_h[i]·K_h[j]).

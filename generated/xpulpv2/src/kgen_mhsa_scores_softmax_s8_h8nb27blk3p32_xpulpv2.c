@@ -6,6 +6,7 @@
 #include "kgen_mhsa_scores_softmax_s8_h8nb27blk3p32_xpulpv2.h"
 #include "kgen_common.h"
 #include "kgen_xpulpv2.h"
+#include "kgen_runtime.h"
 
 /**
  * @brief Fused QKᵀ + requant + integer softmax per block of BLK query rows (paper §4.2 "M1", matmulSoftmax_4x2_S).

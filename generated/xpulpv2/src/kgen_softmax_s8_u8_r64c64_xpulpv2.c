@@ -6,6 +6,7 @@
 #include "kgen_softmax_s8_u8_r64c64_xpulpv2.h"
 #include "kgen_common.h"
 #include "kgen_xpulpv2.h"
+#include "kgen_runtime.h"
 
 /**
  * @brief Integer softmax of each row (I-BERT i-exp, paper-notes §4.4), int8 in, uint8 out with 256 levels.
