@@ -110,6 +110,9 @@ class CEmitter:
         if isinstance(e, Un):
             if e.op == "lnot":
                 return f"(!{self.ex(e.a)})"
+            if e.op == "bnot" and e.type.is_data and e.type.bits < 32:
+                # a helper keeps gcc's -Wsign-compare quiet about promoted complements in comparisons
+                return f"kgen_bnot_{e.type.name}({_strip(self.ex(e.a))})"
             if e.op == "neg" and e.type.signed and e.type.bits >= 32:
                 u = "uint64_t" if e.type.bits == 64 else "uint32_t"
                 return f"(({e.type.ctype})(0u - ({u}){self.ex(e.a)}))"
@@ -129,8 +132,7 @@ class CEmitter:
             if e.fn == "select":
                 return f"({args[0]} ? {args[1]} : {args[2]})"
             if e.fn in ("min", "max") and e.type == IDX:
-                cmp = "<" if e.fn == "min" else ">"
-                return f"(({args[0]}) {cmp} ({args[1]}) ? ({args[0]}) : ({args[1]}))"
+                return f"kgen_{e.fn}_i32({_strip(args[0])}, {_strip(args[1])})"
             if e.fn == "requant":
                 helper = f"kgen_requant_{e.flags[0]}"
             else:
@@ -143,6 +145,8 @@ class CEmitter:
     def const(e: Const) -> str:
         v = e.value
         t = e.type
+        if t.name == "i64" and v == t.min:
+            return "(-9223372036854775807LL - 1)"
         if t.name == "i64" or (t.is_data and t.bits == 32 and not t.signed):
             suffix = "LL" if t.signed else "u"
             return f"{v}{suffix}" if v >= 0 else f"(-{-v}{suffix})"
@@ -157,6 +161,10 @@ class CEmitter:
         if e.op in ("add", "sub", "mul") and t.is_data and t.bits >= 32 and t.signed and not _fits(e):
             u = "uint64_t" if t.bits == 64 else "uint32_t"
             return f"(({t.ctype})(({u}){a} {op} ({u}){b}))"
+        if e.op in ("div", "mod") and t.is_data and t.signed and t.bits >= 32:
+            helper = f"kgen_{e.op}_{t.name}"
+            self.uses_helpers.add(helper)
+            return f"{helper}({_strip(a)}, {_strip(b)})"
         if e.op == "shl" and t.is_data and t.signed:
             u = "uint64_t" if t.bits == 64 else "uint32_t"
             return f"(({t.ctype})(({u}){a} << {b}))"
@@ -164,6 +172,9 @@ class CEmitter:
             return self.narrow(f"(uint32_t){a} * {b}", t)
         if t.is_data and t.bits < 32 and e.op != "shr":
             return self.narrow(f"{a} {op} {b}", t)  # int promotion, then wrap back (e.g. -128 / -1)
+        if e.op in ("lt", "le", "gt", "ge", "eq", "ne") and e.a.type.is_data and e.a.type.bits < 32:
+            # both sides promote to int; say so, so that -Wsign-compare sees two ints
+            return f"((int32_t){a} {op} (int32_t){b})"
         return f"({a} {op} {b})"
 
     @staticmethod

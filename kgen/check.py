@@ -45,6 +45,8 @@ def to_sympy(e: Expr, symbols: dict[str, sp.Symbol]) -> sp.Expr:
         return sp.Min(*args) if e.fn == "min" else sp.Max(*args)
     if isinstance(e, Bin) and e.op in ("div", "mod"):
         a, b = to_sympy(e.a, symbols), to_sympy(e.b, symbols)
+        if b == 0:
+            raise NotAffine("division by zero")
         if a.is_number and b.is_number:
             return sp.Integer(int(a) // int(b) if e.op == "div" else int(a) % int(b))
         if b.is_number and e.op == "div":
@@ -92,6 +94,8 @@ def size_model(kernel: Kernel, symbols: dict[str, sp.Symbol]) -> SizeModel:
         for w in kernel.where:
             if isinstance(w, Bin) and isinstance(w.a, Bin) and w.a.op == "mod" and w.op == "eq" \
                     and w.a.a == Var(name, IDX) and isinstance(w.a.b, Const) and w.b == Const(0, IDX):
+                if w.a.b.value <= 0:
+                    raise NotAffine(f"modulus {w.a.b.value} in a where-constraint must be positive")
                 step = w.a.b.value
             if isinstance(w, Bin) and w.a == Var(name, IDX) and isinstance(w.b, Const):
                 if w.op == "ge":
@@ -157,12 +161,13 @@ def prove_in_range(e: sp.Expr, extent: sp.Expr, loops: list[_Loop], model: SizeM
     return _prove_low(e, loops, model) and _prove_high(e, extent, loops, model)
 
 
-def _access_sites(body: tuple[Stmt, ...], loops: list[For], guarded: bool
-                  ) -> Iterator[tuple[Load | Store, list[For], bool]]:
+def _access_sites(body: tuple[Stmt, ...], loops: list[For], guards: tuple[tuple[Expr, bool], ...]
+                  ) -> Iterator[tuple[Load | Store, list[For], tuple[tuple[Expr, bool], ...]]]:
+    """Every buffer access with its enclosing loops and the if-conditions (and branch) guarding it."""
     for s in body:
         exprs: tuple[Expr, ...] = ()
         if isinstance(s, Store):
-            yield s, loops, guarded
+            yield s, loops, guards
             exprs = s.index + (s.value,)
         elif isinstance(s, For):
             exprs = (s.lo, s.hi)
@@ -175,40 +180,47 @@ def _access_sites(body: tuple[Stmt, ...], loops: list[For], guarded: bool
         for e in exprs:
             for sub in walk_expr(e):
                 if isinstance(sub, Load):
-                    yield sub, loops, guarded
+                    yield sub, loops, guards
         if isinstance(s, For):
-            yield from _access_sites(s.body, loops + [s], guarded)
+            yield from _access_sites(s.body, loops + [s], guards)
         elif isinstance(s, If):
-            yield from _access_sites(s.then, loops, True)
-            yield from _access_sites(s.orelse, loops, True)
+            yield from _access_sites(s.then, loops, guards + ((s.cond, True),))
+            yield from _access_sites(s.orelse, loops, guards + ((s.cond, False),))
 
 
 def _counterexample(kernel: Kernel, site: Load | Store, loops: list[For], dim: int,
-                    extent: Expr, limit: int = 6) -> dict[str, int] | None:
+                    extent: Expr, guards: tuple[tuple[Expr, bool], ...] = (), limit: int = 6
+                    ) -> dict[str, int] | None:
     """Search small sizes for an iteration whose index leaves [0, extent)."""
     names = kernel.sizes
     for values in itertools.product(range(1, limit + 1), repeat=len(names)):
         env = dict(zip(names, values))
         if not all(eval_expr(w, env) for w in kernel.where):
             continue
-        found = _search_loops(loops, env, site.index[dim], extent)
+        found = _search_loops(loops, env, site.index[dim], extent, guards)
         if found is not None:
             return found
     return None
 
 
 def _search_loops(loops: list[For], env: dict[str, int], index: Expr, extent: Expr,
-                  budget: list[int] | None = None) -> dict[str, int] | None:
+                  guards: tuple[tuple[Expr, bool], ...] = (), budget: list[int] | None = None
+                  ) -> dict[str, int] | None:
     budget = budget if budget is not None else [20000]
     if not loops:
         budget[0] -= 1
+        try:
+            if not all(bool(eval_expr(c, env)) == want for c, want in guards):
+                return None  # the access does not execute here
+        except (KeyError, ValueError, ZeroDivisionError):
+            pass  # a guard on run-time data: assume it may hold
         v, n = eval_expr(index, env), eval_expr(extent, env)
         return dict(env, __index__=v, __extent__=n) if not 0 <= v < n else None
     first, *rest = loops
     for i in range(eval_expr(first.lo, env), eval_expr(first.hi, env)):
         if budget[0] <= 0:
             return None
-        found = _search_loops(rest, {**env, first.var: i}, index, extent, budget)
+        found = _search_loops(rest, {**env, first.var: i}, index, extent, guards, budget)
         if found is not None:
             return found
     return None
@@ -220,14 +232,38 @@ def check_kernel(kernel: Kernel, source: str | None = None) -> None:
     for s in _all_stmts(kernel.body):
         if isinstance(s, (Alloc, View)):
             shapes[s.name] = s.shape
+    try:
+        _check(kernel, shapes, source)
+    except KgenError:
+        raise
+    except (NotAffine, ZeroDivisionError, ValueError, TypeError, KeyError, ArithmeticError) as exc:
+        loc = _failing_loc or kernel.loc
+        raise KgenError(f"cannot check this kernel: {exc}", loc, source) from None
+
+
+_failing_loc = None
+
+
+def _check(kernel: Kernel, shapes: dict[str, tuple[Expr, ...]], source: str | None) -> None:
+    global _failing_loc
+    _failing_loc = None
     symbols: dict[str, sp.Symbol] = {}
+    for w in kernel.where:
+        _failing_loc = w.loc
+        to_sympy_cond_safe(w)
     model = size_model(kernel, symbols)
-    for site, loops, guarded in _access_sites(kernel.body, [], False):
+    _check_views(kernel, symbols, model, source)
+    for site, loops, guards in _access_sites(kernel.body, [], ()):
+        _failing_loc = site.loc
+        guarded = bool(guards)
         shape = shapes[site.buf]
         try:
             sym_loops = [_Loop(symbols.setdefault(f.var, sp.Symbol(f.var, integer=True)),
                                to_sympy(f.lo, symbols), to_sympy(f.hi, symbols)) for f in loops]
-        except NotAffine:
+        except NotAffine as exc:
+            if "division by zero" in str(exc):
+                bad = next(f for f in loops if _has_zero_division(f))
+                raise KgenError("division by zero in a loop bound", bad.loc, source) from None
             continue  # non-affine loop bounds are left to the interpreter's run-time checks
         for dim, (ix, extent) in enumerate(zip(site.index, shape)):
             try:
@@ -237,7 +273,7 @@ def check_kernel(kernel: Kernel, source: str | None = None) -> None:
                                 f"variables ({exc})", ix.loc or site.loc, source) from None
             if proved:
                 continue
-            cex = _counterexample(kernel, site, loops, dim, extent)
+            cex = _counterexample(kernel, site, loops, dim, extent, guards)
             if cex is None and guarded:
                 continue
             where = print_expr(ix)
@@ -251,6 +287,52 @@ def check_kernel(kernel: Kernel, source: str | None = None) -> None:
                 msg = (f"cannot prove that index '{where}' stays inside '{site.buf}' (dimension {dim}, "
                        f"extent {print_expr(extent)}) for all sizes; add a 'where' constraint")
             raise KgenError(msg, ix.loc or site.loc, source)
+
+
+def _has_zero_division(f: For) -> bool:
+    return any(isinstance(x, Bin) and x.op in ("div", "mod") and x.b == Const(0, IDX)
+               for e in (f.lo, f.hi) for x in walk_expr(e))
+
+
+def to_sympy_cond_safe(w: Expr) -> None:
+    """Evaluate a where-constraint's arithmetic once at size 1 to surface divisions by zero."""
+    from .ir import Var as _Var
+
+    env = {v.name: 1 for v in walk_expr(w) if isinstance(v, _Var)}
+    try:
+        eval_expr(w, env)
+    except Exception as exc:  # noqa: BLE001 - re-raised as a located error by the caller
+        raise ValueError(f"where-constraint cannot be evaluated ({exc})") from None
+
+
+def _check_views(kernel: Kernel, symbols: dict[str, sp.Symbol], model: SizeModel, source: str | None) -> None:
+    """Every element a view can address lies inside its base's storage (for views outside loops)."""
+    from .ir import Alloc as _Alloc
+
+    extents: dict[str, sp.Expr] = {}
+    for p in kernel.buffers:
+        dims = [to_sympy(d, symbols) for d in p.shape]
+        if p.strides:
+            extents[p.name] = 1 + sum((d - 1) * to_sympy(s, symbols) for d, s in zip(dims, p.strides))
+        else:
+            total = sp.Integer(1)
+            for d in dims:
+                total *= d
+            extents[p.name] = total
+    for s in kernel.body:  # top-level declarations (views inside loops are checked per access)
+        if isinstance(s, _Alloc):
+            total = sp.Integer(1)
+            for d in s.shape:
+                total *= to_sympy(d, symbols)
+            extents[s.name] = total
+        if isinstance(s, View) and s.base in extents:
+            off = to_sympy(s.offset, symbols)
+            last = off + sum((to_sympy(d, symbols) - 1) * to_sympy(st, symbols) for d, st in zip(s.shape, s.strides))
+            ok = model.nonnegative(off) and model.nonnegative(extents[s.base] - 1 - last) and all(
+                model.nonnegative(to_sympy(st, symbols)) for st in s.strides)
+            if not ok:
+                raise KgenError(f"view '{s.name}' may address elements outside '{s.base}' (its last element is "
+                                f"{last}, the storage of '{s.base}' has {extents[s.base]} elements)", s.loc, source)
 
 
 def _all_stmts(body: tuple[Stmt, ...]) -> Iterator[Stmt]:

@@ -80,7 +80,8 @@ def quantization_contract(kernel: Kernel) -> list[str]:
 
 def doxygen(src: KernelSource, function: str, sizes: dict[str, int], isa: str, notes: list[str]) -> str:
     k = src.kernel
-    doc_lines = k.doc.splitlines() or [f"kgen kernel {k.name}"]
+    # The doc comment goes into a C comment: defuse comment delimiters.
+    doc_lines = k.doc.replace("*/", "*\u2215").replace("/*", "\u2215*").splitlines() or [f"kgen kernel {k.name}"]
     out = ["/**", f" * @brief {doc_lines[0]}"]
     out.extend(f" *        {line}" for line in doc_lines[1:])
     out.append(" *")

@@ -50,9 +50,10 @@ def _c_array(name: str, arr: np.ndarray, const: bool = True) -> str:
     flat = arr.reshape(-1)
     if flat.size == 0:
         flat = np.zeros(1, dtype=arr.dtype)
-    values = [str(int(v)) if int(v) != -(1 << 31) else "INT32_MIN" for v in flat]
     if ctype == "int64_t":
-        values = [v + "LL" for v in values]
+        values = [_int_literal(int(v), wide=True) for v in flat]
+    else:
+        values = [str(int(v)) if int(v) != -(1 << 31) else "INT32_MIN" for v in flat]
     rows = [", ".join(values[i:i + 24]) for i in range(0, len(values), 24)]
     body = ",\n    ".join(rows)
     q = "static const " if const else "static "
@@ -97,7 +98,10 @@ def render(spec: HarnessSpec) -> str:
         fill = []
         for oname, ctype in spec.outputs.items():
             n = int(case.expected[oname].size)
-            fill.append(f"        for (uint32_t i = 0; i < {n}u; ++i) out_{oname}[i] = ({ctype}){CANARY};")
+            if isinstance(case.args.get(oname), np.ndarray):  # inout: starts with the case's input data
+                fill.append(f"        for (uint32_t i = 0; i < {n}u; ++i) out_{oname}[i] = c{ci}_{_ident(oname)}[i];")
+            else:
+                fill.append(f"        for (uint32_t i = 0; i < {n}u; ++i) out_{oname}[i] = ({ctype}){CANARY};")
         call = f"{spec.function}({', '.join(args)});"
         if spec.parallel:
             out.append("    if (core == 0) {")
@@ -124,7 +128,11 @@ def render(spec: HarnessSpec) -> str:
     return "\n".join(out) + "\n"
 
 
-def _int_literal(v: int) -> str:
+def _int_literal(v: int, wide: bool = False) -> str:
+    if v == -(1 << 63):
+        return "(-9223372036854775807LL - 1)"
+    if wide or not -(1 << 31) <= v < (1 << 31):
+        return f"{v}LL" if v >= 0 else f"({v}LL)"
     if v == -(1 << 31):
         return "INT32_MIN"
     return str(v) if v >= 0 else f"({v})"
@@ -147,25 +155,48 @@ static int64_t kgen_elem(const void *p, uint32_t i, int size, int is_signed)
     }
 }
 
+static void kgen_put_u64(uint64_t v)
+{
+    /* Decimal without 64-bit division (not every runtime has it): peel off 10^9 by subtraction. */
+    uint32_t parts[3] = {0, 0, 0};
+    int n = 0;
+    while (v >= 1000000000u && n < 2) {
+        uint64_t q = 0, r = v, big = 1000000000u;
+        for (int i = 34; i >= 0; --i) {
+            if ((r >> i) >= big) { r -= big << i; q |= (uint64_t)1 << i; }
+        }
+        parts[n++] = (uint32_t)r;
+        v = q;
+    }
+    kgen_put_u32((uint32_t)v);
+    while (n > 0) {
+        uint32_t p = parts[--n];
+        char digits[10];
+        for (int i = 8; i >= 0; --i) { digits[i] = (char)('0' + p % 10u); p /= 10u; }
+        digits[9] = 0;
+        kgen_puts(digits);
+    }
+}
+
 static void kgen_put_i64(int64_t v)
 {
-    /* Values are element differences of at most 33 bits; larger magnitudes print as 4294967295. */
     if (v < 0) {
         kgen_puts("-");
-        v = -v;
+        kgen_put_u64(0u - (uint64_t)v);
+    } else {
+        kgen_put_u64((uint64_t)v);
     }
-    kgen_put_u32(v > 0xFFFFFFFFLL ? 0xFFFFFFFFu : (uint32_t)v);
 }
 
 static uint32_t kgen_check(int case_idx, const char *buf, const void *got, const void *exp, uint32_t n,
                            int size, int is_signed)
 {
     uint32_t bad = 0;
-    int64_t maxerr = 0;
+    uint64_t maxerr = 0;
     for (uint32_t i = 0; i < n; ++i) {
         int64_t g = kgen_elem(got, i, size, is_signed), e = kgen_elem(exp, i, size, is_signed);
         if (g != e) {
-            int64_t err = g > e ? g - e : e - g;
+            uint64_t err = g > e ? (uint64_t)g - (uint64_t)e : (uint64_t)e - (uint64_t)g;
             if (err > maxerr) maxerr = err;
             if (bad < 8) {
                 kgen_puts("KGEN mismatch case="); kgen_put_u32((uint32_t)case_idx);
@@ -182,7 +213,7 @@ static uint32_t kgen_check(int case_idx, const char *buf, const void *got, const
     kgen_puts(" buf="); kgen_puts(buf);
     kgen_puts(" mismatches="); kgen_put_u32(bad);
     kgen_puts(" total="); kgen_put_u32(n);
-    kgen_puts(" maxerr="); kgen_put_i64(maxerr);
+    kgen_puts(" maxerr="); kgen_put_u64(maxerr);
     kgen_puts("\n");
     return bad;
 }

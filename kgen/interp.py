@@ -297,6 +297,8 @@ def run_reference(kernel: Kernel, sizes: Mapping[str, int], args: Mapping[str, A
                 if arr.size != n:
                     raise ValueError(f"buffer {p.name}: expected {n} elements, got {arr.size}")
                 data = [int(x) for x in arr.reshape(-1)]
+                if data and (min(data) < p.type.min or max(data) > p.type.max):
+                    raise ValueError(f"buffer {p.name}: values outside the range of {p.type}")
             if p.direction != "in":
                 outs[p.name] = data
             call_args.append(data)

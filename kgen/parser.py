@@ -16,7 +16,7 @@ import lark
 from lark import Token, Tree
 
 from .errors import KgenError
-from .ir import (BOOL, IDX, LIT, SCALAR_TYPES, Alloc, Assign, Attr, BufferParam, Const, Decl,
+from .ir import (walk_expr, BOOL, IDX, LIT, SCALAR_TYPES, Alloc, Assign, Attr, BufferParam, Const, Decl,
                  Expr, For, If, Kernel, Load, Loc, ScalarParam, Stmt, Store, Type, Var, View)
 from .types import fold_literal, coerce, default_literal, make_bin, make_call, make_cast, make_un
 
@@ -83,6 +83,13 @@ def _syntax_error(exc: lark.exceptions.UnexpectedInput, file: str, text: str) ->
     return KgenError(msg, loc, text)
 
 
+#: Identifiers the generated C cannot use as variable or parameter names.
+C_RESERVED = frozenset("""auto break case char const continue default do double else enum extern float for goto if
+inline int long register restrict return short signed sizeof static struct switch typedef union unsigned void
+volatile while _Bool _Complex _Imaginary bool true false NULL main int8_t uint8_t int16_t uint16_t int32_t
+uint32_t int64_t uint64_t size_t asm typeof""".split())
+
+
 @dataclass
 class _Sym:
     kind: str  # size | scalar | buffer | array | view | loop | local
@@ -107,6 +114,12 @@ class _Builder:
     def err(self, message: str, loc: Loc | None) -> KgenError:
         return KgenError(message, loc, self.text)
 
+    def check_name(self, tok: Token) -> None:
+        """Names become C identifiers: C keywords, standard type names and kgen's own prefix are refused."""
+        name = str(tok)
+        if name in C_RESERVED or name.startswith("kgen_") or name.startswith("__"):
+            raise self.err(f"'{name}' cannot be used as a name: it is reserved in the generated C", self.loc(tok))
+
     def lookup(self, name: str) -> _Sym | None:
         for scope in reversed(self.scopes):
             if name in scope:
@@ -115,6 +128,7 @@ class _Builder:
 
     def define(self, tok: Token, sym: _Sym) -> None:
         name = str(tok)
+        self.check_name(tok)
         if self.lookup(name) is not None:
             raise self.err(f"'{name}' is already defined", self.loc(tok))
         self.scopes[-1][name] = sym
@@ -142,9 +156,14 @@ class _Builder:
     # ---------------------------------------------------------------------------- kernel
     def kernel(self, tree: Tree) -> Kernel:
         name_tok, *rest = tree.children
+        self.check_name(name_tok)
         where_tree = next((c for c in rest if isinstance(c, Tree) and c.data == "where"), None)
         block = rest[-1]
-        params = [c for c in rest if isinstance(c, Tree) and c.data in ("buffer_param", "scalar_param")]
+        params = [c for c in rest if isinstance(c, Tree) and c.data in ("buffer_param", "buffer_param_in",
+                                                                        "scalar_param")]
+        # A buffer without a direction is an input: normalise to the directed form.
+        params = [Tree("buffer_param", [p.children[0], Tree("direction", []), *p.children[1:]], p.meta)
+                  if p.data == "buffer_param_in" else p for p in params]
         self.scopes = [{}]
         # Size symbols are the free names of buffer shapes and strides; define them first.
         scalar_names = {str(p.children[0]) for p in params if p.data == "scalar_param"}
@@ -158,12 +177,18 @@ class _Builder:
                             raise self.err(f"shape of buffer '{p.children[0]}' uses runtime scalar "
                                            f"'{tok}'; shapes may only use size symbols", self.loc(tok))
                         if self.lookup(str(tok)) is None:
+                            self.check_name(tok)
                             self.scopes[0][str(tok)] = _Sym("size", IDX)
         out: list[BufferParam | ScalarParam] = []
         for p in params:
             out.append(self.param(p))
         where = tuple(coerce(self.expr(w), BOOL, self.err, "a where-constraint")
                       for w in (where_tree.children if where_tree else ()))
+        for w in where:
+            for v in walk_expr(w):
+                if isinstance(v, Var) and self.lookup(v.name) is not None and self.lookup(v.name).kind != "size":
+                    raise self.err(f"where-constraints may only use size symbols; '{v.name}' is a run-time "
+                                   f"{self.lookup(v.name).kind}", v.loc)
         body = self.block(block, new_scope=True)
         return Kernel(str(name_tok), tuple(out), where, body, self.loc(tree))
 
@@ -179,6 +204,7 @@ class _Builder:
             if bounds[0] is not None and bounds[1] is not None and \
                     fold_literal(bounds[0]) >= fold_literal(bounds[1]):  # type: ignore[operator]
                 raise self.err(f"empty range for '{name_tok}'", self.loc(lo))
+            self.check_name(name_tok)
             self.scopes[0][str(name_tok)] = _Sym("scalar", t)
             return ScalarParam(str(name_tok), t, bounds[0], bounds[1], self.loc(name_tok))
         _, direction, type_tok, dims, strides = tree.children
@@ -195,6 +221,7 @@ class _Builder:
             raise self.err(f"'{name_tok}' is used as a size symbol and cannot also name a buffer",
                            self.loc(name_tok))
         t = SCALAR_TYPES[str(type_tok)]
+        self.check_name(name_tok)
         self.scopes[0][str(name_tok)] = _Sym("buffer", t, len(shape), dir_text != "in")
         return BufferParam(str(name_tok), t, shape, dir_text, stride_exprs, self.loc(name_tok))
 

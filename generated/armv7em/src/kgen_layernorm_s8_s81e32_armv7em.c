@@ -72,13 +72,13 @@ void kgen_layernorm_s8_s81e32_armv7em(const int8_t *restrict X, const int32_t *r
         for (int32_t e = 0; e < 32; ++e) {
             sum = (int32_t)((uint32_t)sum + (uint32_t)((int32_t)X[(32 * s) + e]));
         }
-        int32_t mean = sum / ((int32_t)32);
+        int32_t mean = kgen_div_i32(sum, (int32_t)32);
         int64_t sq = 0LL;
         for (int32_t e = 0; e < 32; ++e) {
             int32_t d = (int32_t)((uint32_t)((int32_t)X[(32 * s) + e]) - (uint32_t)mean);
             sq = (int64_t)((uint64_t)sq + (uint64_t)((int64_t)((int32_t)((uint32_t)d * (uint32_t)d))));
         }
-        int32_t rem = (int32_t)((uint32_t)((int32_t)(sq / ((int64_t)32))) + (uint32_t)1);
+        int32_t rem = (int32_t)((uint32_t)((int32_t)kgen_div_i64(sq, (int64_t)32)) + (uint32_t)1);
         int32_t root = 0;
         int32_t bit = 1073741824;
         for (int32_t k = 0; k < 16; ++k) {
@@ -92,7 +92,7 @@ void kgen_layernorm_s8_s81e32_armv7em(const int8_t *restrict X, const int32_t *r
         }
         for (int32_t e = 0; e < 32; ++e) {
             int64_t num = ((int64_t)((int32_t)((uint32_t)((int32_t)X[(32 * s) + e]) - (uint32_t)mean))) * ((int64_t)gamma[e]);
-            int64_t t = ((int64_t)((uint64_t)(num / ((int64_t)root)) + (uint64_t)((int64_t)beta[e]))) >> shift;
+            int64_t t = ((int64_t)((uint64_t)kgen_div_i64(num, (int64_t)root) + (uint64_t)((int64_t)beta[e]))) >> shift;
             Y[(32 * s) + e] = (int8_t)kgen_clip_i64(t, (-128LL), 127LL);
         }
     }

@@ -248,7 +248,7 @@
  */
 void kgen_encoder_block_s8_generic(const int8_t *restrict X, const int8_t *restrict Wq, const int32_t *restrict bq, const int8_t *restrict Wk, const int32_t *restrict bk, const int8_t *restrict Wv, const int32_t *restrict bv, const int8_t *restrict Wo, const int32_t *restrict bo, const int32_t *restrict g1, const int32_t *restrict be1, const int8_t *restrict W1, const int32_t *restrict b1, const int8_t *restrict W2, const int32_t *restrict b2, const int32_t *restrict g2, const int32_t *restrict be2, int32_t mul_q, int32_t shift_q, int32_t mul_k, int32_t shift_k, int32_t mul_v, int32_t shift_v, int32_t mul_s, int32_t shift_s, int32_t a, int32_t b, int32_t c, int32_t log2, int32_t mul_av, int32_t shift_av, int32_t mul_o, int32_t shift_o, int32_t mul_r1x, int32_t shift_r1x, int32_t mul_r1y, int32_t shift_r1y, int32_t ln1_shift, int32_t mul_f1, int32_t shift_f1, int32_t gelu_b, int32_t gelu_one, int32_t gelu_mul, int32_t gelu_shift, int32_t mul_f2, int32_t shift_f2, int32_t mul_r2x, int32_t shift_r2x, int32_t mul_r2y, int32_t shift_r2y, int32_t ln2_shift, int8_t *restrict Y, int32_t S, int32_t E, int32_t H, int32_t P, int32_t F)
 {
-    int32_t rl2 = ((int32_t)((uint32_t)((int32_t)((uint32_t)65536 + (uint32_t)log2)) - (uint32_t)1)) / log2;
+    int32_t rl2 = kgen_div_i32((int32_t)((uint32_t)((int32_t)((uint32_t)65536 + (uint32_t)log2)) - (uint32_t)1), log2);
     KGEN_ALIGN8 int8_t Qh_storage[S * P];
     KGEN_ALIGN8 int8_t Kh_storage[S * P];
     KGEN_ALIGN8 int8_t Vth_storage[P * S];
@@ -292,7 +292,7 @@ void kgen_encoder_block_s8_generic(const int8_t *restrict X, const int8_t *restr
                 ybuf_storage[j] = ((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q)) * (uint32_t)q)) + (uint32_t)c)) >> z;
                 sum = (int64_t)((uint64_t)sum + (uint64_t)((int64_t)ybuf_storage[j]));
             }
-            int64_t recip = ((int64_t)((uint64_t)((int64_t)((int64_t)((uint64_t)255LL << 32LL))) + (uint64_t)(sum >> 1))) / sum;
+            int64_t recip = kgen_div_i64((int64_t)((uint64_t)((int64_t)((int64_t)((uint64_t)255LL << 32LL))) + (uint64_t)(sum >> 1)), sum);
             for (int32_t j = 0; j < S; ++j) {
                 Ar_storage[j] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_storage[j]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
             }
@@ -326,13 +326,13 @@ void kgen_encoder_block_s8_generic(const int8_t *restrict X, const int8_t *restr
         for (int32_t e = 0; e < E; ++e) {
             sum1 = (int32_t)((uint32_t)sum1 + (uint32_t)((int32_t)r_storage[e]));
         }
-        int32_t mean1 = sum1 / ((int32_t)E);
+        int32_t mean1 = kgen_div_i32(sum1, (int32_t)E);
         int64_t sq1 = 0LL;
         for (int32_t e = 0; e < E; ++e) {
             int32_t d1 = (int32_t)((uint32_t)((int32_t)r_storage[e]) - (uint32_t)mean1);
             sq1 = (int64_t)((uint64_t)sq1 + (uint64_t)((int64_t)((int32_t)((uint32_t)d1 * (uint32_t)d1))));
         }
-        int32_t rem1 = (int32_t)((uint32_t)((int32_t)(sq1 / ((int64_t)E))) + (uint32_t)1);
+        int32_t rem1 = (int32_t)((uint32_t)((int32_t)kgen_div_i64(sq1, (int64_t)E)) + (uint32_t)1);
         int32_t root1 = 0;
         int32_t bit1 = 1073741824;
         for (int32_t k = 0; k < 16; ++k) {
@@ -346,7 +346,7 @@ void kgen_encoder_block_s8_generic(const int8_t *restrict X, const int8_t *restr
         }
         for (int32_t e = 0; e < E; ++e) {
             int64_t num1 = ((int64_t)((int32_t)((uint32_t)((int32_t)r_storage[e]) - (uint32_t)mean1))) * ((int64_t)g1[e]);
-            int64_t t1 = ((int64_t)((uint64_t)(num1 / ((int64_t)root1)) + (uint64_t)((int64_t)be1[e]))) >> ln1_shift;
+            int64_t t1 = ((int64_t)((uint64_t)kgen_div_i64(num1, (int64_t)root1) + (uint64_t)((int64_t)be1[e]))) >> ln1_shift;
             x1_storage[e] = (int8_t)kgen_clip_i64(t1, (-128LL), 127LL);
         }
         for (int32_t f = 0; f < F; ++f) {
@@ -377,13 +377,13 @@ void kgen_encoder_block_s8_generic(const int8_t *restrict X, const int8_t *restr
         for (int32_t e = 0; e < E; ++e) {
             sum2 = (int32_t)((uint32_t)sum2 + (uint32_t)((int32_t)r_storage[e]));
         }
-        int32_t mean2 = sum2 / ((int32_t)E);
+        int32_t mean2 = kgen_div_i32(sum2, (int32_t)E);
         int64_t sq2 = 0LL;
         for (int32_t e = 0; e < E; ++e) {
             int32_t d2 = (int32_t)((uint32_t)((int32_t)r_storage[e]) - (uint32_t)mean2);
             sq2 = (int64_t)((uint64_t)sq2 + (uint64_t)((int64_t)((int32_t)((uint32_t)d2 * (uint32_t)d2))));
         }
-        int32_t rem2 = (int32_t)((uint32_t)((int32_t)(sq2 / ((int64_t)E))) + (uint32_t)1);
+        int32_t rem2 = (int32_t)((uint32_t)((int32_t)kgen_div_i64(sq2, (int64_t)E)) + (uint32_t)1);
         int32_t root2 = 0;
         int32_t bit2 = 1073741824;
         for (int32_t k = 0; k < 16; ++k) {
@@ -397,7 +397,7 @@ void kgen_encoder_block_s8_generic(const int8_t *restrict X, const int8_t *restr
         }
         for (int32_t e = 0; e < E; ++e) {
             int64_t num2 = ((int64_t)((int32_t)((uint32_t)((int32_t)r_storage[e]) - (uint32_t)mean2))) * ((int64_t)g2[e]);
-            int64_t t2 = ((int64_t)((uint64_t)(num2 / ((int64_t)root2)) + (uint64_t)((int64_t)be2[e]))) >> ln2_shift;
+            int64_t t2 = ((int64_t)((uint64_t)kgen_div_i64(num2, (int64_t)root2) + (uint64_t)((int64_t)be2[e]))) >> ln2_shift;
             Y[(s * E) + e] = (int8_t)kgen_clip_i64(t2, (-128LL), 127LL);
         }
     }

@@ -79,7 +79,7 @@
  */
 void kgen_mhsa_scores_softmax_s8_generic(const int8_t *restrict Q, const int8_t *restrict K, int32_t mul, int32_t shift, int32_t a, int32_t b, int32_t c, int32_t log2, uint8_t *restrict A, int32_t H, int32_t NB, int32_t BLK, int32_t P)
 {
-    int32_t rl2 = ((int32_t)((uint32_t)((int32_t)((uint32_t)65536 + (uint32_t)log2)) - (uint32_t)1)) / log2;
+    int32_t rl2 = kgen_div_i32((int32_t)((uint32_t)((int32_t)((uint32_t)65536 + (uint32_t)log2)) - (uint32_t)1), log2);
     KGEN_ALIGN8 int8_t T_storage[BLK * NB * BLK];
     KGEN_ALIGN8 int32_t ybuf_storage[NB * BLK];
     for (int32_t h = 0; h < H; ++h) {
@@ -106,7 +106,7 @@ void kgen_mhsa_scores_softmax_s8_generic(const int8_t *restrict Q, const int8_t 
                     ybuf_storage[j] = ((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q)) * (uint32_t)q)) + (uint32_t)c)) >> z;
                     sum = (int64_t)((uint64_t)sum + (uint64_t)((int64_t)ybuf_storage[j]));
                 }
-                int64_t recip = ((int64_t)((uint64_t)((int64_t)((int64_t)((uint64_t)255LL << 32LL))) + (uint64_t)(sum >> 1))) / sum;
+                int64_t recip = kgen_div_i64((int64_t)((uint64_t)((int64_t)((int64_t)((uint64_t)255LL << 32LL))) + (uint64_t)(sum >> 1)), sum);
                 for (int32_t j = 0; j < NB * BLK; ++j) {
                     A[((h * ((NB * BLK) * (NB * BLK))) + (((qb * BLK) + r) * (NB * BLK))) + j] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_storage[j]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
                 }

@@ -31,38 +31,52 @@
 
 KGEN_INLINE int8_t kgen_min_i8(int8_t a, int8_t b) { return a < b ? a : b; }
 KGEN_INLINE int8_t kgen_max_i8(int8_t a, int8_t b) { return a > b ? a : b; }
-KGEN_INLINE int8_t kgen_clip_i8(int8_t x, int8_t lo, int8_t hi) { return x < lo ? lo : (x > hi ? hi : x); }
+KGEN_INLINE int8_t kgen_clip_i8(int8_t x, int8_t lo, int8_t hi) { int8_t y = x < lo ? lo : x; return y > hi ? hi : y; }
+KGEN_INLINE int8_t kgen_bnot_i8(int8_t x) { return (int8_t)~x; }
 KGEN_INLINE int8_t kgen_abs_i8(int8_t x) { return (int8_t)(x < 0 ? (uint8_t)0 - (uint8_t)x : (uint8_t)x); }
 
 KGEN_INLINE uint8_t kgen_min_u8(uint8_t a, uint8_t b) { return a < b ? a : b; }
 KGEN_INLINE uint8_t kgen_max_u8(uint8_t a, uint8_t b) { return a > b ? a : b; }
-KGEN_INLINE uint8_t kgen_clip_u8(uint8_t x, uint8_t lo, uint8_t hi) { return x < lo ? lo : (x > hi ? hi : x); }
+KGEN_INLINE uint8_t kgen_clip_u8(uint8_t x, uint8_t lo, uint8_t hi) { uint8_t y = x < lo ? lo : x; return y > hi ? hi : y; }
+KGEN_INLINE uint8_t kgen_bnot_u8(uint8_t x) { return (uint8_t)~x; }
 KGEN_INLINE uint8_t kgen_abs_u8(uint8_t x) { return x; }
 
 KGEN_INLINE int16_t kgen_min_i16(int16_t a, int16_t b) { return a < b ? a : b; }
 KGEN_INLINE int16_t kgen_max_i16(int16_t a, int16_t b) { return a > b ? a : b; }
-KGEN_INLINE int16_t kgen_clip_i16(int16_t x, int16_t lo, int16_t hi) { return x < lo ? lo : (x > hi ? hi : x); }
+KGEN_INLINE int16_t kgen_clip_i16(int16_t x, int16_t lo, int16_t hi) { int16_t y = x < lo ? lo : x; return y > hi ? hi : y; }
+KGEN_INLINE int16_t kgen_bnot_i16(int16_t x) { return (int16_t)~x; }
 KGEN_INLINE int16_t kgen_abs_i16(int16_t x) { return (int16_t)(x < 0 ? (uint16_t)0 - (uint16_t)x : (uint16_t)x); }
 
 KGEN_INLINE uint16_t kgen_min_u16(uint16_t a, uint16_t b) { return a < b ? a : b; }
 KGEN_INLINE uint16_t kgen_max_u16(uint16_t a, uint16_t b) { return a > b ? a : b; }
-KGEN_INLINE uint16_t kgen_clip_u16(uint16_t x, uint16_t lo, uint16_t hi) { return x < lo ? lo : (x > hi ? hi : x); }
+KGEN_INLINE uint16_t kgen_clip_u16(uint16_t x, uint16_t lo, uint16_t hi) { uint16_t y = x < lo ? lo : x; return y > hi ? hi : y; }
+KGEN_INLINE uint16_t kgen_bnot_u16(uint16_t x) { return (uint16_t)~x; }
 KGEN_INLINE uint16_t kgen_abs_u16(uint16_t x) { return x; }
 
 KGEN_INLINE int32_t kgen_min_i32(int32_t a, int32_t b) { return a < b ? a : b; }
 KGEN_INLINE int32_t kgen_max_i32(int32_t a, int32_t b) { return a > b ? a : b; }
-KGEN_INLINE int32_t kgen_clip_i32(int32_t x, int32_t lo, int32_t hi) { return x < lo ? lo : (x > hi ? hi : x); }
+KGEN_INLINE int32_t kgen_clip_i32(int32_t x, int32_t lo, int32_t hi) { int32_t y = x < lo ? lo : x; return y > hi ? hi : y; }
+KGEN_INLINE int32_t kgen_bnot_i32(int32_t x) { return (int32_t)~x; }
 KGEN_INLINE int32_t kgen_abs_i32(int32_t x) { return (int32_t)(x < 0 ? (uint32_t)0 - (uint32_t)x : (uint32_t)x); }
 
 KGEN_INLINE uint32_t kgen_min_u32(uint32_t a, uint32_t b) { return a < b ? a : b; }
 KGEN_INLINE uint32_t kgen_max_u32(uint32_t a, uint32_t b) { return a > b ? a : b; }
-KGEN_INLINE uint32_t kgen_clip_u32(uint32_t x, uint32_t lo, uint32_t hi) { return x < lo ? lo : (x > hi ? hi : x); }
+KGEN_INLINE uint32_t kgen_clip_u32(uint32_t x, uint32_t lo, uint32_t hi) { uint32_t y = x < lo ? lo : x; return y > hi ? hi : y; }
+KGEN_INLINE uint32_t kgen_bnot_u32(uint32_t x) { return (uint32_t)~x; }
 KGEN_INLINE uint32_t kgen_abs_u32(uint32_t x) { return x; }
 
 KGEN_INLINE int64_t kgen_min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
 KGEN_INLINE int64_t kgen_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
-KGEN_INLINE int64_t kgen_clip_i64(int64_t x, int64_t lo, int64_t hi) { return x < lo ? lo : (x > hi ? hi : x); }
+KGEN_INLINE int64_t kgen_clip_i64(int64_t x, int64_t lo, int64_t hi) { int64_t y = x < lo ? lo : x; return y > hi ? hi : y; }
+KGEN_INLINE int64_t kgen_bnot_i64(int64_t x) { return (int64_t)~x; }
 KGEN_INLINE int64_t kgen_abs_i64(int64_t x) { return (int64_t)(x < 0 ? (uint64_t)0 - (uint64_t)x : (uint64_t)x); }
+
+/* Signed division and remainder truncate toward zero; MIN / -1 wraps to MIN and MIN % -1 is 0, as
+ * in the DSL (plain C would trap or be undefined).  Division by zero is a precondition violation. */
+KGEN_INLINE int32_t kgen_div_i32(int32_t a, int32_t b) { return b == -1 ? (int32_t)(0u - (uint32_t)a) : a / b; }
+KGEN_INLINE int32_t kgen_mod_i32(int32_t a, int32_t b) { return b == -1 ? 0 : a % b; }
+KGEN_INLINE int64_t kgen_div_i64(int64_t a, int64_t b) { return b == -1 ? (int64_t)(0u - (uint64_t)a) : a / b; }
+KGEN_INLINE int64_t kgen_mod_i64(int64_t a, int64_t b) { return b == -1 ? 0 : a % b; }
 
 /**
  * requant(acc, mul, shift, floor) = clip(wrap32(acc * mul) >> shift, -128, 127).

@@ -254,7 +254,7 @@ void kgen_encoder_block_s8_s81e32h8p32f64_xpulpv2_c8(const int8_t *restrict X, c
         const int32_t kgen_serial_lo = (0) + kgen_serial_core * (kgen_serial_n / 8) + kgen_serial_extra;
         const int32_t kgen_serial_hi = kgen_serial_lo + kgen_serial_n / 8 + (kgen_serial_core < kgen_serial_n % 8 ? 1 : 0);
         for (int32_t kgen_serial = kgen_serial_lo; kgen_serial < kgen_serial_hi; ++kgen_serial) {
-            int32_t rl2 = ((int32_t)((uint32_t)((int32_t)((uint32_t)65536 + (uint32_t)log2)) - (uint32_t)1)) / log2;
+            int32_t rl2 = kgen_div_i32((int32_t)((uint32_t)((int32_t)((uint32_t)65536 + (uint32_t)log2)) - (uint32_t)1), log2);
             KGEN_ALIGN8 int8_t Qh_storage[81 * 32];
             KGEN_ALIGN8 int8_t Kh_storage[81 * 32];
             KGEN_ALIGN8 int8_t Vth_storage[32 * 81];
@@ -298,7 +298,7 @@ void kgen_encoder_block_s8_s81e32h8p32f64_xpulpv2_c8(const int8_t *restrict X, c
                         ybuf_storage[j] = ((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q)) * (uint32_t)q)) + (uint32_t)c)) >> z;
                         sum = (int64_t)((uint64_t)sum + (uint64_t)((int64_t)ybuf_storage[j]));
                     }
-                    int64_t recip = ((int64_t)((uint64_t)((int64_t)((int64_t)((uint64_t)255LL << 32LL))) + (uint64_t)(sum >> 1))) / sum;
+                    int64_t recip = kgen_div_i64((int64_t)((uint64_t)((int64_t)((int64_t)((uint64_t)255LL << 32LL))) + (uint64_t)(sum >> 1)), sum);
                     for (int32_t j = 0; j < 81; ++j) {
                         Ar_storage[j] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_storage[j]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
                     }
@@ -332,13 +332,13 @@ void kgen_encoder_block_s8_s81e32h8p32f64_xpulpv2_c8(const int8_t *restrict X, c
                 for (int32_t e = 0; e < 32; ++e) {
                     sum1 = (int32_t)((uint32_t)sum1 + (uint32_t)((int32_t)r_storage[e]));
                 }
-                int32_t mean1 = sum1 / ((int32_t)32);
+                int32_t mean1 = kgen_div_i32(sum1, (int32_t)32);
                 int64_t sq1 = 0LL;
                 for (int32_t e = 0; e < 32; ++e) {
                     int32_t d1 = (int32_t)((uint32_t)((int32_t)r_storage[e]) - (uint32_t)mean1);
                     sq1 = (int64_t)((uint64_t)sq1 + (uint64_t)((int64_t)((int32_t)((uint32_t)d1 * (uint32_t)d1))));
                 }
-                int32_t rem1 = (int32_t)((uint32_t)((int32_t)(sq1 / ((int64_t)32))) + (uint32_t)1);
+                int32_t rem1 = (int32_t)((uint32_t)((int32_t)kgen_div_i64(sq1, (int64_t)32)) + (uint32_t)1);
                 int32_t root1 = 0;
                 int32_t bit1 = 1073741824;
                 for (int32_t k = 0; k < 16; ++k) {
@@ -352,7 +352,7 @@ void kgen_encoder_block_s8_s81e32h8p32f64_xpulpv2_c8(const int8_t *restrict X, c
                 }
                 for (int32_t e = 0; e < 32; ++e) {
                     int64_t num1 = ((int64_t)((int32_t)((uint32_t)((int32_t)r_storage[e]) - (uint32_t)mean1))) * ((int64_t)g1[e]);
-                    int64_t t1 = ((int64_t)((uint64_t)(num1 / ((int64_t)root1)) + (uint64_t)((int64_t)be1[e]))) >> ln1_shift;
+                    int64_t t1 = ((int64_t)((uint64_t)kgen_div_i64(num1, (int64_t)root1) + (uint64_t)((int64_t)be1[e]))) >> ln1_shift;
                     x1_storage[e] = (int8_t)kgen_clip_i64(t1, (-128LL), 127LL);
                 }
                 for (int32_t f = 0; f < 64; ++f) {
@@ -383,13 +383,13 @@ void kgen_encoder_block_s8_s81e32h8p32f64_xpulpv2_c8(const int8_t *restrict X, c
                 for (int32_t e = 0; e < 32; ++e) {
                     sum2 = (int32_t)((uint32_t)sum2 + (uint32_t)((int32_t)r_storage[e]));
                 }
-                int32_t mean2 = sum2 / ((int32_t)32);
+                int32_t mean2 = kgen_div_i32(sum2, (int32_t)32);
                 int64_t sq2 = 0LL;
                 for (int32_t e = 0; e < 32; ++e) {
                     int32_t d2 = (int32_t)((uint32_t)((int32_t)r_storage[e]) - (uint32_t)mean2);
                     sq2 = (int64_t)((uint64_t)sq2 + (uint64_t)((int64_t)((int32_t)((uint32_t)d2 * (uint32_t)d2))));
                 }
-                int32_t rem2 = (int32_t)((uint32_t)((int32_t)(sq2 / ((int64_t)32))) + (uint32_t)1);
+                int32_t rem2 = (int32_t)((uint32_t)((int32_t)kgen_div_i64(sq2, (int64_t)32)) + (uint32_t)1);
                 int32_t root2 = 0;
                 int32_t bit2 = 1073741824;
                 for (int32_t k = 0; k < 16; ++k) {
@@ -403,7 +403,7 @@ void kgen_encoder_block_s8_s81e32h8p32f64_xpulpv2_c8(const int8_t *restrict X, c
                 }
                 for (int32_t e = 0; e < 32; ++e) {
                     int64_t num2 = ((int64_t)((int32_t)((uint32_t)((int32_t)r_storage[e]) - (uint32_t)mean2))) * ((int64_t)g2[e]);
-                    int64_t t2 = ((int64_t)((uint64_t)(num2 / ((int64_t)root2)) + (uint64_t)((int64_t)be2[e]))) >> ln2_shift;
+                    int64_t t2 = ((int64_t)((uint64_t)kgen_div_i64(num2, (int64_t)root2) + (uint64_t)((int64_t)be2[e]))) >> ln2_shift;
                     Y[(32 * s) + e] = (int8_t)kgen_clip_i64(t2, (-128LL), 127LL);
                 }
             }

@@ -89,7 +89,7 @@
  */
 void kgen_fwsa_scores_softmax_s8_s81e32h8_xpulpv2(const int8_t *restrict X, const int8_t *restrict M, const int32_t *restrict bias, int32_t mul_i, int32_t shift_i, int32_t mul_s, int32_t shift_s, int32_t a, int32_t b, int32_t c, int32_t log2, uint8_t *restrict A)
 {
-    int32_t rl2 = ((int32_t)((uint32_t)((int32_t)((uint32_t)65536 + (uint32_t)log2)) - (uint32_t)1)) / log2;
+    int32_t rl2 = kgen_div_i32((int32_t)((uint32_t)((int32_t)((uint32_t)65536 + (uint32_t)log2)) - (uint32_t)1), log2);
     KGEN_ALIGN8 int8_t I_storage[81 * 32];
     KGEN_ALIGN8 int8_t T_storage[81];
     KGEN_ALIGN8 int32_t ybuf_storage[81];
@@ -123,7 +123,7 @@ void kgen_fwsa_scores_softmax_s8_s81e32h8_xpulpv2(const int8_t *restrict X, cons
                 ybuf_storage[j] = ((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q)) * (uint32_t)q)) + (uint32_t)c)) >> z;
                 sum = (int64_t)((uint64_t)sum + (uint64_t)((int64_t)ybuf_storage[j]));
             }
-            int64_t recip = ((int64_t)((uint64_t)((int64_t)((int64_t)((uint64_t)255LL << 32LL))) + (uint64_t)(sum >> 1))) / sum;
+            int64_t recip = kgen_div_i64((int64_t)((uint64_t)((int64_t)((int64_t)((uint64_t)255LL << 32LL))) + (uint64_t)(sum >> 1)), sum);
             for (int32_t j = 0; j < 81; ++j) {
                 A[((6561 * h) + (81 * s)) + j] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_storage[j]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
             }

@@ -130,7 +130,7 @@
  */
 void kgen_mhsa_s8_s64e64h1p64_xpulpv2(const int8_t *restrict X, const int8_t *restrict Wq, const int32_t *restrict bq, const int8_t *restrict Wk, const int32_t *restrict bk, const int8_t *restrict Wv, const int32_t *restrict bv, const int8_t *restrict Wo, const int32_t *restrict bo, int32_t mul_q, int32_t shift_q, int32_t mul_k, int32_t shift_k, int32_t mul_v, int32_t shift_v, int32_t mul_s, int32_t shift_s, int32_t a, int32_t b, int32_t c, int32_t log2, int32_t mul_av, int32_t shift_av, int32_t mul_o, int32_t shift_o, int8_t *restrict Y)
 {
-    int32_t rl2 = ((int32_t)((uint32_t)((int32_t)((uint32_t)65536 + (uint32_t)log2)) - (uint32_t)1)) / log2;
+    int32_t rl2 = kgen_div_i32((int32_t)((uint32_t)((int32_t)((uint32_t)65536 + (uint32_t)log2)) - (uint32_t)1), log2);
     KGEN_ALIGN8 int8_t Qh_storage[64 * 64];
     KGEN_ALIGN8 int8_t Kh_storage[64 * 64];
     KGEN_ALIGN8 int8_t Vth_storage[64 * 64];
@@ -174,7 +174,7 @@ void kgen_mhsa_s8_s64e64h1p64_xpulpv2(const int8_t *restrict X, const int8_t *re
                 ybuf_storage[j] = ((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q)) * (uint32_t)q)) + (uint32_t)c)) >> z;
                 sum = (int64_t)((uint64_t)sum + (uint64_t)((int64_t)ybuf_storage[j]));
             }
-            int64_t recip = ((int64_t)((uint64_t)((int64_t)((int64_t)((uint64_t)255LL << 32LL))) + (uint64_t)(sum >> 1))) / sum;
+            int64_t recip = kgen_div_i64((int64_t)((uint64_t)((int64_t)((int64_t)((uint64_t)255LL << 32LL))) + (uint64_t)(sum >> 1)), sum);
             for (int32_t j = 0; j < 64; ++j) {
                 Ar_storage[j] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_storage[j]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
             }

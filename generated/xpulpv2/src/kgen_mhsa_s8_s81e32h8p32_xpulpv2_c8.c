@@ -138,7 +138,7 @@ void kgen_mhsa_s8_s81e32h8p32_xpulpv2_c8(const int8_t *restrict X, const int8_t 
         const int32_t kgen_serial_lo = (0) + kgen_serial_core * (kgen_serial_n / 8) + kgen_serial_extra;
         const int32_t kgen_serial_hi = kgen_serial_lo + kgen_serial_n / 8 + (kgen_serial_core < kgen_serial_n % 8 ? 1 : 0);
         for (int32_t kgen_serial = kgen_serial_lo; kgen_serial < kgen_serial_hi; ++kgen_serial) {
-            int32_t rl2 = ((int32_t)((uint32_t)((int32_t)((uint32_t)65536 + (uint32_t)log2)) - (uint32_t)1)) / log2;
+            int32_t rl2 = kgen_div_i32((int32_t)((uint32_t)((int32_t)((uint32_t)65536 + (uint32_t)log2)) - (uint32_t)1), log2);
             KGEN_ALIGN8 int8_t Qh_storage[81 * 32];
             KGEN_ALIGN8 int8_t Kh_storage[81 * 32];
             KGEN_ALIGN8 int8_t Vth_storage[32 * 81];
@@ -182,7 +182,7 @@ void kgen_mhsa_s8_s81e32h8p32_xpulpv2_c8(const int8_t *restrict X, const int8_t 
                         ybuf_storage[j] = ((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q)) * (uint32_t)q)) + (uint32_t)c)) >> z;
                         sum = (int64_t)((uint64_t)sum + (uint64_t)((int64_t)ybuf_storage[j]));
                     }
-                    int64_t recip = ((int64_t)((uint64_t)((int64_t)((int64_t)((uint64_t)255LL << 32LL))) + (uint64_t)(sum >> 1))) / sum;
+                    int64_t recip = kgen_div_i64((int64_t)((uint64_t)((int64_t)((int64_t)((uint64_t)255LL << 32LL))) + (uint64_t)(sum >> 1)), sum);
                     for (int32_t j = 0; j < 81; ++j) {
                         Ar_storage[j] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_storage[j]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
                     }

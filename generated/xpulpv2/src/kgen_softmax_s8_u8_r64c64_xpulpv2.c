@@ -63,7 +63,7 @@
  */
 void kgen_softmax_s8_u8_r64c64_xpulpv2(const int8_t *restrict X, int32_t a, int32_t b, int32_t c, int32_t log2, uint8_t *restrict Y)
 {
-    int32_t rl2 = ((int32_t)((uint32_t)((int32_t)((uint32_t)65536 + (uint32_t)log2)) - (uint32_t)1)) / log2;
+    int32_t rl2 = kgen_div_i32((int32_t)((uint32_t)((int32_t)((uint32_t)65536 + (uint32_t)log2)) - (uint32_t)1), log2);
     KGEN_ALIGN8 int32_t ybuf_storage[64];
     for (int32_t r = 0; r < 64; ++r) {
         int32_t xmax = -128;
@@ -78,7 +78,7 @@ void kgen_softmax_s8_u8_r64c64_xpulpv2(const int8_t *restrict X, int32_t a, int3
             ybuf_storage[j] = ((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q)) * (uint32_t)q)) + (uint32_t)c)) >> z;
             sum = (int64_t)((uint64_t)sum + (uint64_t)((int64_t)ybuf_storage[j]));
         }
-        int64_t recip = ((int64_t)((uint64_t)((int64_t)((int64_t)((uint64_t)255LL << 32LL))) + (uint64_t)(sum >> 1))) / sum;
+        int64_t recip = kgen_div_i64((int64_t)((uint64_t)((int64_t)((int64_t)((uint64_t)255LL << 32LL))) + (uint64_t)(sum >> 1)), sum);
         for (int32_t j = 0; j < 64; ++j) {
             Y[(64 * r) + j] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_storage[j]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
         }
