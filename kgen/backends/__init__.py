@@ -31,6 +31,8 @@ class Lowered:
     paired: frozenset[str] = frozenset()
     #: macro placed before the function definition (e.g. KGEN_REGISTER_BLOCKED)
     qualifier: str = ""
+    #: packing companions: (packed parameter, DSL kernel that computes it from the original argument)
+    companions: tuple[tuple[str, Kernel], ...] = ()
 
 
 class Backend(Protocol):

@@ -64,7 +64,8 @@ class ArmBackend:
                  f"{ceil(K / L) * R * L * 2}-byte stack buffer per block of {R} rows.")
         return Lowered(s, sizes, (isa.header,), notes,
                        {packing.dst: lambda args, p=packing: p.pack(args[p.src])}, isa.sha256, support,
-                       paired=frozenset({f"{c.a}_wide"}), qualifier="KGEN_REGISTER_BLOCKED")
+                       paired=frozenset({f"{c.a}_wide"}), qualifier="KGEN_REGISTER_BLOCKED",
+                       companions=((packing.dst, packing.companion(specialize(kernel, sizes))),))
 
 
 def _unroll_k(s: Kernel, var: str, steps: int, factor: int) -> Kernel:

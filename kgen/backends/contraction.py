@@ -158,6 +158,38 @@ class Packing:
         out[n // self.C, k // self.L, n % self.C, k % self.L] = a
         return out
 
+    def companion(self, kernel: Kernel) -> Kernel:
+        """The packing as a DSL kernel (the definition the C and Python companions implement):
+        ``dst[nb, kb, c, l] = src[.., C*nb + c, .., L*kb + l, ..]`` inside the source, 0 in the padding."""
+        from ..ir import BOOL, Bin, Cast, For, If, Store, Var
+
+        src = kernel.param(self.src)
+        assert isinstance(src, BufferParam)
+        names = ("nb", "kb", "c", "l")
+        v = {n: Var(n, IDX) for n in names}
+        n_ix = Bin("add", Bin("mul", Const(self.C, IDX), v["nb"], IDX), v["c"], IDX)
+        k_ix = Bin("add", Bin("mul", Const(self.L, IDX), v["kb"], IDX), v["l"], IDX)
+        index: list[Expr] = [Const(0, IDX)] * len(src.shape)
+        index[self.n_dim], index[self.k_dim] = n_ix, k_ix
+        dst_ix = tuple(v[n] for n in names)
+        inside = Bin("land", Bin("lt", n_ix, Const(self.N, IDX), BOOL), Bin("lt", k_ix, Const(self.K, IDX), BOOL), BOOL)
+        body: tuple = (If(inside, (Store(self.dst, dst_ix, Cast(Load(self.src, tuple(index), src.type), self.type)),),
+                          (Store(self.dst, dst_ix, Const(0, self.type)),)),)
+        for n, extent in reversed(list(zip(names, self.shape))):
+            body = (For(n, Const(0, IDX), Const(extent, IDX), body),)
+        shape = tuple(Const(d, IDX) if isinstance(d, int) else d for d in self.src_shape)
+        params = (BufferParam(self.src, src.type, shape, "in"),
+                  BufferParam(self.dst, self.type, tuple(Const(d, IDX) for d in self.shape), "out"))
+        doc = (f"Offline packing of `{self.src}` for {kernel.name}: {self.type} [{']['.join(map(str, self.shape))}] "
+               f"(n-block, k-group, column, lane), zero padded. Run once on constant weights.")
+        return Kernel(f"{kernel.name}_pack_{self.src}", params, (), body, None, doc)
+
+    @property
+    def src_shape(self) -> tuple[int, ...]:
+        dims = [1] * 2
+        dims[self.n_dim], dims[self.k_dim] = self.N, self.K
+        return tuple(dims)
+
     def index(self, ld: Load) -> tuple[Expr, ...] | None:
         nq = divmod_index(ld.index[self.n_dim], self.C)
         kq = divmod_index(ld.index[self.k_dim], self.L)

@@ -84,4 +84,5 @@ class XpulpBackend:
             notes.append(f"Runs on {self.cores} cluster cores: every core calls the function; blocks are split "
                          f"in balanced chunks by kgen_core_id(); the function ends with kgen_barrier().")
         return Lowered(s, sizes, (isa.header, "kgen_runtime.h"), tuple(notes),
-                       {packing.dst: lambda args, p=packing: p.pack(args[p.src])}, isa.sha256, support)
+                       {packing.dst: lambda args, p=packing: p.pack(args[p.src])}, isa.sha256, support,
+                       companions=((packing.dst, packing.companion(specialize(kernel, sizes))),))
