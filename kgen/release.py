@@ -54,7 +54,8 @@ def render_release(isa: str, requests: list[VariantRequest]) -> dict[str, str]:
             headers.append(cem.header_name)
             companions.append({"parameter": param, "function": cem.function, "prototype": cem.prototype + ";",
                                "python": f"python/kgen_{isa}_packing.py:{cem.function}"})
-            python_fns.append(python_packer(cem.function, comp))
+            if all(not f.startswith(f"def {cem.function}(") for f in python_fns):  # same packing for 1 and N cores
+                python_fns.append(python_packer(cem.function, comp))
         k = req.source.kernel
         entries.append({
             "name": em.function,

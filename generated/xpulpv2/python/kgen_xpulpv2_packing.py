@@ -15,42 +15,12 @@ def kgen_matmul_nt_s8_pack_W_m16k64n64_xpulpv2(W: np.ndarray) -> np.ndarray:
     return out
 
 
-def kgen_matmul_nt_s8_pack_W_m16k64n64_xpulpv2(W: np.ndarray) -> np.ndarray:
-    """Offline packing of `W` for matmul_nt_s8: i8 [16][16][4][4] (n-block, k-group, column, lane), zero padded. Run once on constant weights."""
-    W = np.asarray(W)
-    nb, kb, c, l = np.meshgrid(*(np.arange(d) for d in (16, 16, 4, 4,)), indexing='ij')
-    inside = ((4 * nb + c < 64) & (4 * kb + l < 64))
-    out = np.zeros((16, 16, 4, 4,), dtype=np.int8)
-    out[inside] = W[(4 * nb + c)[inside], (4 * kb + l)[inside]]
-    return out
-
-
 def kgen_matmul_nt_s8_pack_W_m64k64n64_xpulpv2(W: np.ndarray) -> np.ndarray:
     """Offline packing of `W` for matmul_nt_s8: i8 [16][16][4][4] (n-block, k-group, column, lane), zero padded. Run once on constant weights."""
     W = np.asarray(W)
     nb, kb, c, l = np.meshgrid(*(np.arange(d) for d in (16, 16, 4, 4,)), indexing='ij')
     inside = ((4 * nb + c < 64) & (4 * kb + l < 64))
     out = np.zeros((16, 16, 4, 4,), dtype=np.int8)
-    out[inside] = W[(4 * nb + c)[inside], (4 * kb + l)[inside]]
-    return out
-
-
-def kgen_matmul_nt_s8_pack_W_m64k64n64_xpulpv2(W: np.ndarray) -> np.ndarray:
-    """Offline packing of `W` for matmul_nt_s8: i8 [16][16][4][4] (n-block, k-group, column, lane), zero padded. Run once on constant weights."""
-    W = np.asarray(W)
-    nb, kb, c, l = np.meshgrid(*(np.arange(d) for d in (16, 16, 4, 4,)), indexing='ij')
-    inside = ((4 * nb + c < 64) & (4 * kb + l < 64))
-    out = np.zeros((16, 16, 4, 4,), dtype=np.int8)
-    out[inside] = W[(4 * nb + c)[inside], (4 * kb + l)[inside]]
-    return out
-
-
-def kgen_matmul_nt_s8_pack_W_m128k128n128_xpulpv2(W: np.ndarray) -> np.ndarray:
-    """Offline packing of `W` for matmul_nt_s8: i8 [32][32][4][4] (n-block, k-group, column, lane), zero padded. Run once on constant weights."""
-    W = np.asarray(W)
-    nb, kb, c, l = np.meshgrid(*(np.arange(d) for d in (32, 32, 4, 4,)), indexing='ij')
-    inside = ((4 * nb + c < 128) & (4 * kb + l < 128))
-    out = np.zeros((32, 32, 4, 4,), dtype=np.int8)
     out[inside] = W[(4 * nb + c)[inside], (4 * kb + l)[inside]]
     return out
 
@@ -72,26 +42,6 @@ def kgen_matmul_nn_s8_pack_W_m64k64n64_xpulpv2(W: np.ndarray) -> np.ndarray:
     inside = ((4 * nb + c < 64) & (4 * kb + l < 64))
     out = np.zeros((16, 16, 4, 4,), dtype=np.int8)
     out[inside] = W[(4 * kb + l)[inside], (4 * nb + c)[inside]]
-    return out
-
-
-def kgen_matmul_nn_s8_pack_W_m64k64n64_xpulpv2(W: np.ndarray) -> np.ndarray:
-    """Offline packing of `W` for matmul_nn_s8: i8 [16][16][4][4] (n-block, k-group, column, lane), zero padded. Run once on constant weights."""
-    W = np.asarray(W)
-    nb, kb, c, l = np.meshgrid(*(np.arange(d) for d in (16, 16, 4, 4,)), indexing='ij')
-    inside = ((4 * nb + c < 64) & (4 * kb + l < 64))
-    out = np.zeros((16, 16, 4, 4,), dtype=np.int8)
-    out[inside] = W[(4 * kb + l)[inside], (4 * nb + c)[inside]]
-    return out
-
-
-def kgen_linear_o_s8_pack_W_s81h8p32e32_xpulpv2(W: np.ndarray) -> np.ndarray:
-    """Offline packing of `W` for linear_o_s8: i8 [8][64][4][4] (n-block, k-group, column, lane), zero padded. Run once on constant weights."""
-    W = np.asarray(W)
-    nb, kb, c, l = np.meshgrid(*(np.arange(d) for d in (8, 64, 4, 4,)), indexing='ij')
-    inside = ((4 * nb + c < 32) & (4 * kb + l < 256))
-    out = np.zeros((8, 64, 4, 4,), dtype=np.int8)
-    out[inside] = W[(4 * nb + c)[inside], (4 * kb + l)[inside]]
     return out
 
 
