@@ -101,8 +101,10 @@ class CEmitter:
             lay = self.layouts[e.buf]
             if e.type.lanes > 1:  # packed register load of consecutive elements
                 off = self.offset(lay, e.index)
-                if e.buf in self.paired and off.isdigit():
-                    return self.paired_load(lay.pointer, int(off), e.type.lanes)
+                if e.buf in self.paired:
+                    split = self.split_offset(lay, e.index, 2 * e.type.lanes)
+                    if split is not None:
+                        return self.paired_load(lay.pointer, split[0], split[1], e.type.lanes)
                 return f"kgen_ld32(&{lay.pointer}[{off}])"
             return f"{lay.pointer}[{self.offset(lay, e.index)}]"
         if isinstance(e, Bin):
@@ -214,14 +216,39 @@ class CEmitter:
     def emit(self, depth: int, text: str) -> None:
         self.lines.append("    " * depth + text)
 
-    def paired_load(self, pointer: str, off: int, lanes: int) -> str:
+    def split_offset(self, lay: Layout, index: tuple[Expr, ...], group: int) -> tuple[str, int] | None:
+        """Offset = variable part + constant, the variable part a multiple of ``group`` elements."""
+        import sympy as sp
+
+        from .check import NotAffine, to_sympy
+        from .rewrite import simplify_index
+
+        total: Expr = lay.offset
+        for ix, stride in zip(index, lay.strides):
+            total = simplify_index(Bin("add", total, simplify_index(Bin("mul", ix, stride, IDX)), IDX))
+        try:
+            s = sp.expand(to_sympy(total, {}))
+        except NotAffine:
+            return None
+        const, rest = s.as_coeff_Add()
+        if any(t.as_coeff_Mul()[0] % group for t in sp.Add.make_args(rest) if t != 0):
+            return None
+        rest_c = _strip(self.ex(canonical_affine(total))) if rest == 0 else None
+        from .backends.contraction import from_sympy
+
+        var_text = "" if rest == 0 else _strip(self.ex(from_sympy(rest)))
+        del rest_c
+        return var_text, int(const)
+
+    def paired_load(self, pointer: str, var: str, off: int, lanes: int) -> str:
         """Half of a 64-bit load covering elements [base, base + 2*lanes), base = off rounded down."""
         base = off - off % (2 * lanes)
-        key = (pointer, base)
+        key = (pointer, var, base)
         if key not in self.pairs:
-            name = f"{pointer.removesuffix('_storage')}_w{base}"
+            name = f"{pointer.removesuffix('_storage')}_w{len(self.pairs)}"
             self.pairs[key] = name
-            self.pending.append(f"const uint64_t {name} = kgen_ld64(&{pointer}[{base}]);")
+            addr = f"{var} + {base}" if var else f"{base}"
+            self.pending.append(f"const uint64_t {name} = kgen_ld64(&{pointer}[{addr}]);")
         name = self.pairs[key]
         return f"(uint32_t)({name} >> 32)" if off != base else f"(uint32_t){name}"
 
