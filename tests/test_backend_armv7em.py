@@ -33,7 +33,7 @@ def test_matmul_tails_bit_exact(kernel, shape):
 @pytest.mark.parametrize("request_", release_requests("armv7em", list(SOURCES.values())),
                          ids=lambda r: f"{r.source.kernel.name}-{'x'.join(map(str, r.sizes.values()))}")
 def test_release_kernel_bit_exact(request_):
-    for target in (TARGETS[0], TARGETS[3]):  # M4/gcc and M7/clang (all four run for the matmuls above)
+    for target in TARGETS:  # Cortex-M4 and M7, gcc and clang
         r = verify(request_.source, "armv7em", request_.sizes, target, modes=FAST_MODES)
         assert r.ok, describe_failure(r, request_.source)
 
@@ -47,3 +47,11 @@ def test_matmul_64_cube_instruction_count():
     r2 = verify(SOURCES["matmul_nt_s8"], "armv7em", dict(M=64, K=64, N=64), Target("qemu", "gcc", "cortex-m4", "-O3"),
                 modes=("random",))
     assert r2.ok and r2.region_instructions[0] / 64**3 <= 1.10
+
+
+@pytest.mark.parametrize("compiler", ["gcc", "clang"])
+@pytest.mark.parametrize("cpu", ["cortex-m4", "cortex-m7"])
+def test_size_optimised_builds_bit_exact(compiler, cpu):
+    for shape in ((5, 67, 7), (16, 64, 64)):
+        r = verify(SOURCES["matmul_nt_s8"], "armv7em", dict(zip("MKN", shape)), Target("qemu", compiler, cpu, "-Os"))
+        assert r.ok, describe_failure(r, SOURCES["matmul_nt_s8"])
