@@ -48,21 +48,21 @@ def map_body_exprs(body: tuple[Stmt, ...], fn: Callable[[Expr], Expr]) -> tuple[
     return tuple(map_stmt_exprs(s, fn) for s in body)
 
 
-def substitute(e: Expr, env: Mapping[str, Expr]) -> Expr:
-    """Replace index variables (loop variables, sizes) by expressions, then simplify."""
+def _substituter(env: Mapping[str, Expr]) -> Callable[[Expr], Expr]:
     def fn(x: Expr) -> Expr:
         if isinstance(x, Var) and x.name in env and x.type == IDX:
             return env[x.name]
         return simplify_index(x)
-    return map_expr(e, fn)
+    return fn
+
+
+def substitute(e: Expr, env: Mapping[str, Expr]) -> Expr:
+    """Replace index variables (loop variables, sizes) by expressions, then simplify."""
+    return map_expr(e, _substituter(env))
 
 
 def substitute_body(body: tuple[Stmt, ...], env: Mapping[str, Expr]) -> tuple[Stmt, ...]:
-    def fn(x: Expr) -> Expr:
-        if isinstance(x, Var) and x.name in env and x.type == IDX:
-            return env[x.name]
-        return simplify_index(x)
-    return map_body_exprs(body, fn)
+    return map_body_exprs(body, _substituter(env))
 
 
 def simplify_index(e: Expr) -> Expr:

@@ -8,6 +8,7 @@ unrolled K loop.  Kernels without a contraction are emitted as specialised porta
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from math import ceil
 from typing import Mapping
 
@@ -15,10 +16,10 @@ from ..ir import I16, Kernel
 from ..isafile import intrinsic_header, load_isa
 from ..isel import select_instructions
 from . import Lowered
-from .contraction import Packing, _maybe, find_contraction, pack_param, stage_rows, tile_contraction
+from .contraction import (Packing, extent as _extent, find_contraction, pack_param, stage_rows,
+                          tile_contraction, unroll_k as _unroll_k)
 from ..rewrite import expand_requant
-from ..schedule import specialize, split, unroll
-from dataclasses import replace
+from ..schedule import specialize
 
 #: The K loop is unrolled completely (offsets become immediates) up to this many SMLAD steps.
 MAX_UNROLLED_K_STEPS = 64
@@ -66,19 +67,3 @@ class ArmBackend:
                        {packing.dst: lambda args, p=packing: p.pack(args[p.src])}, isa.sha256, support,
                        paired=frozenset({f"{c.a}_wide"}), qualifier="KGEN_REGISTER_BLOCKED",
                        companions=((packing.dst, packing.companion(specialize(kernel, sizes))),))
-
-
-def _unroll_k(s: Kernel, var: str, steps: int, factor: int) -> Kernel:
-    """Unroll the K loop by ``factor`` (completely when it has at most that many steps)."""
-    if steps <= factor:
-        return _maybe(unroll, s, var)
-    s = _maybe(split, s, var, factor, "cut", (f"{var}_u", f"{var}_v", f"{var}_w"))
-    s = _maybe(unroll, s, f"{var}_v")
-    return _maybe(unroll, s, f"{var}_w")
-
-
-def _extent(kernel: Kernel, buf: str, dims: tuple[str, ...], var: str, sizes: Mapping[str, int]) -> int:
-    from ..interp import eval_expr
-
-    p = kernel.param(buf)
-    return eval_expr(p.shape[dims.index(var)], sizes)  # type: ignore[union-attr]

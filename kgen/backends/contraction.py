@@ -26,7 +26,8 @@ from ..check import to_sympy
 from ..ir import (I32, IDX, Alloc, Assign, Bin, BufferParam, Cast, Const, Decl, Expr, For, If, Kernel,
                   Load, Stmt, Store, Type, Var, walk_stmts)
 from ..rewrite import map_body_exprs, map_expr
-from ..schedule import (ScheduleError, distribute, fuse_updates, reorder, specialize, split, unroll, unroll_jam)
+from ..interp import eval_expr
+from ..schedule import ScheduleError, distribute, fuse_updates, reorder, specialize, split, unroll, unroll_jam
 
 
 @dataclass(frozen=True)
@@ -279,6 +280,20 @@ def _maybe(prim, s: Kernel, *args) -> Kernel:
         return prim(s, *args)
     except ScheduleError:
         return s
+
+
+def unroll_k(s: Kernel, var: str, steps: int, factor: int) -> Kernel:
+    """Unroll the K loop by ``factor`` (completely when it has at most that many steps)."""
+    if steps <= factor:
+        return _maybe(unroll, s, var)
+    s = _maybe(split, s, var, factor, "cut", (f"{var}_u", f"{var}_v", f"{var}_w"))
+    s = _maybe(unroll, s, f"{var}_v")
+    return _maybe(unroll, s, f"{var}_w")
+
+
+def extent(kernel: Kernel, buf: str, dims: tuple[str, ...], var: str, sizes: Mapping[str, int]) -> int:
+    p = kernel.param(buf)
+    return eval_expr(p.shape[dims.index(var)], sizes)  # type: ignore[union-attr]
 
 
 Packer = Callable[[Mapping[str, object]], np.ndarray]

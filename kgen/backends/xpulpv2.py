@@ -21,7 +21,8 @@ from ..isel import select_instructions
 from ..rewrite import expand_requant
 from ..schedule import specialize
 from . import Lowered
-from .contraction import Packing, _maybe, find_contraction, pack_param, stage_rows, tile_contraction
+from .contraction import (Packing, extent as _extent, find_contraction, pack_param, stage_rows,
+                          tile_contraction, unroll_k as _unroll_k)
 from .parallel import parallelize_blocks, parallelize_outer, runtime_header
 
 DEFAULT_TILE = (4, 4)
@@ -50,8 +51,6 @@ class XpulpBackend:
                 notes.append(f"Every one of the {self.cores} cores calls the function; independent outer "
                              f"loops are split between them, the rest runs on core 0; it ends with a barrier.")
             return Lowered(s, sizes, (isa.header, "kgen_runtime.h"), tuple(notes), {}, isa.sha256, support)
-        from .armv7em import _extent, _unroll_k
-
         R, C = self.tile
         L = 4
         M = _extent(kernel, c.a, c.a_dims, c.m, sizes)

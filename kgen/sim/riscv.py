@@ -127,13 +127,7 @@ def cflags(target: RiscvTarget) -> list[str]:
             "-fno-builtin", "-mno-relax", f"-DKGEN_NUM_CORES={target.cores}"]
 
 
-def _run_tool(cmd: list[str], what: str) -> None:
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-    except FileNotFoundError as exc:
-        raise ToolchainError(f"{what}: {cmd[0]} not found") from exc
-    if proc.returncode != 0:
-        raise ToolchainError(f"{what} failed (exit {proc.returncode}):\n$ {' '.join(cmd)}\n{proc.stderr}")
+from .tools import run_tool as _run_tool  # noqa: E402
 
 
 def build_elf(
