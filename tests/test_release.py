@@ -82,7 +82,8 @@ def test_golden_release(release_files, update_golden):
 def test_release_layout_and_manifest(release_files):
     import json
 
-    assert all(r.startswith(("include/", "src/")) or r == "manifest.json" for r in release_files)
+    assert all(r.startswith(("include/", "src/", "python/")) or r in ("manifest.json", "CMakeLists.txt", "kgen.mk")
+               for r in release_files)
     manifest = json.loads(release_files["manifest.json"])
     assert manifest["isa"] == "generic" and manifest["kgen_version"]
     entries = {e["kernel"]: e for e in manifest["kernels"]}
@@ -252,3 +253,27 @@ def test_release_compiles_warning_free(built, tmp_path, compiler):
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert len(list(tmp_path.glob("*.o"))) == len(sources) + 1
+
+
+def test_release_builds_with_cmake_and_make(tmp_path):
+    """The CMakeLists.txt and the Makefile fragment of a release build it warning-free."""
+    import shutil as _shutil
+    import subprocess as _sp
+
+    if not (_shutil.which("cmake") and _shutil.which("make") and _shutil.which("gcc")):
+        pytest.skip("cmake/make/gcc missing")
+    rel = tmp_path / "rel"
+    _sp.run([sys.executable, "-m", "kgen", "build", "--isa", "generic", "--out", str(rel)], check=True,
+            capture_output=True)
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "main.c").write_text('#include "kgen_generic.h"\nint main(void) { return 0; }\n')
+    (app / "CMakeLists.txt").write_text(f"cmake_minimum_required(VERSION 3.13)\nproject(app C)\n"
+                                        f"add_subdirectory({rel} kgen)\nadd_executable(app main.c)\n"
+                                        f"target_link_libraries(app kgen_generic)\n")
+    _sp.run(["cmake", "-S", str(app), "-B", str(app / "b"), "-DCMAKE_C_FLAGS=-Wall -Wextra -Werror"], check=True,
+            capture_output=True)
+    _sp.run(["cmake", "--build", str(app / "b")], check=True, capture_output=True)
+    (app / "Makefile").write_text(f"include {rel}/kgen.mk\nall:\n\tgcc -std=c99 -Wall -Wextra -Werror "
+                                  f"$(KGEN_GENERIC_CFLAGS) -c $(KGEN_GENERIC_SRCS)\n")
+    _sp.run(["make", "-s", "-C", str(app)], check=True, capture_output=True)
