@@ -131,6 +131,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0 if all(r["bit_exact"] for r in records) else 1
 
 
+def cmd_memory(args: argparse.Namespace) -> int:
+    import json
+
+    from .transformer.memory import markdown_table, memory_report
+
+    report = memory_report()
+    print("Activation memory peak of MHSA: layer-wise vs depth-first (bytes; kgen/transformer/memory.py)")
+    print(markdown_table(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    return 0
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from .parser import parse_file
     from .printer import print_kernel
@@ -193,6 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--dsl", action="append")
     be.add_argument("--no-sanitize", action="store_true", help=argparse.SUPPRESS)
     be.set_defaults(func=cmd_bench)
+
+    mem = sub.add_parser("memory", help="MHSA activation-memory peaks, layer-wise vs depth-first")
+    mem.add_argument("--json", help="write {config: {peak_layerwise_bytes, peak_depth_first_bytes, ...}}")
+    mem.set_defaults(func=cmd_memory)
 
     c = sub.add_parser("check", help="parse and check DSL files")
     c.add_argument("files", nargs="+")
