@@ -31,7 +31,7 @@ def _baselines() -> tuple[dict, dict]:
                 continue
             if m.get("variant") == "gcc-O3" and m.get("macs") and "nt_t" in m["function"]:
                 cmsis[tuple(m["shape"].values())] = m["instructions"]
-            if m.get("variant") == "gcc-O3" and m["function"] == "arm_softmax_s8":
+            if m.get("variant") == "gcc-O3" and m["name"] == "softmax_s8_64x64":
                 cmsis["softmax"] = m["instructions"]
         data = json.loads((BASELINES / "pulp-nn-xpulpv2.json").read_text())
         for m in data["measurements_single_core"]:
