@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .ir import (I32, Assign, Bin, Call, Const, Decl, Expr, For, If, Kernel, Load, ScalarParam, Stmt,
+from .ir import (I32, Assign, Bin, Call, Const, Decl, Expr, For, Kernel, Load, ScalarParam, Stmt,
                  Store, Var, walk_expr, walk_stmts)
 from .rewrite import map_body_exprs, map_expr
 

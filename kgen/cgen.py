@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .interp import storage_strides
-from .ir import (BOOL, I32, IDX, Alloc, Assign, Bin, BufferParam, Call, Cast, Const, Decl, Expr, For,
+from .ir import (BOOL, IDX, Alloc, Assign, Bin, BufferParam, Call, Cast, Const, Decl, Expr, For,
                  If, Kernel, Load, Stmt, Store, Type, Un, Var, View)
 
 _C_BINOPS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "mod": "%", "shl": "<<", "shr": ">>",
@@ -185,14 +185,18 @@ class CEmitter:
             return f"(({t.ctype})({text}))"
         return f"({text})"
 
-    def offset(self, lay: Layout, index: tuple[Expr, ...]) -> str:
+    @staticmethod
+    def flat_offset(lay: Layout, index: tuple[Expr, ...]) -> Expr:
+        """Element offset of ``index`` in the storage behind ``lay``."""
         from .rewrite import simplify_index
 
         total: Expr = lay.offset
         for ix, stride in zip(index, lay.strides):
-            term = simplify_index(Bin("mul", ix, stride, IDX))
-            total = simplify_index(Bin("add", total, term, IDX))
-        return _strip(self.ex(canonical_affine(total)))
+            total = simplify_index(Bin("add", total, simplify_index(Bin("mul", ix, stride, IDX)), IDX))
+        return total
+
+    def offset(self, lay: Layout, index: tuple[Expr, ...]) -> str:
+        return _strip(self.ex(canonical_affine(self.flat_offset(lay, index))))
 
     # ----------------------------------------------------------------------- statements
     def parallel_loop(self, s: For, depth: int) -> None:
@@ -220,24 +224,17 @@ class CEmitter:
         """Offset = variable part + constant, the variable part a multiple of ``group`` elements."""
         import sympy as sp
 
+        from .backends.contraction import from_sympy
         from .check import NotAffine, to_sympy
-        from .rewrite import simplify_index
 
-        total: Expr = lay.offset
-        for ix, stride in zip(index, lay.strides):
-            total = simplify_index(Bin("add", total, simplify_index(Bin("mul", ix, stride, IDX)), IDX))
         try:
-            s = sp.expand(to_sympy(total, {}))
+            s = sp.expand(to_sympy(self.flat_offset(lay, index), {}))
         except NotAffine:
             return None
         const, rest = s.as_coeff_Add()
         if any(t.as_coeff_Mul()[0] % group for t in sp.Add.make_args(rest) if t != 0):
             return None
-        rest_c = _strip(self.ex(canonical_affine(total))) if rest == 0 else None
-        from .backends.contraction import from_sympy
-
         var_text = "" if rest == 0 else _strip(self.ex(from_sympy(rest)))
-        del rest_c
         return var_text, int(const)
 
     def paired_load(self, pointer: str, var: str, off: int, lanes: int) -> str:
@@ -275,10 +272,8 @@ class CEmitter:
             init = f" = {_strip(self.ex(s.init))}" if s.init is not None else " = 0"
             self.emit(depth, f"{s.type.ctype} {s.name}{init};")
         elif isinstance(s, Alloc):
-            dims = "".join(f"[{_strip(self.ex(d))}]" for d in s.shape)
             flat = " * ".join(_strip(self.ex(d)) for d in s.shape)
             self.emit(depth, f"KGEN_ALIGN8 {s.type.ctype} {s.name}_storage[{flat}];")
-            del dims
             self.layouts[s.name] = Layout(f"{s.name}_storage", _row_major(s.shape))
         elif isinstance(s, View):
             base = self.layouts[s.base]

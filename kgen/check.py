@@ -132,11 +132,9 @@ def _extremes(e: sp.Expr, loops: list[_Loop], model: SizeModel, want_max: bool) 
     if not positive and not model.nonnegative(-c):
         raise NotAffine(f"coefficient {c} of {inner.var} has unknown sign")
     use_hi = positive == want_max
-    bound = inner.hi - 1 if use_hi else inner.lo
     for choice in _bound_choices(inner.hi) if use_hi else _bound_choices(inner.lo):
         b = choice - 1 if use_hi else choice
         yield from _extremes(e.subs(inner.var, b), outer, model, want_max)
-    del bound
 
 
 def _prove_low(e: sp.Expr, loops: list[_Loop], model: SizeModel) -> bool:

@@ -78,7 +78,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from .library import load_sources, resolve
-    from .verify import Target, describe_failure, verify
+    from .verify import describe_failure, verify
 
     sources = load_sources(args.dsl)
     (src,) = resolve([args.op], sources)

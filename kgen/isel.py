@@ -15,7 +15,6 @@ import sympy as sp
 
 from .isafile import Instr, Isa
 from .ir import (Bin, Call, Cast, Const, Expr, Kernel, Load, Type, Un, Var, children)
-from .rewrite import map_body_exprs
 
 
 class _NoMatch(Exception):
@@ -118,11 +117,7 @@ def select_instructions(kernel: Kernel, isa: Isa, classes: Sequence[str],
             return replace(e, args=tuple(rewrite(a) for a in e.args))
         return e
 
-    def top(e: Expr) -> Expr:
-        return e
-
-    body = map_body_exprs(kernel.body, top)
-    body = _map_top(body, rewrite)
+    body = _map_top(kernel.body, rewrite)
     return replace(kernel, body=body)
 
 

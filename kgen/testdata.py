@@ -2,7 +2,7 @@
 
 Every case fills all input buffers and scalars of a kernel.  Scalars respect their declared
 ``in lo..hi`` range.  Expected outputs come from the reference interpreter; output buffers start
-filled with :data:`CANARY` so that writes outside a strided output's view are caught.
+filled with :data:`kgen.interp.CANARY` so that writes outside a strided output's view are caught.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .interp import CANARY, buffer_shape, eval_expr, run_reference
+from .interp import buffer_shape, eval_expr, run_reference
 from .ir import BufferParam, Kernel, ScalarParam, Type
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..ir import IDX, Attr, Bin, Const, Expr, For, Kernel, Stmt
+from ..ir import IDX, Attr, Bin, Const, For, Kernel, Stmt, Var
 from ..rewrite import simplify_index, substitute_body
 
 
@@ -24,9 +24,6 @@ def _collapse(outer: For, inner_var: str) -> For | None:
         return None
     a, b = outer.hi.value, inner.hi.value  # type: ignore[union-attr]
     t = f"{outer.var}_{inner.var}"
-    tv: Expr = Bin("add", Const(0, IDX), Const(0, IDX), IDX)
-    from ..ir import Var
-
     tv = Var(t, IDX)
     env = {outer.var: simplify_index(Bin("div", tv, Const(b, IDX), IDX)),
            inner.var: simplify_index(Bin("mod", tv, Const(b, IDX), IDX))}
