@@ -48,8 +48,8 @@ def test_semantics_match_qemu(cpu):
 
 def test_portable_path_matches_semantics(tmp_path):
     (tmp_path / "kgen_common.h").write_text(common_header())
-    (tmp_path / "kgen_armv7em.h").write_text(intrinsic_header(ISA))
-    lines = ['#include <stdio.h>', '#include "kgen_armv7em.h"', "int main(void) {"]
+    (tmp_path / "kgen_armv7em_isa.h").write_text(intrinsic_header(ISA))
+    lines = ['#include <stdio.h>', '#include "kgen_armv7em_isa.h"', "int main(void) {"]
     expected = []
     for ins in ISA.instrs:
         for args in _cases(ins, n=12, seed=1):
