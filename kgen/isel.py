@@ -74,7 +74,16 @@ def _vector_operand(loads: dict[int, Load], t: Type, contiguous: dict[str, bool]
             raise _NoMatch
         if sp.simplify(_sym(ld.index[-1]) - _sym(first.index[-1]) - i) != 0:
             raise _NoMatch
+    if not _multiple_of(_sym(first.index[-1]), t.lanes):
+        raise _NoMatch  # a packed register load must be aligned to its own size
     return Load(first.buf, first.index, t)
+
+
+def _multiple_of(s: sp.Expr, n: int) -> bool:
+    """True when the affine ``s`` is a multiple of ``n`` for every value of its symbols."""
+    s = sp.expand(s)
+    return all(t.as_coeff_Mul()[0].is_integer and int(t.as_coeff_Mul()[0]) % n == 0
+               for t in sp.Add.make_args(s) if t != 0)
 
 
 def match(ins: Instr, isa_name: str, e: Expr, contiguous: dict[str, bool]) -> Call | None:

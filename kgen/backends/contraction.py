@@ -222,7 +222,6 @@ def stage_rows(kernel: Kernel, c: Contraction, block_var: str, R: int, L: int, M
     """Inside loop ``block_var`` (rows R*block_var + r), copy A's R rows, widened to ``t`` and laid
     out [K/L][R][L] (zero padded), into a local array, and read A from it in that loop."""
     m_dim, k_dim = c.a_dims.index(c.m), c.a_dims.index(c.k)
-    K2 = ceil(K / L)
 
     def rewrite_loop(s: Stmt) -> Stmt:
         if isinstance(s, For) and s.var == block_var:
@@ -235,20 +234,8 @@ def stage_rows(kernel: Kernel, c: Contraction, block_var: str, R: int, L: int, M
                     return Load(name, (kq[0], Const(mq[1], IDX), Const(kq[1], IDX)), t, e.loc)
                 return e
             body = map_body_exprs(s.body, fn)
-            k2, r, j = Var(f"{name}_k", IDX), Var(f"{name}_r", IDX), Var(f"{name}_j", IDX)
-            kk = Bin("add", Bin("mul", Const(L, IDX), k2, IDX), j, IDX)
-            row = Bin("add", Bin("mul", Const(R, IDX), Var(block_var, IDX), IDX), r, IDX)
-            src_idx = [None, None]
-            src_idx[m_dim], src_idx[k_dim] = row, kk
-            from ..ir import BOOL
-
-            fill = Store(name, (k2, r, j), Cast(Load(c.a, tuple(src_idx), kernel.param(c.a).type), t))  # type: ignore[arg-type]
-            zero = Store(name, (k2, r, j), Const(0, t))
-            guard = If(Bin("lt", kk, Const(K, IDX), BOOL), (fill,), (zero,)) if K % L else fill
-            nest = For(k2.name, Const(0, IDX), Const(K2, IDX),
-                       (For(r.name, Const(0, IDX), Const(R, IDX),
-                            (For(j.name, Const(0, IDX), Const(L, IDX), (guard,)),)),))
-            return replace(s, body=(Alloc(name, t, (Const(K2, IDX), Const(R, IDX), Const(L, IDX))), nest) + body)
+            first = Bin("mul", Const(R, IDX), Var(block_var, IDX), IDX)
+            return replace(s, body=staging_nest(kernel, c, name, first, R, L, K, t) + body)
         if isinstance(s, For):
             return replace(s, body=tuple(rewrite_loop(x) for x in s.body))
         return s
@@ -256,9 +243,81 @@ def stage_rows(kernel: Kernel, c: Contraction, block_var: str, R: int, L: int, M
     return replace(kernel, body=tuple(rewrite_loop(s) for s in kernel.body))
 
 
-def tile_contraction(kernel: Kernel, sizes: Mapping[str, int], c: Contraction, R: int, C: int, L: int
-                     ) -> Kernel:
-    """Steps 1-3 of the module docstring on a specialised kernel."""
+def staging_nest(kernel: Kernel, c: Contraction, name: str, first: Expr, R: int, L: int, K: int, t: Type
+                 ) -> tuple[Stmt, Stmt]:
+    """``Alloc name[K/L][R][L]`` and the nest that fills it with rows first..first+R-1 of A,
+    widened to ``t`` (zero padded in k)."""
+    from ..ir import BOOL
+
+    m_dim, k_dim = c.a_dims.index(c.m), c.a_dims.index(c.k)
+    K2 = ceil(K / L)
+    k2, r, j = Var(f"{name}_k", IDX), Var(f"{name}_r", IDX), Var(f"{name}_j", IDX)
+    kk = Bin("add", Bin("mul", Const(L, IDX), k2, IDX), j, IDX)
+    row = Bin("add", first, r, IDX)
+    src_idx: list[Expr] = [Const(0, IDX)] * 2
+    src_idx[m_dim], src_idx[k_dim] = row, kk
+    fill = Store(name, (k2, r, j), Cast(Load(c.a, tuple(src_idx), kernel.param(c.a).type), t))  # type: ignore[union-attr]
+    zero = Store(name, (k2, r, j), Const(0, t))
+    guard = If(Bin("lt", kk, Const(K, IDX), BOOL), (fill,), (zero,)) if K % L else fill
+    nest = For(k2.name, Const(0, IDX), Const(K2, IDX),
+               (For(r.name, Const(0, IDX), Const(R, IDX),
+                    (For(j.name, Const(0, IDX), Const(L, IDX), (guard,)),)),))
+    return Alloc(name, t, (Const(K2, IDX), Const(R, IDX), Const(L, IDX))), nest
+
+
+def stage_row_tail(kernel: Kernel, c: Contraction, block_var: str, R: int, L: int, M: int, K: int,
+                   t: Type, name: str) -> Kernel:
+    """Stage the M % R leftover rows like :func:`stage_rows` stages a block: the statements after
+    loop ``block_var`` that read only those rows of A read them, widened, from a local array
+    [K/L][M % R][L] filled once before them."""
+    first, rows = M - M % R, M % R
+    if rows == 0:
+        return kernel
+    m_dim, k_dim = c.a_dims.index(c.m), c.a_dims.index(c.k)
+
+    def a_rows(st: Stmt) -> set[int] | None:
+        """Constant rows of A that ``st`` reads (None when a row is not a constant)."""
+        from ..ir import stmt_exprs, walk_expr
+
+        found: set[int] = set()
+        for x in walk_stmts((st,)):
+            for e in stmt_exprs(x):
+                for ld in walk_expr(e):
+                    if isinstance(ld, Load) and ld.buf == c.a:
+                        if not isinstance(ld.index[m_dim], Const):
+                            return None
+                        found.add(ld.index[m_dim].value)
+        return found
+
+    def fn(e: Expr) -> Expr:
+        if isinstance(e, Load) and e.buf == c.a:
+            kq = divmod_index(e.index[k_dim], L)
+            if kq is not None:
+                return Load(name, (kq[0], Const(e.index[m_dim].value - first, IDX), Const(kq[1], IDX)), t, e.loc)
+        return e
+
+    def rewrite_body(body: tuple[Stmt, ...]) -> tuple[Stmt, ...]:
+        pos = next((i for i, x in enumerate(body) if isinstance(x, For) and x.var == block_var), None)
+        if pos is None:
+            return tuple(replace(x, body=rewrite_body(x.body)) if isinstance(x, For) else x for x in body)
+        tail = [i for i, x in enumerate(body) if i > pos and a_rows(x)]
+        if not tail or any(not (a_rows(body[i]) or set()) <= set(range(first, M)) for i in tail):
+            return body
+        alloc, fill = staging_nest(kernel, c, name, Const(first, IDX), rows, L, K, t)
+        out = list(body)
+        for i in tail:
+            out[i] = replace(body[i], body=map_body_exprs(body[i].body, fn)) if isinstance(body[i], For) else body[i]
+        out[tail[0]:tail[0]] = [alloc, fill]
+        return tuple(out)
+
+    return replace(kernel, body=rewrite_body(kernel.body))
+
+
+def tile_contraction(kernel: Kernel, sizes: Mapping[str, int], c: Contraction, R: int, C: int, L: int,
+                     jam_row_tail: bool = False) -> Kernel:
+    """Steps 1-3 of the module docstring on a specialised kernel.  With ``jam_row_tail`` the
+    M % R leftover rows form one (M % R)×C register block (sharing the B loads) instead of one
+    1×C block per row."""
     s = specialize(kernel, sizes)
     names = lambda v: (f"{v}_o", f"{v}_i", f"{v}_t")  # noqa: E731
     s = split(s, c.m, R, "cut", names(c.m))
@@ -266,10 +325,12 @@ def tile_contraction(kernel: Kernel, sizes: Mapping[str, int], c: Contraction, R
     s = _maybe(distribute, s, f"{c.m}_i")  # separate the column tail from the column blocks
     s = _maybe(reorder, s, f"{c.m}_i", f"{c.n}_o")
     s = split(s, c.k, L, "cut", names(c.k))
-    for v in (f"{c.k}_i", f"{c.k}_t", f"{c.n}_t", f"{c.m}_t"):
+    for v in (f"{c.k}_i", f"{c.k}_t", f"{c.n}_t") + (() if jam_row_tail else (f"{c.m}_t",)):
         s = _maybe(unroll, s, v)
-    for v in (f"{c.n}_i", f"{c.m}_i"):
+    for v in (f"{c.n}_i", f"{c.m}_i") + ((f"{c.m}_t",) if jam_row_tail else ()):
         s = _maybe(unroll_jam, s, v)
+    if jam_row_tail:
+        s = _maybe(unroll, s, f"{c.m}_t")  # a single leftover row: nothing to jam
     return fuse_updates(s)
 
 
@@ -298,4 +359,5 @@ def extent(kernel: Kernel, buf: str, dims: tuple[str, ...], var: str, sizes: Map
 
 Packer = Callable[[Mapping[str, object]], np.ndarray]
 __all__ = ["Contraction", "find_contraction", "tile_contraction", "Packing", "pack_param", "stage_rows",
+           "stage_row_tail", "staging_nest",
            "divmod_index", "from_sympy", "Decl", "Alloc", "Store", "map_expr"]
