@@ -17,7 +17,7 @@ from typing import Iterator
 import sympy as sp
 
 from .errors import KgenError
-from .ir import (IDX, Alloc, Bin, BufferParam, Call, Const, Expr, For, If, Kernel, Load, Stmt, Store,
+from .ir import (IDX, Alloc, Bin, BufferParam, Call, Cast, Const, Expr, For, If, Kernel, Load, Stmt, Store,
                  Un, Var, View, walk_expr)
 from .interp import eval_expr
 from .printer import print_expr
@@ -264,6 +264,9 @@ def _check(kernel: Kernel, shapes: dict[str, tuple[Expr, ...]], source: str | No
                 raise KgenError("division by zero in a loop bound", bad.loc, source) from None
             continue  # non-affine loop bounds are left to the interpreter's run-time checks
         for dim, (ix, extent) in enumerate(zip(site.index, shape)):
+            if isinstance(ix, Cast) and ix.type == IDX:  # idx(value): a table lookup
+                _check_lookup(kernel, site, dim, ix, extent, symbols, model, source)
+                continue
             try:
                 proved = prove_in_range(to_sympy(ix, symbols), to_sympy(extent, symbols), sym_loops, model)
             except NotAffine as exc:
@@ -285,6 +288,20 @@ def _check(kernel: Kernel, shapes: dict[str, tuple[Expr, ...]], source: str | No
                 msg = (f"cannot prove that index '{where}' stays inside '{site.buf}' (dimension {dim}, "
                        f"extent {print_expr(extent)}) for all sizes; add a 'where' constraint")
             raise KgenError(msg, ix.loc or site.loc, source)
+
+
+def _check_lookup(kernel: Kernel, site: Load | Store, dim: int, ix: Cast, extent: Expr,
+                  symbols: dict[str, sp.Symbol], model: SizeModel, source: str | None) -> None:
+    """``buf[.., idx(v), ..]``: the value range of ``v`` (kgen.ranges) must lie in [0, extent)."""
+    from .ranges import expr_range, variable_ranges
+
+    lo, hi = expr_range(ix.a, variable_ranges(kernel)) or (ix.a.type.min, ix.a.type.max)
+    ext = to_sympy(extent, symbols)
+    if lo >= 0 and model.nonnegative(sp.expand(ext - 1 - hi)):
+        return
+    raise KgenError(f"lookup index '{print_expr(ix)}' of '{site.buf}' may leave dimension {dim} "
+                    f"(extent {print_expr(extent)}): its value range is {lo}..{hi}; clamp it "
+                    f"(e.g. with min/max or clip) or enlarge the table", ix.loc or site.loc, source)
 
 
 def _has_zero_division(f: For) -> bool:

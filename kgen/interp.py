@@ -133,6 +133,8 @@ class _Compiler:
             if e.a.type == BOOL:
                 inner = f"int({inner})"
             src = e.a.type
+            if not e.type.is_data:
+                return inner  # idx(value): the value itself (check.py proved its range)
             if src.is_data and src.min >= e.type.min and src.max <= e.type.max:
                 return inner  # widening: the value is representable, nothing to wrap
             return self.wrap(inner, e.type)

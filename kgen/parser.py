@@ -16,7 +16,7 @@ import lark
 from lark import Token, Tree
 
 from .errors import KgenError
-from .ir import (walk_expr, BOOL, IDX, LIT, SCALAR_TYPES, Alloc, Assign, Attr, BufferParam, Const, Decl,
+from .ir import (walk_expr, Cast, BOOL, IDX, LIT, SCALAR_TYPES, Alloc, Assign, Attr, BufferParam, Const, Decl,
                  Expr, For, If, Kernel, Load, Loc, ScalarParam, Stmt, Store, Type, Var, View)
 from .types import fold_literal, coerce, default_literal, make_bin, make_call, make_cast, make_un
 
@@ -361,6 +361,15 @@ class _Builder:
         if rule == "cast":
             type_tok, arg = tree.children
             return make_cast(SCALAR_TYPES[str(type_tok)], self.expr(arg), loc, self.err)
+        if rule == "call" and str(tree.children[0]) == "idx":
+            # idx(v): a data value used as an index (a table lookup); check.py proves its range
+            args_tree = tree.children[1]
+            if args_tree is None or len(args_tree.children) != 1:
+                raise self.err("idx() takes one argument", self.loc(tree.children[0]))
+            v = self.expr(args_tree.children[0])
+            if not v.type.is_data or v.type.lanes != 1:
+                raise self.err(f"idx() converts an integer value to an index, got {v.type}", v.loc or loc)
+            return Cast(v, IDX, self.loc(tree.children[0]))
         if rule == "call":
             name_tok, args_tree = tree.children
             args: list[Expr] = []

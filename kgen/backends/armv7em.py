@@ -24,6 +24,7 @@ from .contraction import (Packing, extent as _extent, find_contraction, pack_par
                           stage_row_tail, tile_contraction, unroll_k as _unroll_k)
 from ..rewrite import expand_requant
 from ..schedule import specialize
+from ..schedule.auto import unroll_innermost
 
 #: Default register block (rows × cols): 4 accumulators + 2 activation words + 4 weight words
 #: (two LDRD pairs) + 2 pointers stay well inside the 14 allocatable registers.  Measured on
@@ -46,8 +47,8 @@ class ArmBackend:
         support = {isa.header: intrinsic_header(isa)}
         c = find_contraction(kernel)
         if c is None or kernel.param(c.a).type.name != "i8" or kernel.param(c.b).type.name != "i8":
-            return Lowered(specialize(kernel, sizes), sizes, (isa.header,),
-                           ("No DSP pattern applies: specialised portable C.",), {}, isa.sha256, support)
+            return Lowered(unroll_innermost(specialize(kernel, sizes)), sizes, (isa.header,),
+                           ("No DSP pattern applies: specialised portable C, innermost loops unrolled.",), {}, isa.sha256, support)
         R, C = self.tile
         L = 2  # SMLAD lanes
         G = 2 * L  # values per 64-bit load: both operands are laid out so one LDRD feeds two SMLADs
