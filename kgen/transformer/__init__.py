@@ -33,6 +33,15 @@ class Config:
     def dims(self) -> dict[str, int]:
         return {"S": self.S, "E": self.E, "P": self.P, "H": self.H}
 
+    def sizes_for(self, size_symbols: tuple[str, ...]) -> dict[str, int]:
+        """Sizes of a library kernel at this configuration: the model dims, F, softmax rows of
+        the attention map (R = C = S) and the depth-first blocking (NB = S / BLK query blocks)."""
+        known = {**self.dims, "F": self.F, "R": self.S, "C": self.S, "BLK": self.BLK, "NB": self.S // self.BLK}
+        missing = [s for s in size_symbols if s not in known]
+        if missing:
+            raise KeyError(f"configuration '{self.key}' does not define sizes {missing}")
+        return {s: known[s] for s in size_symbols}
+
 
 @lru_cache(maxsize=None)
 def load_configs() -> dict[str, Config]:
