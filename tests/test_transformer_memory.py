@@ -32,10 +32,11 @@ def test_ecg_depth_first_reduces_the_peak_at_least_7x(report):
     lw = flow_peak("layerwise", flows(c)["layerwise"])
     X, QKV, HSS = c.S * c.E, 3 * c.S * c.H * c.P, c.H * c.S * c.S
     assert lw.per_step[3] == X + QKV + HSS == 39_072
-    assert lw.peak_bytes == X + c.S * c.H * c.P + 2 * HSS + 4 * c.S  # X, Vᵀ, scores, A, int32 row
+    table = 4 * 511  # softmax's i-exp table (uint32)
+    assert lw.peak_bytes == X + c.S * c.H * c.P + 2 * HSS + 4 * c.S + table  # X, Vᵀ, scores, A, a row, table
     tile = local_arrays(library_kernel("mhsa_depth_first_s8"), dict(H=c.H, NB=c.S // 2, BLK=2, P=c.P))
-    assert tile == {"T": c.S, "ybuf": 4 * c.S, "At": 2 * c.S}
-    assert r["peak_depth_first_bytes"] == X + QKV + c.S * c.H * c.P + sum(tile.values()) == 5_742
+    assert tile == {"texp": table, "T": 2 * c.S, "ybuf": 4 * c.S, "At": 2 * c.S}
+    assert r["peak_depth_first_bytes"] == X + QKV + c.S * c.H * c.P + sum(tile.values()) == 7_852
 
 
 def test_eeg_and_bench_figures(report):
@@ -48,7 +49,7 @@ def test_depth_first_tile_grows_with_blk():
     c = CFG["ecg"]
     peaks = {b: flow_peak("df", flows(c, blk=b)["depth_first"]).peak_bytes for b in c.blk_choices}
     for b in c.blk_choices:
-        assert peaks[b] - peaks[1] == (b - 1) * c.S  # one more S-long uint8 row per block row
+        assert peaks[b] - peaks[1] == 2 * (b - 1) * c.S  # one more int8 score row and uint8 row per block row
 
 
 def test_flow_tensor_sizes_agree_between_kernels():

@@ -25,6 +25,7 @@ from .contraction import (Packing, extent as _extent, find_contraction, pack_par
 from ..rewrite import expand_requant
 from ..schedule import specialize
 from ..schedule.auto import unroll_innermost
+from .nests import find_nests, flatten_operands, stage_b, uniquify_loops
 
 #: Default register block (rows × cols): 4 accumulators + 2 activation words + 4 weight words
 #: (two LDRD pairs) + 2 pointers stay well inside the 14 allocatable registers.  Measured on
@@ -47,8 +48,7 @@ class ArmBackend:
         support = {isa.header: intrinsic_header(isa)}
         c = find_contraction(kernel)
         if c is None or kernel.param(c.a).type.name != "i8" or kernel.param(c.b).type.name != "i8":
-            return Lowered(unroll_innermost(specialize(kernel, sizes)), sizes, (isa.header,),
-                           ("No DSP pattern applies: specialised portable C, innermost loops unrolled.",), {}, isa.sha256, support)
+            return self.lower_nests(kernel, sizes, isa, support)
         R, C = self.tile
         L = 2  # SMLAD lanes
         G = 2 * L  # values per 64-bit load: both operands are laid out so one LDRD feeds two SMLADs
@@ -73,3 +73,42 @@ class ArmBackend:
                        {packing.dst: lambda args, p=packing: p.pack(args[p.src])}, isa.sha256, support,
                        paired=frozenset({f"{c.a}_wide", f"{c.a}_tail", packing.dst}), qualifier="KGEN_REGISTER_BLOCKED",
                        companions=((packing.dst, packing.companion(specialize(kernel, sizes))),))
+
+    def lower_nests(self, kernel: Kernel, sizes: dict[str, int], isa, support) -> Lowered:
+        """Kernels whose contractions sit inside other loops or read views and local arrays
+        (attention): every nest gets the register block, both operands staged at run time."""
+        s = uniquify_loops(specialize(kernel, sizes))
+        C = self.tile[1]
+        G = 4
+        staged: set[str] = set()
+        notes = []
+        for i in range(64):
+            nests = [n for n in find_nests(s) if n.a.buf not in staged and n.b.buf not in staged
+                     and n.a.type.bits == 8 and n.b.type.bits == 8]
+            if not nests:
+                break
+            nest = nests[0]
+            R = min(self.tile[0], nest.M)  # a block of fewer rows than the tile: one block of all of them
+            s, c = flatten_operands(s, nest, f"{nest.a.buf}_v{i}", f"{nest.b.buf}_v{i}")
+            s = tile_contraction(s, sizes, c, R, C, G, jam_row_tail=True)
+            s = _unroll_k(s, f"{c.k}_o", ceil(nest.K / G), self.k_unroll // 2)
+            packing = Packing(c.b, f"{c.b}_wide", I16, 0, 1, C, G, nest.N, nest.K)
+            s = stage_b(s, c, packing, I16)
+            names = {c.a, c.b, packing.dst}
+            if nest.M >= R:
+                s = stage_rows(s, c, f"{c.m}_o", R, G, nest.M, nest.K, I16, f"{c.a}_wide")
+                s = stage_row_tail(s, c, f"{c.m}_o", R, G, nest.M, nest.K, I16, f"{c.a}_tail")
+                names |= {f"{c.a}_wide", f"{c.a}_tail"}
+            staged |= names
+            notes.append(f"Contraction over {nest.k} ({nest.M}x{nest.N}x{nest.K}): register block {R}x{C} with "
+                         f"SMLAD, operands widened at run time into local int16 arrays.")
+        if not staged:
+            return Lowered(unroll_innermost(specialize(kernel, sizes)), sizes, (isa.header,),
+                           ("No DSP pattern applies: specialised portable C, innermost loops unrolled.",), {},
+                           isa.sha256, support)
+        s = replace(s, body=expand_requant(s.body))
+        wide = {n for n in staged if n.endswith(("_wide", "_tail"))}
+        s = select_instructions(s, isa, ["dot2_s16_acc32", "clip_s8"], {n: True for n in wide})
+        s = unroll_innermost(s)
+        return Lowered(s, sizes, (isa.header,), tuple(notes), {}, isa.sha256, support,
+                       paired=frozenset(wide), qualifier="KGEN_REGISTER_BLOCKED")

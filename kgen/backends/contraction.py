@@ -243,6 +243,21 @@ def stage_rows(kernel: Kernel, c: Contraction, block_var: str, R: int, L: int, M
     return replace(kernel, body=tuple(rewrite_loop(s) for s in kernel.body))
 
 
+def buffer_type(kernel: Kernel, name: str) -> Type:
+    """Element type of a parameter, local array or view (a view's is its base's)."""
+    from ..ir import View
+
+    for p in kernel.buffers:
+        if p.name == name:
+            return p.type
+    for st in walk_stmts(kernel.body):
+        if isinstance(st, Alloc) and st.name == name:
+            return st.type
+        if isinstance(st, View) and st.name == name:
+            return buffer_type(kernel, st.base)
+    raise KeyError(name)
+
+
 def staging_nest(kernel: Kernel, c: Contraction, name: str, first: Expr, R: int, L: int, K: int, t: Type
                  ) -> tuple[Stmt, Stmt]:
     """``Alloc name[K/L][R][L]`` and the nest that fills it with rows first..first+R-1 of A,
@@ -256,7 +271,7 @@ def staging_nest(kernel: Kernel, c: Contraction, name: str, first: Expr, R: int,
     row = Bin("add", first, r, IDX)
     src_idx: list[Expr] = [Const(0, IDX)] * 2
     src_idx[m_dim], src_idx[k_dim] = row, kk
-    fill = Store(name, (k2, r, j), Cast(Load(c.a, tuple(src_idx), kernel.param(c.a).type), t))  # type: ignore[union-attr]
+    fill = Store(name, (k2, r, j), Cast(Load(c.a, tuple(src_idx), buffer_type(kernel, c.a)), t))
     zero = Store(name, (k2, r, j), Const(0, t))
     guard = If(Bin("lt", kk, Const(K, IDX), BOOL), (fill,), (zero,)) if K % L else fill
     nest = For(k2.name, Const(0, IDX), Const(K2, IDX),

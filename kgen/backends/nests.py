@@ -1,0 +1,271 @@
+"""Contraction nests anywhere in a kernel: batched (per head), over views and local arrays.
+
+:func:`kgen.backends.contraction.find_contraction` covers a plain 2-D ``m × n × k`` nest whose
+operands are kernel parameters.  Attention kernels contract *inside* other loops (per head h, per
+query block) with operands that carry extra, loop-invariant index components (``Q[h, i, p]``,
+``Wh[h, p, e]``) or are views and local arrays.  This module brings such nests to the plain form:
+
+1. :func:`uniquify_loops` gives every loop its own variable name (schedule primitives address
+   loops by name);
+2. :func:`flatten_operands` replaces, per nest, each operand access by a 2-D view ``[rows][k]``
+   of the operand's storage whose offset holds the invariant components (the view is declared
+   where those components are defined), so the nest becomes ``A2[m, k] · B2[n, k]``;
+3. :func:`stage_b` copies ``B2`` at run time into the packed, widened layout the ISA's dot product
+   wants (the offline packing of constant weights does the same once, ahead of time), placed
+   where the copy is invariant — once per head, not once per row block.
+
+Every step is a semantics-preserving rewrite; the reference interpreter runs the result.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+import sympy as sp
+
+from ..check import to_sympy
+from ..interp import eval_const
+from ..ir import (BOOL, IDX, Alloc, Assign, Bin, Cast, Const, Decl, Expr, For, If, Kernel, Load,
+                  Stmt, Store, Type, Var, View, walk_expr, walk_stmts)
+from ..rewrite import map_body_exprs, substitute_body
+from .contraction import Contraction, Packing, _product_loads, from_sympy
+
+
+# --------------------------------------------------------------------------- loop names
+
+
+def uniquify_loops(kernel: Kernel) -> Kernel:
+    """Rename loop variables so that no two loops share one (the first keeps its name)."""
+    taken: set[str] = set(kernel.sizes) | {p.name for p in kernel.params}
+    taken |= {s.name for s in walk_stmts(kernel.body) if isinstance(s, (Decl, Alloc, View))}
+
+    def body(stmts: tuple[Stmt, ...]) -> tuple[Stmt, ...]:
+        out = []
+        for s in stmts:
+            if isinstance(s, For):
+                new = s.var
+                i = 1
+                while new in taken:
+                    new = f"{s.var}{i}"
+                    i += 1
+                taken.add(new)
+                inner = s.body if new == s.var else substitute_body(s.body, {s.var: Var(new, IDX)})
+                s = replace(s, var=new, body=body(inner))
+            elif isinstance(s, If):
+                s = replace(s, then=body(s.then), orelse=body(s.orelse))
+            out.append(s)
+        return tuple(out)
+
+    return replace(kernel, body=body(kernel.body))
+
+
+# ------------------------------------------------------------------------------ finding nests
+
+
+@dataclass(frozen=True)
+class Nest:
+    m: str
+    n: str
+    k: str
+    acc: str
+    a: Load  # the access indexed by m and k
+    b: Load  # the access indexed by n and k
+    M: int
+    N: int
+    K: int
+
+
+def _trip(lp: For) -> int | None:
+    try:
+        return eval_const(lp.hi) - eval_const(lp.lo) if eval_const(lp.lo) == 0 else None
+    except KeyError:
+        return None
+
+
+def _uses(e: Expr, names: set[str]) -> set[str]:
+    return {x.name for x in walk_expr(e) if isinstance(x, Var) and x.name in names}
+
+
+def _role(ld: Load, outer: str, k: str) -> bool:
+    """Each of ``outer`` and ``k`` appears in exactly one index component, as ``invariant + var``."""
+    for v in (outer, k):
+        comps = [c for c in ld.index if v in _uses(c, {outer, k})]
+        if len(comps) != 1 or _uses(comps[0], {outer, k}) != {v}:
+            return False
+        s = sp.expand(to_sympy(comps[0], {}))
+        if s.coeff(sp.Symbol(v, integer=True)) != 1 and s.coeff(sp.Symbol(v)) != 1:
+            return False
+    return True
+
+
+def find_nests(kernel: Kernel) -> list[Nest]:
+    """Every ``for m { for n { var acc = init; for k { acc += A*B } ; … } }`` nest with constant
+    trip counts (a specialised kernel), whose two operands are indexed by (m, k) and (n, k)."""
+    out = []
+    for outer in walk_stmts(kernel.body):
+        if not (isinstance(outer, For) and len(outer.body) == 1 and isinstance(outer.body[0], For)):
+            continue
+        inner = outer.body[0]
+        decls = [s for s in inner.body if isinstance(s, Decl)]
+        loops = [s for s in inner.body if isinstance(s, For)]
+        if len(loops) != 1 or not decls or len(loops[0].body) != 1:
+            continue
+        red = loops[0]
+        upd = red.body[0]
+        if not (isinstance(upd, Assign) and isinstance(upd.value, Bin) and upd.value.op == "add"
+                and isinstance(upd.value.a, Var) and upd.value.a.name == upd.name
+                and upd.name in {d.name for d in decls}):
+            continue
+        loads = _product_loads(upd.value.b)
+        trips = [_trip(lp) for lp in (outer, inner, red)]
+        if loads is None or any(t is None for t in trips):
+            continue
+        m, n, k = outer.var, inner.var, red.var
+        la, lb = loads
+        if _role(lb, m, k) and _role(la, n, k):
+            la, lb = lb, la
+        if not (_role(la, m, k) and _role(lb, n, k)):
+            continue
+        if {m, n} & (_uses(la, {n}) | _uses(lb, {m})):
+            continue
+        out.append(Nest(m, n, k, upd.name, la, lb, *trips))  # type: ignore[arg-type]
+    return out
+
+
+# ------------------------------------------------------------------------------ 2-D operands
+
+
+@dataclass(frozen=True)
+class _Storage:
+    root: str
+    type: Type
+    strides: tuple[sp.Expr, ...]
+    offset: sp.Expr
+
+
+def storages(kernel: Kernel) -> dict[str, _Storage]:
+    """Root storage, element strides and offset of every parameter, local array and view."""
+    out: dict[str, _Storage] = {}
+
+    def row_major(shape: tuple[Expr, ...]) -> tuple[sp.Expr, ...]:
+        dims = [to_sympy(d, {}) for d in shape]
+        return tuple(sp.Mul(*dims[i + 1:]) for i in range(len(dims)))
+
+    for p in kernel.buffers:
+        strides = tuple(to_sympy(x, {}) for x in p.strides) if p.strides else row_major(p.shape)
+        out[p.name] = _Storage(p.name, p.type, strides, sp.Integer(0))
+    for s in walk_stmts(kernel.body):
+        if isinstance(s, Alloc):
+            out[s.name] = _Storage(s.name, s.type, row_major(s.shape), sp.Integer(0))
+        elif isinstance(s, View):
+            base = out[s.base]
+            out[s.name] = _Storage(base.root, base.type, tuple(to_sympy(x, {}) for x in s.strides),
+                                   base.offset + to_sympy(s.offset, {}))
+    return out
+
+
+def _flat_view(ld: Load, outer: str, k: str, rows: int, K: int, st: _Storage, name: str) -> tuple[View, Load]:
+    """``ld`` (indexed by invariant + outer and invariant + k) as ``name[outer, k]``."""
+    off = st.offset
+    row_stride = k_stride = None
+    for comp, stride in zip(ld.index, st.strides):
+        s = sp.expand(to_sympy(comp, {}))
+        used = _uses(comp, {outer, k})
+        if outer in used:
+            row_stride = stride
+            s = s - sp.Symbol(outer, integer=True)
+        elif k in used:
+            k_stride = stride
+            s = s - sp.Symbol(k, integer=True)
+        off += s * stride
+    view = View(name, st.root, (Const(rows, IDX), Const(K, IDX)),
+                (from_sympy(sp.sympify(row_stride)), from_sympy(sp.sympify(k_stride))), from_sympy(sp.expand(off)))
+    return view, Load(name, (Var(outer, IDX), Var(k, IDX)), ld.type, ld.loc)
+
+
+def flatten_operands(kernel: Kernel, nest: Nest, a_name: str, b_name: str) -> tuple[Kernel, Contraction]:
+    """Rewrite the nest's operand accesses as 2-D views (see module docstring)."""
+    st = storages(kernel)
+    va, la = _flat_view(nest.a, nest.m, nest.k, nest.M, nest.K, st[nest.a.buf], a_name)
+    vb, lb = _flat_view(nest.b, nest.n, nest.k, nest.N, nest.K, st[nest.b.buf], b_name)
+
+    def fn(e: Expr) -> Expr:
+        if e == nest.a:
+            return la
+        if e == nest.b:
+            return lb
+        return e
+
+    loops = {x.var for x in walk_stmts(kernel.body) if isinstance(x, For)}
+
+    def place(body: tuple[Stmt, ...], pending: list[View], defined: set[str]) -> tuple[Stmt, ...]:
+        """Declare each view at the top of the innermost enclosing loop whose variable its offset
+        uses (views using no loop variable go first in the kernel body)."""
+        out: list[Stmt] = []
+        for st in body:
+            if isinstance(st, For) and st.var == nest.m:
+                out.extend(pending)
+                out.append(replace(st, body=map_body_exprs(st.body, fn)))
+            elif isinstance(st, For) and any(isinstance(x, For) and x.var == nest.m for x in walk_stmts(st.body)):
+                inside = defined | {st.var}
+                here = [v for v in pending if v.base in params and st.var in _uses(v.offset, loops)
+                        and _uses(v.offset, loops) <= inside]
+                rest = [v for v in pending if v not in here]
+                out.append(replace(st, body=tuple(here) + place(st.body, rest, inside)))
+            elif isinstance(st, If) and any(isinstance(x, For) and x.var == nest.m for x in walk_stmts((st,))):
+                out.append(replace(st, then=place(st.then, pending, defined), orelse=place(st.orelse, pending, defined)))
+            else:
+                out.append(st)
+        return tuple(out)
+
+    views = [va, vb]
+    params = {q.name for q in kernel.buffers}
+    top = [v for v in views if not _uses(v.offset, loops) and v.base in params]
+    body = tuple(top) + place(kernel.body, [v for v in views if v not in top], set())
+    c = Contraction(nest.m, nest.n, nest.k, nest.acc, a_name, (nest.m, nest.k), b_name, (nest.n, nest.k))
+    return replace(kernel, body=body), c
+
+
+# ------------------------------------------------------------------------- run-time B staging
+
+
+def stage_b(kernel: Kernel, c: Contraction, p: Packing, t: Type) -> Kernel:
+    """Copy view ``p.src`` ([N][K]) into a local ``p.dst`` [N/C][K/L][C][L] of type ``t`` (zero
+    padded) right after the view's declaration, and read it from there."""
+    names = (f"{p.dst}_nb", f"{p.dst}_kb", f"{p.dst}_c", f"{p.dst}_l")
+    v = {x: Var(x, IDX) for x in names}
+    n_ix = Bin("add", Bin("mul", Const(p.C, IDX), v[names[0]], IDX), v[names[2]], IDX)
+    k_ix = Bin("add", Bin("mul", Const(p.L, IDX), v[names[1]], IDX), v[names[3]], IDX)
+    src_t = storages(kernel)[p.src].type
+    fill: Stmt = Store(p.dst, tuple(v[x] for x in names), Cast(Load(p.src, (n_ix, k_ix), src_t), t))
+    if p.N % p.C or p.K % p.L:
+        inside = Bin("land", Bin("lt", n_ix, Const(p.N, IDX), BOOL), Bin("lt", k_ix, Const(p.K, IDX), BOOL), BOOL)
+        fill = If(inside, (fill,), (Store(p.dst, tuple(v[x] for x in names), Const(0, t)),))
+    nest: tuple[Stmt, ...] = (fill,)
+    for x, extent in reversed(list(zip(names, p.shape))):
+        nest = (For(x, Const(0, IDX), Const(extent, IDX), nest),)
+    alloc = Alloc(p.dst, t, tuple(Const(d, IDX) for d in p.shape))
+
+    def fn(e: Expr) -> Expr:
+        if isinstance(e, Load) and e.buf == p.src:
+            idx = p.index(e)
+            if idx is None:
+                raise ValueError(f"stage_b({p.src}): index {e.index} is not decomposable")
+            return Load(p.dst, idx, t, e.loc)
+        return e
+
+    def body(stmts: tuple[Stmt, ...]) -> tuple[Stmt, ...]:
+        out: list[Stmt] = []
+        for s in stmts:
+            if isinstance(s, View) and s.name == p.src:
+                out.extend((s, alloc) + nest)
+                continue
+            if isinstance(s, For):
+                s = replace(s, body=body(s.body))
+            elif isinstance(s, If):
+                s = replace(s, then=body(s.then), orelse=body(s.orelse))
+            out.append(s)
+        return tuple(out)
+
+    return replace(kernel, body=body(map_body_exprs(kernel.body, fn)))
+
+
+__all__ = ["uniquify_loops", "find_nests", "flatten_operands", "stage_b", "storages", "Nest"]
