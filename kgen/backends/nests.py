@@ -33,9 +33,12 @@ from .contraction import Contraction, Packing, _product_loads, from_sympy
 
 
 def uniquify_loops(kernel: Kernel) -> Kernel:
-    """Rename loop variables so that no two loops share one (the first keeps its name)."""
+    """Rename loop variables so that no two loops share one (the first keeps its name), and give
+    each scalar declared in a loop body its own name (unrolling a one-trip loop may later put two
+    such declarations in one C scope)."""
     taken: set[str] = set(kernel.sizes) | {p.name for p in kernel.params}
     taken |= {s.name for s in walk_stmts(kernel.body) if isinstance(s, (Decl, Alloc, View))}
+    seen_decls: set[str] = set()
 
     def body(stmts: tuple[Stmt, ...]) -> tuple[Stmt, ...]:
         out = []
@@ -48,6 +51,10 @@ def uniquify_loops(kernel: Kernel) -> Kernel:
                     i += 1
                 taken.add(new)
                 inner = s.body if new == s.var else substitute_body(s.body, {s.var: Var(new, IDX)})
+                for d in [x for x in inner if isinstance(x, Decl)]:
+                    if d.name in seen_decls:
+                        inner = _rename_local(inner, d.name, taken)
+                    seen_decls.add(d.name)
                 s = replace(s, var=new, body=body(inner))
             elif isinstance(s, If):
                 s = replace(s, then=body(s.then), orelse=body(s.orelse))
@@ -55,6 +62,27 @@ def uniquify_loops(kernel: Kernel) -> Kernel:
         return tuple(out)
 
     return replace(kernel, body=body(kernel.body))
+
+
+def _rename_local(body: tuple[Stmt, ...], name: str, taken: set[str]) -> tuple[Stmt, ...]:
+    i = 1
+    while f"{name}{i}" in taken:
+        i += 1
+    taken.add(f"{name}{i}")
+
+    def ren_expr(e: Expr) -> Expr:
+        return replace(e, name=f"{name}{i}") if isinstance(e, Var) and e.name == name else e
+
+    def ren(st: Stmt) -> Stmt:
+        if isinstance(st, (Decl, Assign)) and st.name == name:
+            st = replace(st, name=f"{name}{i}")
+        if isinstance(st, For):
+            return replace(st, body=tuple(ren(x) for x in st.body))
+        if isinstance(st, If):
+            return replace(st, then=tuple(ren(x) for x in st.then), orelse=tuple(ren(x) for x in st.orelse))
+        return st
+
+    return map_body_exprs(tuple(ren(x) for x in body), ren_expr)
 
 
 # ------------------------------------------------------------------------------ finding nests
