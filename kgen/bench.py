@@ -9,23 +9,29 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from .counts import macs, output_elements
 from .emit import KernelSource
 from .verify import Target, verify
 
 
-def bench_entries() -> list[dict]:
-    import tomllib
-    from importlib import resources
+def bench_entries(extra: Sequence[str] = ()) -> list[dict]:
+    from .variants import load_tables
 
-    text = resources.files("kgen.kernels").joinpath("variants.toml").read_text()
-    return list(tomllib.loads(text).get("bench", []))
+    return load_tables("bench", extra)
 
 
 def bench_record(src: KernelSource, isa: str, sizes: dict[str, int], target: Target) -> dict[str, Any]:
-    result = verify(src, isa, sizes, target)
+    import tempfile
+
+    from .stackusage import stack_usage
+
+    with tempfile.TemporaryDirectory(prefix="kgen-bench-") as tmp:
+        wd = Path(tmp)
+        result = verify(src, isa, sizes, target, workdir=wd)
+        kernel_c = next(p for p in wd.glob("kgen_*.c"))
+        stack = stack_usage(kernel_c, wd / "include", target)
     m = macs(src.kernel, sizes)
     rec: dict[str, Any] = {
         "kernel": src.kernel.name,
@@ -42,8 +48,11 @@ def bench_record(src: KernelSource, isa: str, sizes: dict[str, int], target: Tar
         rec["macs"] = m
     else:
         rec["elements"] = output_elements(src.kernel, sizes)
+    if stack is not None:
+        rec["stack_bytes"], rec["stack_kind"] = stack
     for key in ("cycles_est", "cycles_est_p1", "cycles_est_p3", "text_bytes", "per_core_instructions",
-                "total_instructions_all_cores"):
+                "total_instructions_all_cores", "scratch_bytes", "per_core_cycles_est", "cycles_est_hwloop",
+                "instructions_hwloop_est", "per_core_cycles_est_hwloop", "per_core_instructions_hwloop_est"):
         if key in result.extra:
             rec[key] = result.extra[key]
     work = rec.get("macs") or rec.get("elements")
@@ -53,9 +62,9 @@ def bench_record(src: KernelSource, isa: str, sizes: dict[str, int], target: Tar
 
 
 def run_bench(sources: dict[str, KernelSource], isa: str, targets: Iterable[Target], only: str | None = None,
-              progress=sys.stderr) -> list[dict[str, Any]]:
+              progress=sys.stderr, extra_matrix: Sequence[str] = ()) -> list[dict[str, Any]]:
     records = []
-    jobs = [(e["kernel"], shape) for e in bench_entries() for shape in e.get("shapes", [])
+    jobs = [(e["kernel"], shape) for e in bench_entries(extra_matrix) for shape in e.get("shapes", [])
             if e["kernel"] in sources and (only is None or only in e["kernel"])]
     targets = list(targets)
     total = len(jobs) * len(targets)
@@ -67,6 +76,9 @@ def run_bench(sources: dict[str, KernelSource], isa: str, targets: Iterable[Targ
             done += 1
             print(f"[{done}/{total}] {name} {sizes} on {t}", file=progress, flush=True)
             records.append(bench_record(src, isa, sizes, t))
+    from .bench_chain import run_chains
+
+    records.extend(run_chains(sources, isa, targets, only, progress))
     return records
 
 
