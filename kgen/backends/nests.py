@@ -257,7 +257,8 @@ def flatten_operands(kernel: Kernel, nest: Nest, a_name: str, b_name: str) -> tu
 
 def stage_b(kernel: Kernel, c: Contraction, p: Packing, t: Type) -> Kernel:
     """Copy view ``p.src`` ([N][K]) into a local ``p.dst`` [N/C][K/L][C][L] of type ``t`` (zero
-    padded) right after the view's declaration, and read it from there."""
+    padded) right after the view's declaration, and read it from there.  The local is declared at
+    function scope."""
     names = (f"{p.dst}_nb", f"{p.dst}_kb", f"{p.dst}_c", f"{p.dst}_l")
     v = {x: Var(x, IDX) for x in names}
     n_ix = Bin("add", Bin("mul", Const(p.C, IDX), v[names[0]], IDX), v[names[2]], IDX)
@@ -284,7 +285,7 @@ def stage_b(kernel: Kernel, c: Contraction, p: Packing, t: Type) -> Kernel:
         out: list[Stmt] = []
         for s in stmts:
             if isinstance(s, View) and s.name == p.src:
-                out.extend((s, alloc) + nest)
+                out.extend((s,) + nest)
                 continue
             if isinstance(s, For):
                 s = replace(s, body=body(s.body))
@@ -293,7 +294,9 @@ def stage_b(kernel: Kernel, c: Contraction, p: Packing, t: Type) -> Kernel:
             out.append(s)
         return tuple(out)
 
-    return replace(kernel, body=body(map_body_exprs(kernel.body, fn)))
+    # the array lives at function scope (so a release carves it out of the caller's scratch
+    # instead of the stack); the copy runs where the view is declared
+    return replace(kernel, body=(alloc,) + body(map_body_exprs(kernel.body, fn)))
 
 
 __all__ = ["uniquify_loops", "find_nests", "flatten_operands", "stage_b", "storages", "Nest"]
