@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..ir import IDX, Attr, Bin, Const, For, Kernel, Stmt, Var
+from ..ir import IDX, Alloc, Attr, Bin, Const, Decl, For, Kernel, Stmt, Var
 from ..rewrite import simplify_index, substitute_body
 
 
@@ -42,16 +42,35 @@ def parallelize_blocks(kernel: Kernel, block_vars: tuple[str, str], cores: int) 
                            (Attr("parallel", (Const(cores, IDX),)),)))
             pending.clear()
 
+    declared: set[str] = set()  # top-level locals: a loop that uses one stays with their serial group
     for s in kernel.body:
-        if isinstance(s, For):
+        if isinstance(s, For) and not (declared & _names_used((s,))):
             flush()
             collapsed = _collapse(s, block_vars[1]) if s.var == block_vars[0] else None
             loop = collapsed or s
             out.append(replace(loop, attrs=loop.attrs + (Attr("parallel", (Const(cores, IDX),)),)))
         else:
             pending.append(s)
+            if isinstance(s, (Decl, Alloc)):
+                declared.add(s.name)
     flush()
     return replace(kernel, body=tuple(out))
+
+
+def _names_used(body: tuple[Stmt, ...]) -> set[str]:
+    """Scalars and buffers read, assigned or stored anywhere in ``body``."""
+    from ..ir import Assign, Load, Store, Var, stmt_exprs, walk_expr, walk_stmts
+
+    out: set[str] = set()
+    for s in walk_stmts(body):
+        if isinstance(s, Assign):
+            out.add(s.name)
+        elif isinstance(s, Store):
+            out.add(s.buf)
+        for e in stmt_exprs(s):
+            out.update(x.name for x in walk_expr(e) if isinstance(x, Var))
+            out.update(x.buf for x in walk_expr(e) if isinstance(x, Load))
+    return out
 
 
 def _independent_iterations(loop: For, outputs: set[str]) -> bool:

@@ -5,8 +5,14 @@ int32 accumulators over a fully unrolled K loop, activations read in place as pa
 only when rows are not word aligned), weights packed offline as int8 quads [N/C][K/4][C][4].
 Exact algebra then exposes the remaining instructions: the bias moves from the accumulator
 initialisation into the epilogue (so the first step is the non-accumulating ``pv.dotsp.b``), and
-``requant`` becomes ``p.clip.8(p.addNr(acc*mul, bias*mul, shift))``.  With ``cores > 1`` the
-blocks are split over the cluster's cores in balanced contiguous chunks.
+``requant`` becomes ``p.clip.8(p.addNr(acc*mul, bias*mul, shift))``.  Loop-nest passes
+(:mod:`kgen.backends.xpulpv2_sched`) then make the column-block loop the outer one, hoist
+``bias*mul`` out of the row-block loop, pack each row of four outputs with ``pv.packlo.b`` /
+``pv.packhi.b`` into one word store, and annotate the loops: the row-block loop is emitted with
+pointer induction variables (:mod:`kgen.backends.pointer_loops`), and the loops PULP GCC turns
+into hardware loops are named in the documentation.  With ``cores > 1`` the column blocks are
+split over the cluster's cores when their number is a multiple of the core count, otherwise all
+blocks are, in balanced contiguous chunks.
 """
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ from dataclasses import replace
 from math import ceil
 from typing import Mapping
 
+from ..cgen import STORE_HELPERS
 from ..algebra import distribute_requant_bias, mask_ranged_shifts, peel_zero_updates, sink_accumulator_init
 from ..ir import I8, Kernel
 from ..isafile import intrinsic_header, load_isa
@@ -24,6 +31,7 @@ from . import Lowered
 from .contraction import (Packing, extent as _extent, find_contraction, pack_param, stage_rows,
                           tile_contraction, unroll_k as _unroll_k)
 from .parallel import parallelize_blocks, parallelize_outer, runtime_header
+from .xpulpv2_sched import hoist_invariant_products, hwloop_note, interchange_blocks, mark_loops, pack_row_stores
 
 DEFAULT_TILE = (4, 4)
 CLASSES = ["dot4_s8s8_acc32", "dot4_s8s8", "add_sra_reg", "clip_s8"]
@@ -71,17 +79,34 @@ class XpulpBackend:
         s = replace(s, body=peel_zero_updates(distribute_requant_bias(expand_requant(s.body))))
         s = mask_ranged_shifts(s)
         s = select_instructions(s, isa, CLASSES, contiguous)
+        m_o, n_o = f"{c.m}_o", f"{c.n}_o"
+        n_blocks = N // C
+        if self.cores == 1 or (n_blocks and n_blocks % self.cores == 0):
+            # column blocks outer: per-column-block values are set up once (see xpulpv2_sched)
+            s = interchange_blocks(s, m_o, n_o)
+            s = hoist_invariant_products(s, m_o)
+        s, packed = pack_row_stores(s, isa)
+        if packed:
+            support["kgen_store.h"] = STORE_HELPERS
         if self.cores > 1:
-            s = parallelize_blocks(s, (f"{c.m}_o", f"{c.n}_o"), self.cores)
+            s = parallelize_blocks(s, (m_o, n_o), self.cores)
+        s = mark_loops(s, {m_o, n_o})
         notes = [f"`{packing.dst}` holds `{c.b}` packed offline as int8 quads "
                  f"[{packing.shape[0]}][{packing.shape[1]}][{C}][{L}] (n-block, k-quad, column, lane; zero "
                  f"padded); produce it with the packing companion.",
                  f"Register block {R}x{C} with pv.sdotsp.b; requant as p.addNr + p.clip."]
         if a_in_place:
             notes.append(f"`{c.a}` must be 4-byte aligned (rows are read as packed words).")
+        for out in sorted(packed):
+            notes.append(f"`{out}` must be 4-byte aligned (rows of four outputs are packed with "
+                         f"pv.packlo.b/pv.packhi.b and stored as words).")
+        hw = hwloop_note(s)
+        if hw:
+            notes.append(hw)
         if self.cores > 1:
             notes.append(f"Runs on {self.cores} cluster cores: every core calls the function; blocks are split "
                          f"in balanced chunks by kgen_core_id(); the function ends with kgen_barrier().")
-        return Lowered(s, sizes, (isa.header, "kgen_runtime.h"), tuple(notes),
+        includes = (isa.header, "kgen_runtime.h") + (("kgen_store.h",) if packed else ())
+        return Lowered(s, sizes, includes, tuple(notes),
                        {packing.dst: lambda args, p=packing: p.pack(args[p.src])}, isa.sha256, support,
                        companions=((packing.dst, packing.companion(specialize(kernel, sizes))),))

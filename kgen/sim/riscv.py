@@ -13,7 +13,9 @@
   come from ``minstret`` (marker overhead, 5 instructions, subtracted);
   ``histogram=True`` adds exact per-PC counts of each region (recorded by the
   extension, marker instructions removed; they sum to the region counts).
-* :func:`cv32e40p_cycles` applies the CV32E40P table (:mod:`kgen.sim.riscv_timing`).
+* :func:`cv32e40p_cycles` applies the CV32E40P table (:mod:`kgen.sim.riscv_timing`);
+  :func:`measurements` gives the per-core counts and estimates of a region (bench records),
+  branch form as executed and hardware-loop form as modelled.
 * :func:`run_asm_snippets` executes many inline-asm snippets in one Spike run.
 """
 
@@ -34,7 +36,7 @@ from .riscv_timing import CycleEstimate, cycles_from_counts, decode, load_code, 
 
 __all__ = [
     "CycleEstimate", "RiscvRun", "RiscvTarget", "SimError", "ToolchainError", "build_elf", "cflags",
-    "cv32e40p_cycles", "extension_path", "run_asm_snippets", "run_elf", "spike_root", "tools_available",
+    "cv32e40p_cycles", "extension_path", "measurements", "run_asm_snippets", "run_elf", "spike_root", "tools_available",
 ]
 
 DATA_DIR = Path(__file__).resolve().parent / "data" / "riscv"
@@ -46,6 +48,7 @@ HOST_CXX = "g++"
 ISA = "rv32imac_zicntr_xpulpv2"
 MEMORY = "-m0x80000000:0x1000000"
 MAX_HARTS = 16
+WFI = 0x10500073
 
 
 
@@ -161,7 +164,8 @@ def _cache_dir() -> Path:
 def extension_path() -> Path:
     """Path of the compiled XpulpV2 Spike extension, building it on first use (keyed by source hash)."""
     root = spike_root()
-    digest = hashlib.sha256(EXT_SOURCE.read_bytes() + str(root).encode()).hexdigest()[:16]
+    sources = sorted(EXT_SOURCE.parent.glob("*.[ch]*"))  # xpulpv2.cc and the headers it includes
+    digest = hashlib.sha256(b"".join(s.read_bytes() for s in sources) + str(root).encode()).hexdigest()[:16]
     so = _cache_dir() / f"libxpulpv2-{digest}.so"
     if so.exists():
         return so
@@ -300,6 +304,13 @@ def _attach_histograms(elf: Path, run: RiscvRun, hist: list[list[dict[int, int]]
         for i, rec in enumerate(recs):
             raw = _fix_serialised(code, rec)
             clean = {pc: c for pc, c in raw.items() if pc not in markers}
+            wfi = [pc for pc in clean if code.get(pc) == WFI]
+            short = per_hart[h][i] - sum(clean.values())
+            if short > 0 and wfi:
+                # Spike retires a waiting hart's wfi again at every step until it wakes (minstret
+                # counts those, the histogram does not): the difference is time spent waiting
+                clean[wfi[0]] += short
+                raw[wfi[0]] += short
             if sum(clean.values()) != per_hart[h][i]:
                 raise SimError(f"hart {h} region {i}: histogram sums to {sum(clean.values())}, "
                                f"minstret gives {per_hart[h][i]} (counter CSR reads in the region?)")
@@ -319,7 +330,7 @@ def _fix_serialised(code: dict[int, int], rec: dict[int, int]) -> dict[int, int]
         if word & 0x7F == 0x73 and (word >> 12) & 7:
             out[pc] = c // 2
     for pc, word in code.items():
-        if word == 0x10500073 and pc + 4 in rec:
+        if word == WFI and pc + 4 in rec:
             out[pc] = out.get(pc, 0) + rec[pc + 4]
     return out
 
@@ -335,6 +346,38 @@ def cv32e40p_cycles(elf: Path, run: RiscvRun, region: int = 0, hart: int = 0) ->
     counts = run.region_pc_counts[region][hart]
     lo, hi = min(code), max(code) + 2
     return cycles_from_counts(code, counts, raw, static_targets(code, [(lo, hi)]))
+
+
+def measurements(elf: Path, run: RiscvRun, region: int = 0) -> dict[str, object]:
+    """Per-core counts and CV32E40P estimates of ``region`` of a ``histogram=True`` run.
+
+    Keys: ``per_core_instructions`` (exact, minstret), ``total_instructions_all_cores``,
+    ``per_core_cycles_est`` (branch-form loops, as executed), ``per_core_cycles_est_hwloop`` and
+    ``per_core_instructions_hwloop_est`` (hardware-loop form, modelled: see
+    :mod:`kgen.sim.riscv_timing`), and the critical path over the cores of each:
+    ``cycles_est``, ``cycles_est_hwloop``, ``instructions_hwloop_est``; ``taken_branches`` (sum).
+    With several cores, each core's estimate covers the instructions it executed (a core waiting
+    in a barrier's ``wfi`` is charged one instruction per Spike step until it wakes: minstret
+    counts those re-executions; a rough measure of the wait, not a model of GAP9's event unit);
+    the critical path is the slowest core.
+    """
+    out: dict[str, object] = {}
+    if not run.regions or region >= len(run.regions):
+        return out
+    per_core = list(run.regions[region])
+    out["per_core_instructions"] = per_core
+    out["total_instructions_all_cores"] = sum(per_core)
+    if run.pc_counts is None:
+        return out
+    ests = [cv32e40p_cycles(elf, run, region, h) for h in range(len(per_core))]
+    out["per_core_cycles_est"] = [e.cycles for e in ests]
+    out["per_core_cycles_est_hwloop"] = [e.hwloop_cycles for e in ests]
+    out["per_core_instructions_hwloop_est"] = [e.hwloop_instructions for e in ests]
+    out["cycles_est"] = max(e.cycles for e in ests)
+    out["cycles_est_hwloop"] = max(e.hwloop_cycles for e in ests)
+    out["instructions_hwloop_est"] = max(e.hwloop_instructions for e in ests)
+    out["taken_branches"] = sum(e.taken_branches for e in ests)
+    return out
 
 
 def run_asm_snippets(

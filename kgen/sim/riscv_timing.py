@@ -26,14 +26,44 @@ Taken counts come from the histogram: a branch's fall-through instruction runs
 one does, the estimate is still ``count(branch) - count(fall-through)`` clamped
 to ``[0, count]`` and the branch is reported in ``ambiguous``. The load-use
 stall is charged when the static successor reads the loaded register.
-Misaligned accesses (2 cycles) and hardware loops are not modelled (the lead
-models hardware loops analytically). A zero-wait-state model estimate, not a
-measurement.
+Misaligned accesses (2 cycles) are not modelled. A zero-wait-state model
+estimate, not a measurement.
+
+Hardware-loop estimate (:func:`hwloop_estimate`).  clang-19 cannot emit
+CV32E40P hardware loops, so the executed kernels use loop-closing branches.
+PULP GCC turns counted loops with branch-free, call-free bodies into hardware
+loops (two levels: the innermost loops, level 0, and loops whose only loops are
+level-0 ones, level 1).  From the executed branch-form stream the estimate finds
+exactly those loops (backward conditional branches; body = target .. branch)
+and, per loop:
+
+* removes every execution of the loop-closing branch (its cycles: 1 + 2 per
+  taken execution);
+* removes a counter that only the loop uses: a register the branch compares
+  whose only definition in the body is ``addi r, r, imm`` and whose only other
+  use is the branch, together with its initialisation just before the loop when
+  that is a constant (``li``); a constant limit materialised in the body
+  (``li r, K`` read only by the branch) is removed too.  Pointer induction
+  variables the body also uses for addressing stay;
+* adds the setup per loop entry (entries = not-taken executions of the branch):
+  ``lp.setupi`` (1 instruction, 1 cycle) when the trip count (executions /
+  entries) fits 12 bits and the body ends at most 62 bytes after the setup,
+  else ``li`` + ``lp.setup`` (2);
+* adds a ``nop`` per iteration of a level-1 loop whose body would otherwise end
+  right where its inner loop ends (the CV32E40P needs >= 1 instruction between
+  the two loop ends), and pads bodies shorter than 3 instructions (such loops
+  are left to branches instead: they are not candidates).
+
+The estimate is exact in the sense that it is counted from the executed stream
+(no per-iteration guess); what it assumes is the hardware-loop form PULP GCC
+would produce for these loops, which is not executed here.  The Spike
+extension does implement ``lp.*`` (``spike_ext/hwloop.h``), and the test suite
+checks the estimate against hand-written hardware-loop code executed on Spike.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
 
@@ -65,6 +95,10 @@ class CycleEstimate:
     load_use_stalls: int = 0
     taken_branches: int = 0
     ambiguous: tuple[int, ...] = ()                          # branch PCs with an inferred taken count
+    #: hardware-loop form (see :func:`hwloop_estimate`): modelled instructions and cycles
+    hwloop_instructions: int = 0
+    hwloop_cycles: int = 0
+    hwloops: tuple["HwLoop", ...] = ()
 
     @property
     def cpi(self) -> float:
@@ -212,11 +246,24 @@ def static_targets(code: Mapping[int, int], starts: list[tuple[int, int]]) -> se
 
 def cycles_from_counts(code: Mapping[int, int], counts: Mapping[int, int], raw: Mapping[int, int],
                        targets: set[int]) -> CycleEstimate:
-    """Apply the table to ``counts`` (PC -> executions, markers removed).
+    """Apply the table to ``counts`` (PC -> executions, markers removed), with the
+    hardware-loop estimate attached.
 
     ``raw`` is the unfiltered histogram of the same region (used to infer how
     often each branch fell through); ``targets`` the static control-flow targets.
     """
+    per_pc: dict[int, int] = {}
+    base = _table_cycles(code, counts, raw, targets, per_pc)
+    hw = hwloop_estimate(code, counts, raw)
+    removed_i = sum(counts.get(pc, 0) for lp in hw for pc in lp.removed)
+    removed_c = sum(per_pc.get(pc, 0) for lp in hw for pc in lp.removed)
+    added = sum(lp.added for lp in hw)
+    return replace(base, hwloop_instructions=base.instructions - removed_i + added,
+                   hwloop_cycles=base.cycles - removed_c + added, hwloops=tuple(hw))
+
+
+def _table_cycles(code: Mapping[int, int], counts: Mapping[int, int], raw: Mapping[int, int],
+                  targets: set[int], per_pc: dict[int, int]) -> CycleEstimate:
     total = 0
     by_kind: dict[str, int] = {}
     stalls = taken_total = 0
@@ -237,6 +284,117 @@ def cycles_from_counts(code: Mapping[int, int], counts: Mapping[int, int], raw: 
                 stalls += n
                 c += n
         by_kind[ins.kind] = by_kind.get(ins.kind, 0) + c
+        per_pc[pc] = c
         total += c
     return CycleEstimate(cycles=total, instructions=sum(counts.values()), by_kind=by_kind,
                          load_use_stalls=stalls, taken_branches=taken_total, ambiguous=tuple(ambiguous))
+
+
+# ------------------------------------------------------------------------ hardware loops
+
+
+@dataclass(frozen=True)
+class HwLoop:
+    """One loop of the executed stream that the hardware-loop form turns into ``lp.setup*``."""
+
+    start: int                  # first body instruction (the branch target)
+    branch: int                 # the loop-closing branch (last body instruction in branch form)
+    level: int                  # 0 innermost, 1 outer
+    iterations: int             # executions of the closing branch
+    entries: int                # loop entries (not-taken executions of the closing branch)
+    removed: tuple[int, ...]    # PCs whose executions disappear (branch, counter update, counter init)
+    added: int                  # instructions (= cycles) added: setup per entry, nop padding
+
+
+def _body(code: Mapping[int, int], lo: int, hi: int) -> list[tuple[int, Insn]]:
+    out = []
+    pc = lo
+    while pc <= hi and pc in code:
+        ins = decode(code[pc], pc)
+        out.append((pc, ins))
+        pc += ins.size
+    return out
+
+
+def _is_addi_self(word: int, ins: Insn, r: int) -> bool:
+    """``addi r, r, imm`` (or ``c.addi``)."""
+    if ins.size == 2:
+        return ins.mnemonic == "c.addi" and ins.writes == {r}
+    return word & 0x707F == 0x13 and ins.writes == {r} and ins.reads == {r}
+
+
+def hwloop_estimate(code: Mapping[int, int], counts: Mapping[int, int], raw: Mapping[int, int]) -> list[HwLoop]:
+    """The loops of a region that would be hardware loops, with what changes (module docstring)."""
+    loops = []
+    for pc, n in counts.items():
+        ins = decode(code.get(pc, 0x13), pc)
+        if ins.kind == "branch" and ins.target is not None and ins.target <= pc and n > 0:
+            loops.append((ins.target, pc))
+    loops.sort(key=lambda x: x[1] - x[0])
+    inner_of = {lp: [q for q in loops if q != lp and lp[0] <= q[0] and q[1] <= lp[1]] for lp in loops}
+    closing = {b for _, b in loops}
+    chosen: dict[tuple[int, int], int] = {}
+    for lp in loops:  # innermost first
+        body = _body(code, lp[0], lp[1])
+        inner = inner_of[lp]
+        if any(ins.kind in ("jump", "system", "csr") or ins.mnemonic in ("amo", "other")
+               or (ins.kind == "branch" and pc != lp[1] and pc not in closing) for pc, ins in body):
+            continue
+        if not inner:
+            chosen[lp] = 0
+        elif all(chosen.get(q) == 0 for q in inner) and not any(inner_of[q] for q in inner):
+            chosen[lp] = 1
+    out: list[HwLoop] = []
+    for (lo, hi), level in sorted(chosen.items()):
+        out.append(_transform(code, counts, raw, lo, hi, level, chosen))
+    return [lp for lp in out if lp is not None]
+
+
+def _transform(code: Mapping[int, int], counts: Mapping[int, int], raw: Mapping[int, int], lo: int, hi: int,
+               level: int, chosen: dict[tuple[int, int], int]) -> HwLoop | None:
+    body = _body(code, lo, hi)
+    br = body[-1][1]
+    n = counts.get(hi, 0)
+    entries = min(raw.get(hi + br.size, 0), n)  # not-taken executions = loop exits = entries
+    removed = [hi]
+    for r in sorted(br.reads):
+        defs = [(pc, ins) for pc, ins in body if r in ins.writes]
+        uses = [(pc, ins) for pc, ins in body if r in ins.reads and pc != hi]
+        if len(defs) == 1 and defs[0][1].reads == frozenset() and not uses:
+            removed.append(defs[0][0])             # constant limit materialised in the body
+        elif len(defs) == 1 and _is_addi_self(code[defs[0][0]], defs[0][1], r) and \
+                [pc for pc, _ in uses] == [defs[0][0]]:
+            removed.append(defs[0][0])             # counter update
+            init = _preheader_const(code, counts, lo, r)
+            if init is not None:
+                removed.append(init)
+    kept = [pc for pc, _ in body if pc not in removed]
+    if len(kept) < 3:
+        return None
+    trip = n // entries if entries else 0
+    setup_bytes = 4 * (len(kept) + 1)  # bodies are 32-bit instructions in the hardware-loop form
+    per_entry = 1 if 0 < trip < 4096 and setup_bytes <= 62 else 2
+    added = per_entry * entries
+    if level == 1:
+        inner_ends = [q[1] for q in chosen if q != (lo, hi) and lo <= q[0] and q[1] <= hi]
+        last_inner = max(inner_ends)
+        if not [pc for pc, _ in body if last_inner < pc < hi and pc not in removed]:
+            added += n  # a nop between the inner and the outer loop end
+    return HwLoop(lo, hi, level, n, entries, tuple(removed), added)
+
+
+def _preheader_const(code: Mapping[int, int], counts: Mapping[int, int], lo: int, r: int) -> int | None:
+    """PC of ``li r, K`` among the few instructions just before ``lo`` (no other write of r between)."""
+    pc = lo
+    for _ in range(8):
+        prev = next((pc - s for s in (2, 4) if pc - s in code and decode(code[pc - s], pc - s).size == s
+                     and counts.get(pc - s)), None)
+        if prev is None:
+            return None
+        ins = decode(code[prev], prev)
+        if ins.kind in ("branch", "jump"):
+            return None
+        if r in ins.writes:
+            return prev if ins.reads == frozenset() else None
+        pc = prev
+    return None

@@ -18,6 +18,9 @@
 //       still used the PULP encodings): semantics and bit-field tables; its funct5/funct3
 //       tables agree with [GW] for every instruction implemented here.
 //
+// Hardware loops (lp.setup, lp.setupi, lp.starti, lp.endi, lp.count, lp.counti; two levels) are
+// implemented in hwloop.h: the extension wraps every instruction that may end a loop body.
+//
 // Conventions: RV32 register values are kept sign-extended to 64 bits by Spike, so
 // every write goes through wr(); addresses are sign-extended before use (Spike keeps
 // RV32 addresses sign-extended). For post-increment accesses the memory access is done
@@ -30,6 +33,7 @@
 //   KGEN_SPIKE_HIST names a file, begin/end switch Spike's per-PC histogram on/off for
 //   the executing hart and each end appends that region's histogram to the file.
 
+#include <array>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -38,6 +42,7 @@
 #include <sstream>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 // Spike keeps the PC histogram private; the marker needs to read and reset it.
@@ -327,6 +332,11 @@ reg_t st_reg(processor_t* p, insn_t insn, reg_t pc)
 }
 
 // ---------------------------------------------------------------------------------------
+// Hardware loops (lp.*): see hwloop.h.
+// ---------------------------------------------------------------------------------------
+#include "hwloop.h"
+
+// ---------------------------------------------------------------------------------------
 // kgen region marker (simulator only) and per-region PC histograms.
 // ---------------------------------------------------------------------------------------
 FILE* hist_file()
@@ -396,7 +406,18 @@ struct mem_arg : arg_t {
   }
 };
 
+struct hwl_arg : arg_t {
+  int kind;  // 0 loop level, 1 uimm (12 bits, shown << 1 for offsets), 2 uimmS (rs1 field << 1)
+  explicit hwl_arg(int k) : kind(k) {}
+  std::string to_string(insn_t i) const override
+  {
+    if (kind == 0) return std::to_string((i.bits() >> 7) & 1);
+    return std::to_string(kind == 1 ? (i.bits() >> 20) & 0xfff : i.rs1());
+  }
+};
+
 const xreg_arg RD(0), RS1(1), RS2(2);
+const hwl_arg HW_L(0), HW_U(1), HW_S(2);
 const imm_arg IMM_I(0), IS2(2), IS3(3);
 const mem_arg M_LPI(0), M_SPI(1), M_LPR(2), M_LRR(3), M_SPR(4), M_SRR(5);
 
@@ -513,6 +534,14 @@ std::vector<entry> build_table()
   t.push_back({"p.sh", 0x5023u, MV, st_reg<2>, {&RS2, &M_SRR}});
   t.push_back({"p.sw", 0x6023u, MV, st_reg<4>, {&RS2, &M_SRR}});
 
+  // hardware loops ([GW] MATCH_HWLP_*); lp.starti/endi/counti ignore rs1, lp.count the immediate
+  t.push_back({"lp.starti", 0x007bu, 0x000ff07fu, lp_insn<0>, {&HW_L, &HW_U}});
+  t.push_back({"lp.endi", 0x107bu, 0x000ff07fu, lp_insn<1>, {&HW_L, &HW_U}});
+  t.push_back({"lp.count", 0x207bu, 0xfff0707fu, lp_insn<2>, {&HW_L, &RS1}});
+  t.push_back({"lp.counti", 0x307bu, 0x000ff07fu, lp_insn<3>, {&HW_L, &HW_U}});
+  t.push_back({"lp.setup", 0x407bu, 0x0000707fu, lp_insn<4>, {&HW_L, &RS1, &HW_U}});
+  t.push_back({"lp.setupi", 0x507bu, 0x0000707fu, lp_insn<5>, {&HW_L, &HW_U, &HW_S}});
+
   t.push_back({"kgen.marker", 0x300bu, 0xfffff, kgen_marker, {&IMM_I}});
   return t;
 }
@@ -528,11 +557,22 @@ class xpulpv2_t : public extension_t
  public:
   const char* name() const override { return "pulpv2"; }
 
-  std::vector<insn_desc_t> get_instructions(const processor_t&) override
+  // Every hart registers the extension; the descriptors (own instructions first, then the
+  // wrapped base instructions, see hwloop.h) are built once, from the first hart's base table.
+  std::vector<insn_desc_t> get_instructions(const processor_t& proc) override
   {
-    std::vector<insn_desc_t> v;
-    for (const entry& e : table())
-      v.push_back(insn_desc_t{e.match, e.mask, e.fn, e.fn, e.fn, e.fn, e.fn, e.fn, e.fn, e.fn});
+    static std::vector<insn_desc_t> v;
+    if (v.empty()) {
+      insn_desc_t d;
+      for (const entry& e : table()) {
+        if (!hw_wrap_insn(e.match, e.mask, e.fn, e.fn, d))
+          d = insn_desc_t{e.match, e.mask, e.fn, e.fn, e.fn, e.fn, e.fn, e.fn, e.fn, e.fn};
+        v.push_back(d);
+      }
+      for (const insn_desc_t& b : proc.instructions)
+        if (hw_base_candidate(b.match, b.mask) && hw_wrap_insn(b.match, b.mask, b.fast_rv32i, b.logged_rv32i, d))
+          v.push_back(d);
+    }
     return v;
   }
 
