@@ -1,16 +1,24 @@
 #!/usr/bin/env python3
-"""Regenerate the benchmark report: `python3 bench/report.py` (about 2 minutes on 2 cores).
+"""Regenerate the benchmark report: `python3 bench/report.py` (a few minutes on 2 cores).
 
 Runs `kgen bench` for Cortex-M4 and Cortex-M7 (gcc and clang, -O3) and for XpulpV2 on 1 and 8
-cores, writes bench/results/*.json and bench/README.md with the CMSIS-NN / PULP-NN baseline figures
-(../shared/baselines/, when present) side by side.  Every figure is an exact dynamic instruction
-count of the kernel call alone from a bit-exact run; cycles are model estimates (Cortex-M4 TRM table
-at P = 2; CV32E40P table, branch form of loops).
+cores, writes bench/results/*.json, bench/README.md with the CMSIS-NN / PULP-NN baseline figures
+(../shared/baselines/, when present) side by side, and the PNG plots of bench/plots/ (with the
+optional `plots` extra: `pip install -e '.[plots]'`; without matplotlib the report says so).
+Every figure is an exact dynamic instruction count of the kernel call alone from a bit-exact run;
+cycles are model estimates (Cortex-M4 TRM table at P = 2; CV32E40P table, branch form of loops).
+Stack bytes are the kernel function's frame (`-fstack-usage` of the measured build), scratch bytes
+its `get_buffer_size()`.
+
+    python3 bench/report.py                 # run every benchmark (progress on stderr), then render
+    python3 bench/report.py --render-only   # Markdown + plots from the stored JSON, no simulators
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -21,6 +29,11 @@ from kgen.library import builtin_sources  # noqa: E402
 from kgen.verify import Target  # noqa: E402
 
 BASELINES = HERE.parent.parent / "shared" / "baselines"
+RUN_NAMES = ("armv7em-m4", "armv7em-m7", "xpulpv2-1core", "xpulpv2-8cores")
+
+
+def progress(text: str) -> None:
+    print(f"bench/report.py: {text}", file=sys.stderr, flush=True)
 
 
 def _baselines() -> tuple[dict, dict]:
@@ -45,13 +58,25 @@ def _baselines() -> tuple[dict, dict]:
     return cmsis, pulp
 
 
-def main() -> int:
-    out = HERE / "results"
-    if "--render-only" in sys.argv:
-        names = ("armv7em-m4", "armv7em-m7", "xpulpv2-1core", "xpulpv2-8cores")
-        records = {n: json.loads((out / f"{n}.json").read_text()) for n in names}
-        (HERE / "README.md").write_text(render(records))
-        return 0
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--render-only", action="store_true", help="render from bench/results/*.json only")
+    ap.add_argument("--no-plots", action="store_true", help="do not (re)generate bench/plots/*.png")
+    ap.add_argument("--results", type=Path, default=HERE / "results", help="JSON records (default bench/results)")
+    ap.add_argument("--out", type=Path, default=HERE, help="where README.md and plots/ go (default bench/)")
+    args = ap.parse_args(argv)
+    if args.render_only:
+        records = {n: json.loads((args.results / f"{n}.json").read_text()) for n in RUN_NAMES}
+    else:
+        records = run_all(args.results)
+    plots = None if args.no_plots else write_plots(records, args.out / "plots")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "README.md").write_text(render(records, plots))
+    progress(f"wrote {args.out / 'README.md'}")
+    return 0
+
+
+def run_all(out: Path) -> dict:
     sources = builtin_sources()
     runs = {
         "armv7em-m4": ("armv7em", [Target("qemu", c, "cortex-m4", "-O3") for c in ("gcc", "clang")]),
@@ -60,18 +85,38 @@ def main() -> int:
         "xpulpv2-8cores": ("xpulpv2", [Target("spike", "clang", "rv32", "-O3", cores=8)]),
     }
     all_records = {}
-    for name, (isa, targets) in runs.items():
+    t0 = time.perf_counter()
+    for i, (name, (isa, targets)) in enumerate(runs.items(), 1):
+        progress(f"run {i}/{len(runs)}: {name} ({time.perf_counter() - t0:.0f} s so far)")
         records = run_bench(sources, isa, targets)
         write_json(records, out / f"{name}.json")
         all_records[name] = records
-    (HERE / "README.md").write_text(render(all_records))
-    return 0
+    progress(f"all runs done in {time.perf_counter() - t0:.0f} s")
+    return all_records
+
+
+def write_plots(records: dict, out: Path) -> list[tuple[str, str]] | str:
+    """PNG plots in ``out`` ((file, caption) pairs), or the reason why there are none."""
+    sys.path.insert(0, str(HERE))
+    try:
+        from plotting import write_all  # bench/plotting.py (needs matplotlib)
+    except ImportError:
+        reason = "matplotlib is not installed (`pip install -e '.[plots]'` adds it)"
+        progress(f"plots skipped: {reason}")
+        return reason
+    finally:
+        sys.path.remove(str(HERE))
+    cmsis, pulp = _baselines()
+    made = write_all(records, cmsis, pulp, out, SIZE_ORDER)
+    for name, _ in made:
+        progress(f"wrote {out / name}")
+    return made
 
 
 SIZE_ORDER = {name: src.kernel.sizes for name, src in builtin_sources().items()}
 
 
-def render(all_records: dict) -> str:
+def render(all_records: dict, plots: list[tuple[str, str]] | str | None = None) -> str:
     cmsis, pulp = _baselines()
     lines = ["# kgen benchmarks", "",
              "Regenerate with `python3 bench/report.py`; raw records in `bench/results/`. Instructions are exact",
@@ -81,12 +126,21 @@ def render(all_records: dict) -> str:
              "`../shared/baselines/` (CMSIS-NN `arm_nn_mat_mult_nt_t_s8` and `arm_softmax_s8`, gcc -O3, Cortex-M4;",
              "PULP-NN `pulp_nn_matmul_i8_i8_i8`, clang-19 -O3). Requantization contract: kgen uses the paper's",
              "`clip8((acc*mul) >> shift)`; CMSIS-NN does TFLite double rounding with zero points (more work per output).",
+             "Stack bytes: the kernel function's frame as the compiler reports it (`-fstack-usage`, same flags);",
+             "scratch bytes: the caller-provided buffer (`<kernel>_get_buffer_size()`, 0 when the kernel takes none).",
              ""]
+    if isinstance(plots, list) and plots:
+        lines += ["## Plots", ""]
+        for name, caption in plots:
+            lines += [f"![{caption}](plots/{name})", "", f"*{caption}*", ""]
+    elif isinstance(plots, str):
+        lines += ["## Plots", "", f"Not generated: {plots}.", ""]
     for name, records in all_records.items():
         lines += [f"## {name}", "", "| kernel | shape | compiler | instructions | per MAC / element | cycles (model) | "
-                  ".text bytes | baseline | ratio |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+                  ".text bytes | stack bytes | scratch bytes | baseline | ratio |",
+                  "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in records:
-            order = SIZE_ORDER.get(r["kernel"], tuple(r["shape"]))
+            order = SIZE_ORDER.get(r["kernel"], tuple(sorted(r["shape"])))  # JSON keeps shapes sorted
             shape = " ".join(f"{k}={r['shape'][k]}" for k in order)
             per = r.get("instructions_per_mac") or r.get("instructions_per_element")
             base = None
@@ -97,11 +151,13 @@ def render(all_records: dict) -> str:
             if name.startswith("xpulpv2") and r["kernel"] == "matmul_nt_s8":
                 base = pulp.get((tuple(r["shape"][k] for k in ("M", "K", "N")), r["cores"]))
             ratio = f"{base / r['instructions']:.2f}×" if base and r["instructions"] else ""
-            lines.append(f"| {r['kernel']} | {shape} | {r['compiler']} | {r['instructions']:,} | {per} | "
-                         f"{r.get('cycles_est', ''):,} | {r.get('text_bytes', '')} | {base or ''} | {ratio} |"
-                         if isinstance(r.get('cycles_est'), int) else
-                         f"| {r['kernel']} | {shape} | {r['compiler']} | {r['instructions']:,} | {per} | | "
-                         f"{r.get('text_bytes', '')} | {base or ''} | {ratio} |")
+            cycles = f"{r['cycles_est']:,}" if isinstance(r.get("cycles_est"), int) else ""
+            stack = r.get("stack_bytes", "")
+            if stack != "" and r.get("stack_kind", "static") != "static":
+                stack = f"{stack} ({r['stack_kind']})"
+            lines.append(f"| {r['kernel']} | {shape} | {r['compiler']} | {r['instructions']:,} | {per} | {cycles} | "
+                         f"{r.get('text_bytes', '')} | {stack} | {r.get('scratch_bytes', '')} | {base or ''} | "
+                         f"{ratio} |")
         lines.append("")
     return "\n".join(lines)
 

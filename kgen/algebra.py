@@ -9,18 +9,53 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .ir import (I32, Assign, Bin, Call, Const, Decl, Expr, For, Kernel, Load, ScalarParam, Stmt,
-                 Store, Var, walk_expr, walk_stmts)
+                 Store, Var, children, stmt_exprs, sub_bodies, walk_expr, walk_stmts)
 from .rewrite import map_body_exprs, map_expr
 
 
-def _uses(stmts: tuple[Stmt, ...], name: str) -> bool:
-    from .ir import stmt_exprs
+#: id(node) -> (node, names of the variables it reads); the node is kept so its id stays unique.
+#: Filled while a rewrite runs and cleared when it returns (see :func:`_memoized`).
+_VARS_MEMO: dict[int, tuple[object, frozenset[str]]] = {}
 
-    for s in walk_stmts(stmts):
-        for e in stmt_exprs(s):
-            if any(isinstance(x, Var) and x.name == name for x in walk_expr(e)):
-                return True
-    return False
+
+def _expr_vars(e: Expr) -> frozenset[str]:
+    hit = _VARS_MEMO.get(id(e))
+    if hit is not None and hit[0] is e:
+        return hit[1]
+    if isinstance(e, Var):
+        names = frozenset((e.name,))
+    else:
+        names = frozenset().union(*(_expr_vars(c) for c in children(e)))
+    _VARS_MEMO[id(e)] = (e, names)
+    return names
+
+
+def _stmt_vars(s: Stmt) -> frozenset[str]:
+    hit = _VARS_MEMO.get(id(s))
+    if hit is not None and hit[0] is s:
+        return hit[1]
+    names = frozenset().union(*(_expr_vars(e) for e in stmt_exprs(s)),
+                              *(_stmt_vars(x) for b in sub_bodies(s) for x in b))
+    _VARS_MEMO[id(s)] = (s, names)
+    return names
+
+
+def _memoized(fn):
+    """Run a rewrite with the variable-name memo, and drop the memo afterwards."""
+    import functools
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _VARS_MEMO.clear()
+    return run
+
+
+def _uses(stmts: tuple[Stmt, ...], name: str) -> bool:
+    """True when any statement of ``stmts`` (nested ones included) reads variable ``name``."""
+    return any(name in _stmt_vars(s) for s in stmts)
 
 
 def _chain_without(v: Expr, name: str) -> Expr | None:
@@ -53,6 +88,7 @@ def _leaves_alone_or_updates(s: Stmt, name: str) -> bool:
     return False
 
 
+@_memoized
 def sink_accumulator_init(kernel: Kernel) -> Kernel:
     """``var acc = init; (acc = acc + e)*; use(acc)`` → ``var acc = 0; (acc = acc + e)*; use(acc + init)``.
 
@@ -63,13 +99,15 @@ def sink_accumulator_init(kernel: Kernel) -> Kernel:
 
     def block(body: tuple[Stmt, ...]) -> tuple[Stmt, ...]:
         out = [replace(s, body=block(s.body)) if isinstance(s, For) else s for s in body]
+        # the rewrite below changes expressions only: names assigned and buffers written stay the same
+        assigned = {x.name for x in walk_stmts(tuple(out)) if isinstance(x, (Assign, Decl))}
+        written = _written_bufs(tuple(out))
         for i, s in enumerate(list(out)):
             if not (isinstance(s, Decl) and s.type == I32 and s.init is not None and s.init != Const(0, I32)):
                 continue
             init = s.init
-            assigned = {x.name for x in walk_stmts(tuple(out)) if isinstance(x, (Assign, Decl))}
             if any(isinstance(x, Var) and x.name in assigned for x in walk_expr(init)) or \
-                    _written_bufs(tuple(out)) & _loaded(init):
+                    written & _loaded(init):
                 continue
             j = i + 1
             while j < len(out) and _leaves_alone_or_updates(out[j], s.name):
@@ -97,6 +135,7 @@ def _replace_var(s: Stmt, name: str, value: Expr) -> Stmt:
     return map_body_exprs((s,), lambda x: value if isinstance(x, Var) and x.name == name else x)[0]
 
 
+@_memoized
 def peel_zero_updates(body: tuple[Stmt, ...]) -> tuple[Stmt, ...]:
     """In a straight-line block: ``var acc = 0; … acc = acc + e; …`` → ``var acc = e`` at the first update."""
     out: list[Stmt | None] = []

@@ -55,6 +55,9 @@ def bench_record(src: KernelSource, isa: str, sizes: dict[str, int], target: Tar
                 "instructions_hwloop_est", "per_core_cycles_est_hwloop", "per_core_instructions_hwloop_est"):
         if key in result.extra:
             rec[key] = result.extra[key]
+    from .model.predict import bench_prediction
+
+    rec.update(bench_prediction(src.kernel, isa, sizes, target.compiler, target.cpu, target.cores))
     work = rec.get("macs") or rec.get("elements")
     if rec["instructions"] is not None and work:
         rec["instructions_per_" + ("mac" if "macs" in rec else "element")] = round(rec["instructions"] / work, 4)

@@ -9,12 +9,12 @@ generated from the ISA file.  File skeletons (includes, Doxygen, prototypes) are
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass, field, replace
+from typing import Callable, Mapping
 
 from .interp import storage_strides
 from .ir import (BOOL, IDX, Alloc, Assign, Bin, BufferParam, Call, Cast, Const, Decl, Expr, For,
-                 If, Kernel, Load, Stmt, Store, Type, Un, Var, View)
+                 If, Kernel, Load, Stmt, Store, Type, Un, Var, View, stmt_exprs, walk_expr, walk_stmts)
 
 _C_BINOPS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "mod": "%", "shl": "<<", "shr": ">>",
              "and": "&", "or": "|", "xor": "^", "lt": "<", "le": "<=", "gt": ">", "ge": ">=",
@@ -77,7 +77,9 @@ class CEmitter:
     """Emit one kernel as C statements.  ``intrinsic`` spells ``isa.*`` calls."""
 
     def __init__(self, kernel: Kernel, intrinsic: Callable[[Call, list[str]], str] | None = None,
-                 paired: frozenset[str] = frozenset()) -> None:
+                 paired: frozenset[str] = frozenset(), scratch: Mapping[str, str] | None = None) -> None:
+        #: local arrays carved out of the caller's scratch buffer: name -> C declaration (kgen.scratch)
+        self.scratch = dict(scratch or {})
         self.kernel = kernel
         self.intrinsic = intrinsic
         #: local arrays whose adjacent packed loads are fetched as one 64-bit load (LDRD)
@@ -87,6 +89,7 @@ class CEmitter:
         self.layouts: dict[str, Layout] = {}
         self.lines: list[str] = []
         self.uses_helpers: set[str] = set()
+        self.alloc_types: dict[str, Type] = {}
         for p in kernel.buffers:
             strides = p.strides if p.strides else _row_major(p.shape)
             self.layouts[p.name] = Layout(p.name, strides)
@@ -220,6 +223,26 @@ class CEmitter:
     def emit(self, depth: int, text: str) -> None:
         self.lines.append("    " * depth + text)
 
+    def launder_staged(self, loop: For, depth: int) -> dict[str, Layout]:
+        """Read paired local arrays that ``loop`` only loads through a pointer made opaque in each
+        iteration (``KGEN_LAUNDER``); returns the layouts to restore after the loop body."""
+        saved: dict[str, Layout] = {}
+        for name in sorted(self.paired):
+            lay = self.layouts.get(name)
+            if name not in self.alloc_types or lay is None or not lay.pointer.endswith("_storage"):
+                continue
+            loads = any(isinstance(x, Load) and x.buf == name for st in walk_stmts(loop.body)
+                        for e in stmt_exprs(st) for x in walk_expr(e))
+            stores = any(isinstance(st, Store) and st.buf == name for st in walk_stmts(loop.body))
+            if not loads or stores:
+                continue
+            ptr = f"{name}_rd"
+            self.emit(depth, f"const {self.alloc_types[name].ctype} *{ptr} = {lay.pointer};")
+            self.emit(depth, f"KGEN_LAUNDER({ptr});")
+            saved[name] = lay
+            self.layouts[name] = replace(lay, pointer=ptr)
+        return saved
+
     def split_offset(self, lay: Layout, index: tuple[Expr, ...], group: int) -> tuple[str, int] | None:
         """Offset = variable part + constant, the variable part a multiple of ``group`` elements."""
         import sympy as sp
@@ -263,17 +286,24 @@ class CEmitter:
     def stmt(self, s: Stmt, depth: int) -> None:
         if isinstance(s, For) and s.has("parallel"):
             self.parallel_loop(s, depth)
+        elif isinstance(s, For) and s.has("pointer_ivs"):  # opt-in (set by backends, never by the DSL)
+            from .backends.pointer_loops import emit_pointer_loop
+
+            emit_pointer_loop(self, s, depth)
         elif isinstance(s, For):
             v = s.var
             self.emit(depth, f"for (int32_t {v} = {_strip(self.ex(s.lo))}; {v} < {_strip(self.ex(s.hi))}; ++{v}) {{")
+            saved = self.launder_staged(s, depth + 1)
             self.body(s.body, depth + 1)
+            self.layouts.update(saved)
             self.emit(depth, "}")
         elif isinstance(s, Decl):
             init = f" = {_strip(self.ex(s.init))}" if s.init is not None else " = 0"
             self.emit(depth, f"{s.type.ctype} {s.name}{init};")
         elif isinstance(s, Alloc):
             flat = " * ".join(_strip(self.ex(d)) for d in s.shape)
-            self.emit(depth, f"KGEN_ALIGN8 {s.type.ctype} {s.name}_storage[{flat}];")
+            self.emit(depth, self.scratch.get(s.name, f"KGEN_ALIGN8 {s.type.ctype} {s.name}_storage[{flat}];"))
+            self.alloc_types[s.name] = s.type
             self.layouts[s.name] = Layout(f"{s.name}_storage", _row_major(s.shape))
         elif isinstance(s, View):
             base = self.layouts[s.base]
@@ -281,6 +311,11 @@ class CEmitter:
                                           Bin("add", base.offset, s.offset, IDX))
         elif isinstance(s, Assign):
             self.emit(depth, f"{s.name} = {_strip(self.ex(s.value))};")
+        elif isinstance(s, Store) and s.value.type.lanes > 1:
+            # a packed register stored to consecutive elements (4-byte aligned; only backends that
+            # provide kgen_st32, e.g. through STORE_HELPERS, create such stores)
+            lay = self.layouts[s.buf]
+            self.emit(depth, f"kgen_st32(&{lay.pointer}[{self.offset(lay, s.index)}], {_strip(self.ex(s.value))});")
         elif isinstance(s, Store):
             lay = self.layouts[s.buf]
             self.emit(depth, f"{lay.pointer}[{self.offset(lay, s.index)}] = {_strip(self.ex(s.value))};")
@@ -355,13 +390,42 @@ def c_params(kernel: Kernel) -> list[str]:
 
 
 def emit_body(kernel: Kernel, intrinsic: Callable[[Call, list[str]], str] | None = None,
-              paired: frozenset[str] = frozenset()) -> tuple[str, set[str]]:
+              paired: frozenset[str] = frozenset(), scratch: Mapping[str, str] | None = None
+              ) -> tuple[str, set[str]]:
     """The C statements of ``kernel``'s body (indented one level) and the helpers they use."""
-    em = CEmitter(kernel, intrinsic, paired)
+    em = CEmitter(kernel, intrinsic, paired, scratch)
     em.body(kernel.body, 1)
     if em.uses_parallel:
         em.emit(1, "kgen_barrier();")
     return "\n".join(em.lines), em.uses_helpers
 
+
+#: Definition of ``kgen_st32`` (the store of a packed register that vector-valued stores emit), for
+#: backends to ship as a support header; the counterpart of ``kgen_ld32`` in kgen_common.h.
+STORE_HELPERS = """/* kgen_store.h: generated by kgen; do not edit.  Packed-register stores of kgen kernels. */
+#ifndef KGEN_STORE_H
+#define KGEN_STORE_H
+
+#include <stdint.h>
+#include "kgen_common.h"
+
+/** Store a packed register (32 bits, lane 0 at the lowest address) to a 4-byte aligned address:
+ *  one store instruction.  kgen only emits packed stores at 4-byte aligned offsets of 4-byte
+ *  aligned buffers. */
+KGEN_INLINE void kgen_st32(void *p, uint32_t v)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    __builtin_memcpy(__builtin_assume_aligned(p, 4), &v, sizeof v);
+#else
+    unsigned char *b = (unsigned char *)p;
+    b[0] = (unsigned char)v;
+    b[1] = (unsigned char)(v >> 8);
+    b[2] = (unsigned char)(v >> 16);
+    b[3] = (unsigned char)(v >> 24);
+#endif
+}
+
+#endif /* KGEN_STORE_H */
+"""
 
 __all__ = ["emit_body", "c_params", "interval", "storage_strides", "BOOL"]

@@ -16,6 +16,8 @@ from .cgen import c_params, emit_body
 from .interp import eval_expr
 from .ir import SCALAR_TYPES, BufferParam, Call, Kernel, walk_expr, walk_stmts, stmt_exprs
 from .printer import print_expr, print_stmts
+from .scratch import (ScratchPlan, get_buffer_size_name, plan_scratch, scratch_macro,
+                      scratch_param_name, uses_max)
 
 
 @lru_cache(maxsize=None)
@@ -43,6 +45,10 @@ class EmittedKernel:
     source_name: str
     header: str
     source: str
+    #: where the kernel's function-scope local arrays live in the caller's scratch buffer (None: no scratch)
+    scratch: ScratchPlan | None = None
+    #: prototype of ``<function>_get_buffer_size`` (empty without scratch)
+    buffer_size_prototype: str = ""
 
 
 _TYPE_WORDS = {"i8": "int8", "u8": "uint8", "i16": "int16", "u16": "uint16", "i32": "int32",
@@ -78,7 +84,8 @@ def quantization_contract(kernel: Kernel) -> list[str]:
     return lines
 
 
-def doxygen(src: KernelSource, function: str, sizes: dict[str, int], isa: str, notes: list[str]) -> str:
+def doxygen(src: KernelSource, function: str, sizes: dict[str, int], isa: str, notes: list[str],
+            scratch_param: str = "") -> str:
     k = src.kernel
     # The doc comment goes into a C comment: defuse comment delimiters.
     doc_lines = k.doc.replace("*/", "*\u2215").replace("/*", "\u2215*").splitlines() or [f"kgen kernel {k.name}"]
@@ -101,6 +108,9 @@ def doxygen(src: KernelSource, function: str, sizes: dict[str, int], isa: str, n
     if not sizes:
         for s in k.sizes:
             out.append(f" * @param[in]     {s} size symbol {s} (>= 1)")
+    if scratch_param:
+        out.append(f" * @param[in,out] {scratch_param} work memory of {get_buffer_size_name(function)}() bytes, "
+                   "8-byte aligned, not shared with any other argument; its content is undefined on entry and on return")
     out.append(" *")
     out.append(" * Quantization contract:")
     out.extend(f" * - {line}" for line in quantization_contract(k))
@@ -132,18 +142,49 @@ def emit_kernel(src: KernelSource, lowered: Kernel, isa: str, sizes: dict[str, i
     """Render header and source of one public kernel function."""
     fn = function_name(src.kernel.name, isa, sizes, cores)
     params = c_params(lowered)
+    plan = plan_scratch(lowered)
+    scratch = _scratch_texts(fn, lowered, plan)
+    if plan is not None:
+        params.append(f"void *restrict {scratch['param']}")
     prototype = f"void {fn}({', '.join(params) if params else 'void'})"
-    body, _helpers = emit_body(lowered, intrinsic, paired)
-    dox = doxygen(src, fn, sizes, isa, list(notes))
+    body, _helpers = emit_body(lowered, intrinsic, paired, scratch.get("decls"))
+    dox = doxygen(src, fn, sizes, isa, list(notes), scratch.get("param", ""))
     key = variant_key(src.kernel.name, isa, sizes, cores)
-    common = dict(version=__version__, variant_key=key, doxygen=dox, prototype=prototype)
+    common = dict(version=__version__, variant_key=key, doxygen=dox, prototype=prototype, scratch=scratch)
     header = _env().get_template("kernel.h.j2").render(
         file_name=f"{fn}.h", guard=f"{fn.upper()}_H", **common)
     source = _env().get_template("kernel.c.j2").render(
         file_name=f"{fn}.c", header_name=f"{fn}.h", source_name=src.source_name,
         source_hash=src.source_hash, isa=isa, isa_hash=isa_hash, body=body,
         extra_includes=list(extra_includes), qualifier=qualifier, **common)
-    return EmittedKernel(fn, prototype, f"{fn}.h", f"{fn}.c", header, source)
+    return EmittedKernel(fn, prototype, f"{fn}.h", f"{fn}.c", header, source, plan,
+                         scratch.get("size_prototype", ""))
+
+
+def _scratch_texts(fn: str, lowered: Kernel, plan: ScratchPlan | None) -> dict:
+    """Template fields of the scratch contract: parameter, declarations, get_buffer_size."""
+    if plan is None:
+        return {}
+    param = scratch_param_name(lowered)
+    decls = {}
+    for a in plan.arrays:
+        off = plan.offset_c(a.name)
+        where = f"{param}" if off == "0" else f"(void *)((unsigned char *){param} + {off})"
+        decls[a.name] = f"{a.ctype} *const {a.name}_storage = ({a.ctype} *){where};"
+    size_args = [f"int32_t {s}" for s in plan.symbols]
+    used = {str(s) for s in plan.total.free_symbols}
+    size_fn = get_buffer_size_name(fn)
+    return dict(param=param, decls=decls,
+                size_prototype=f"size_t {size_fn}({', '.join(size_args) if size_args else 'void'})",
+                size_function=size_fn, size_unused=[s for s in plan.symbols if s not in used],
+                size_expr=plan.total_c(), constant=plan.constant, macro=scratch_macro(fn),
+                needs_max=any(uses_max(a.offset) for a in plan.arrays) or uses_max(plan.total),
+                arrays=[dict(name=a.name, offset=_formula(a.offset), size=_formula(a.size)) for a in plan.arrays])
+
+
+def _formula(e) -> str:
+    """A size expression for a comment: round8(x) is x rounded up to a multiple of 8."""
+    return str(e).replace("Round8", "round8")
 
 
 def common_header() -> str:

@@ -15,6 +15,9 @@ class KgenError(Exception):
         self.source = source
         self.notes = notes
 
+    def __reduce__(self):  # keep the location when the error crosses a process boundary
+        return (type(self), (self.message, self.loc, self.source, self.notes))
+
     def render(self) -> str:
         """``file:line:col: error: message``, the offending line and a caret under the column."""
         head = f"{self.loc}: error: {self.message}" if self.loc else f"error: {self.message}"

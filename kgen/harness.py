@@ -34,6 +34,22 @@ class CallCase:
 
 
 @dataclass(frozen=True)
+class ScratchSpec:
+    """The kernel's scratch buffer in the harness: exactly ``bytes`` bytes between two guard zones.
+
+    Before every call the guards are filled with a canary and the buffer with garbage (the kernel
+    must not depend on its content); after the call every guard byte is checked (and, under
+    AddressSanitizer, the guards are poisoned during the call so that any access traps).
+    ``size_call`` (the kernel's ``get_buffer_size`` call) must return ``expected``.
+    """
+
+    bytes: int
+    expected: int
+    size_call: str
+    guard: int = 64
+
+
+@dataclass(frozen=True)
 class HarnessSpec:
     function: str
     header: str
@@ -43,6 +59,8 @@ class HarnessSpec:
     measure_case: int = 0  # only this case's call is placed inside a counted region
     parallel: bool = False  # every core calls the kernel (multi-core targets)
     extra_includes: tuple[str, ...] = field(default_factory=tuple)
+    #: the kernel takes a scratch buffer as its last argument
+    scratch: ScratchSpec | None = None
 
 
 def _c_array(name: str, arr: np.ndarray, const: bool = True) -> str:
@@ -83,9 +101,14 @@ def render(spec: HarnessSpec) -> str:
         for oname, exp in case.expected.items():
             out.append(_c_array(f"c{ci}_exp_{_ident(oname)}", exp))
     out.append(_CHECK_FN)
+    if spec.scratch is not None:
+        out.append(_scratch_fns(spec.scratch))
     out.append("int main(void)\n{\n    uint32_t bad = 0;")
     if spec.parallel:
         out.append("    int core = kgen_core_id();")
+    if spec.scratch is not None:
+        check = (f"    bad += kgen_scratch_size_check((uint64_t){spec.scratch.size_call});")
+        out.extend(["    if (core == 0) {", "    " + check, "    }"] if spec.parallel else [check])
     for ci, case in enumerate(spec.cases):
         args = []
         for p in spec.params:
@@ -102,6 +125,9 @@ def render(spec: HarnessSpec) -> str:
                 fill.append(f"        for (uint32_t i = 0; i < {n}u; ++i) out_{oname}[i] = c{ci}_{_ident(oname)}[i];")
             else:
                 fill.append(f"        for (uint32_t i = 0; i < {n}u; ++i) out_{oname}[i] = ({ctype}){CANARY};")
+        if spec.scratch is not None:
+            args.append("kgen_scratch")
+            fill.append(f"        kgen_scratch_arm({ci}u);")
         call = f"{spec.function}({', '.join(args)});"
         if spec.parallel:
             out.append("    if (core == 0) {")
@@ -121,6 +147,8 @@ def render(spec: HarnessSpec) -> str:
             n = int(case.expected[oname].size)
             out.append(f"    bad += kgen_check({ci}, \"{oname}\", out_{oname}, c{ci}_exp_{_ident(oname)}, "
                        f"{n}u, {_elem_size(ctype)});")
+        if spec.scratch is not None:
+            out.append(f"    bad += kgen_scratch_check({ci});")
         if spec.parallel:
             out.append("    }")
     out.append('    kgen_puts("KGEN done mismatches=");\n    kgen_put_u32(bad);\n    kgen_puts("\\n");')
@@ -220,6 +248,81 @@ static uint32_t kgen_check(int case_idx, const char *buf, const void *got, const
 """
 
 
+def _scratch_fns(s: ScratchSpec) -> str:
+    """Guarded scratch buffer: arm before a call, check after it (see :class:`ScratchSpec`)."""
+    return f"""
+#define KGEN_SCRATCH_BYTES {s.bytes}u
+#define KGEN_SCRATCH_EXPECTED {s.expected}u
+#define KGEN_GUARD {s.guard}u
+#if defined(__SANITIZE_ADDRESS__)
+#define KGEN_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define KGEN_ASAN 1
+#endif
+#endif
+#ifdef KGEN_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+static uint8_t kgen_scratch_area[KGEN_GUARD + KGEN_SCRATCH_BYTES + KGEN_GUARD] __attribute__((aligned(8)));
+#define kgen_scratch ((void *)(kgen_scratch_area + KGEN_GUARD))
+
+static uint8_t kgen_canary(uint32_t i) {{ return (uint8_t)(0xA5u ^ (i * 29u)); }}
+
+static void kgen_scratch_arm(uint32_t seed)
+{{
+    for (uint32_t i = 0; i < KGEN_GUARD; ++i) {{
+        kgen_scratch_area[i] = kgen_canary(i);
+        kgen_scratch_area[KGEN_GUARD + KGEN_SCRATCH_BYTES + i] = kgen_canary(KGEN_GUARD + i);
+    }}
+    for (uint32_t i = 0; i < KGEN_SCRATCH_BYTES; ++i)  /* garbage: the kernel must not rely on content */
+        kgen_scratch_area[KGEN_GUARD + i] = (uint8_t)(0x5Bu + 13u * seed + 7u * i);
+#ifdef KGEN_ASAN
+    ASAN_POISON_MEMORY_REGION(kgen_scratch_area, KGEN_GUARD);
+    ASAN_POISON_MEMORY_REGION(kgen_scratch_area + KGEN_GUARD + KGEN_SCRATCH_BYTES, KGEN_GUARD);
+#endif
+}}
+
+static uint32_t kgen_scratch_check(int case_idx)
+{{
+    uint32_t bad = 0;
+#ifdef KGEN_ASAN
+    ASAN_UNPOISON_MEMORY_REGION(kgen_scratch_area, sizeof kgen_scratch_area);
+#endif
+    for (uint32_t i = 0; i < 2u * KGEN_GUARD; ++i) {{
+        uint32_t at = i < KGEN_GUARD ? i : KGEN_SCRATCH_BYTES + i;
+        if (kgen_scratch_area[at] != kgen_canary(i)) {{
+            if (bad < 4) {{
+                kgen_puts("KGEN mismatch case="); kgen_put_u32((uint32_t)case_idx);
+                kgen_puts(" buf=scratch_guard idx="); kgen_put_u32(i);
+                kgen_puts(" got="); kgen_put_u32(kgen_scratch_area[at]);
+                kgen_puts(" exp="); kgen_put_u32(kgen_canary(i));
+                kgen_puts("\\n");
+            }}
+            ++bad;
+        }}
+    }}
+    kgen_puts("KGEN summary case="); kgen_put_u32((uint32_t)case_idx);
+    kgen_puts(" buf=scratch_guard mismatches="); kgen_put_u32(bad);
+    kgen_puts(" total="); kgen_put_u32(2u * KGEN_GUARD);
+    kgen_puts(" maxerr=0\\n");
+    return bad;
+}}
+
+static uint32_t kgen_scratch_size_check(uint64_t got)
+{{
+    uint32_t bad = got != (uint64_t)KGEN_SCRATCH_EXPECTED;
+    if (bad) {{
+        kgen_puts("KGEN mismatch case=0 buf=get_buffer_size idx=0 got="); kgen_put_u64(got);
+        kgen_puts(" exp="); kgen_put_u32(KGEN_SCRATCH_EXPECTED); kgen_puts("\\n");
+    }}
+    kgen_puts("KGEN summary case=0 buf=get_buffer_size mismatches="); kgen_put_u32(bad);
+    kgen_puts(" total=1 maxerr=0\\n");
+    return bad;
+}}
+"""
+
+
 @dataclass(frozen=True)
 class Mismatch:
     case: int
@@ -258,5 +361,5 @@ def kernel_outputs(kernel: Kernel) -> dict[str, str]:
     return {p.name: p.type.ctype for p in kernel.buffers if p.direction != "in"}
 
 
-__all__ = ["HarnessSpec", "CallCase", "render", "parse_output", "Report", "kernel_outputs",
+__all__ = ["HarnessSpec", "ScratchSpec", "CallCase", "render", "parse_output", "Report", "kernel_outputs",
            "BufferParam", "Type"]

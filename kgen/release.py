@@ -28,53 +28,126 @@ class VariantRequest:
     cores: int = 1
 
 
-def render_release(isa: str, requests: list[VariantRequest]) -> dict[str, str]:
-    """All files of a release, relative path -> text."""
+@dataclass
+class RenderedVariant:
+    """Everything one variant contributes to its release, as plain (picklable) data."""
+
+    files: dict[str, str]  # relative path -> text, in insertion order
+    support: dict[str, str]  # include/<name> -> text of shared support headers
+    headers: list[str]
+    entry: dict
+    python_fns: list[tuple[str, str]]  # (function, text) of packing twins
+    isa_hash: str
+
+
+def render_variant(isa: str, req: VariantRequest) -> RenderedVariant:
+    """Lower and emit one variant (kernel, its packing companions, its manifest entry)."""
+    lowered, em = build_variant(req.source, isa, req.sizes, req.cores)
+    files = {f"include/{em.header_name}": em.header, f"src/{em.source_name}": em.source}
+    headers = [em.header_name]
+    companions = []
+    python_fns: list[tuple[str, str]] = []
+    for param, comp in lowered.companions:
+        csrc = companion_source(req.source, comp)
+        _, cem = emit_companion(csrc, comp, isa, lowered.sizes)
+        files[f"include/{cem.header_name}"] = cem.header
+        files[f"src/{cem.source_name}"] = cem.source
+        headers.append(cem.header_name)
+        companions.append({"parameter": param, "function": cem.function, "prototype": cem.prototype + ";",
+                           "python": f"python/kgen_{isa}_packing.py:{cem.function}"})
+        python_fns.append((cem.function, python_packer(cem.function, comp)))
+    k = req.source.kernel
+    scratch = None
+    if em.scratch is not None:
+        scratch = {"get_buffer_size": em.buffer_size_prototype + ";", "bytes": em.scratch.constant,
+                   "formula": em.scratch.formula(), "alignment": 8,
+                   "arrays": {a.name: {"offset": _plain(a.offset), "bytes": _plain(a.size)}
+                              for a in em.scratch.arrays}}
+    entry = {
+        "name": em.function,
+        "kernel": k.name,
+        "prototype": em.prototype + ";",
+        "header": f"include/{em.header_name}",
+        "source": f"src/{em.source_name}",
+        "dsl_source": req.source.source_name,
+        "dsl_sha256": req.source.source_hash,
+        "isa": isa,
+        "shape": dict(lowered.sizes) if lowered.sizes else None,
+        "shape_symbols": list(k.sizes),
+        "shape_constraints": [f"{s} >= 1" for s in k.sizes if s not in lowered.sizes]
+        + [print_expr(w) for w in k.where],
+        "packed_parameters": sorted(lowered.packers),
+        "packing_companions": companions,
+        "cores": req.cores,
+        "scratch": scratch,
+        "scratch_bytes": em.scratch.constant if em.scratch is not None else 0,
+    }
+    support = {f"include/{name}": text for name, text in lowered.support_files.items()}
+    return RenderedVariant(files, support, headers, entry, python_fns, lowered.isa_hash)
+
+
+def _timed_render(isa: str, req: VariantRequest) -> tuple[RenderedVariant, float]:
+    import time
+
+    t0 = time.perf_counter()
+    return render_variant(isa, req), time.perf_counter() - t0
+
+
+def _plain(e) -> int | str:
+    return int(e) if e.is_Integer else str(e).replace("Round8", "round8")
+
+
+def render_release(isa: str, requests: list[VariantRequest], jobs: int = 1) -> dict[str, str]:
+    """All files of a release, relative path -> text (``jobs`` > 1: variants in worker processes)."""
+    return render_releases([(isa, requests)], jobs)[isa]
+
+
+def render_releases(work: list[tuple[str, list[VariantRequest]]], jobs: int = 1) -> dict[str, dict[str, str]]:
+    """Several releases at once; one pool of ``jobs`` processes serves all their variants."""
+    from .buildpool import load_times, map_ordered, save_times
+
+    items = [(isa, req) for isa, reqs in work for req in reqs]
+    keys = [f"{isa}:{req.source.kernel.name}:{sorted(req.sizes.items())}:{req.cores}" for isa, req in items]
+    times = load_times()
+    weight = {"generic": 0.05, "armv7em": 0.3, "xpulpv2": 1.0}  # first build: no timings yet
+    priority = [times.get(k, weight.get(isa, 1.0)) for k, (isa, _) in zip(keys, items)]
+    timed = map_ordered(_timed_render, items, jobs, priority)
+    rendered = [r for r, _ in timed]
+    if jobs > 1:
+        save_times({**times, **{k: s for k, (_, s) in zip(keys, timed)}})
+    out = {}
+    pos = 0
+    for isa, reqs in work:
+        out[isa] = assemble_release(isa, rendered[pos:pos + len(reqs)])
+        pos += len(reqs)
+    return out
+
+
+def assemble_release(isa: str, variants: list[RenderedVariant]) -> dict[str, str]:
+    """Merge rendered variants (in request order) into the files of one release."""
     files: dict[str, str] = {"include/kgen_common.h": common_header()}
     entries = []
-    headers = []
+    headers: list[str] = []
     python_fns: list[str] = []
     isa_hash = ""
-    for req in requests:
-        lowered, em = build_variant(req.source, isa, req.sizes, req.cores)
-        isa_hash = lowered.isa_hash or isa_hash
-        if f"src/{em.source_name}" in files:
-            raise KgenError(f"two variants produce the same function {em.function}")
-        files[f"include/{em.header_name}"] = em.header
-        files[f"src/{em.source_name}"] = em.source
-        for name, text in lowered.support_files.items():
-            if files.setdefault(f"include/{name}", text) != text:
-                raise KgenError(f"include/{name}: two different support headers share this name")
-        headers.append(em.header_name)
-        companions = []
-        for param, comp in lowered.companions:
-            csrc = companion_source(req.source, comp)
-            _, cem = emit_companion(csrc, comp, isa, lowered.sizes)
-            files[f"include/{cem.header_name}"] = cem.header
-            files[f"src/{cem.source_name}"] = cem.source
-            headers.append(cem.header_name)
-            companions.append({"parameter": param, "function": cem.function, "prototype": cem.prototype + ";",
-                               "python": f"python/kgen_{isa}_packing.py:{cem.function}"})
-            if all(not f.startswith(f"def {cem.function}(") for f in python_fns):  # same packing for 1 and N cores
-                python_fns.append(python_packer(cem.function, comp))
-        k = req.source.kernel
-        entries.append({
-            "name": em.function,
-            "kernel": k.name,
-            "prototype": em.prototype + ";",
-            "header": f"include/{em.header_name}",
-            "source": f"src/{em.source_name}",
-            "dsl_source": req.source.source_name,
-            "dsl_sha256": req.source.source_hash,
-            "isa": isa,
-            "shape": dict(lowered.sizes) if lowered.sizes else None,
-            "shape_symbols": list(k.sizes),
-            "shape_constraints": [f"{s} >= 1" for s in k.sizes if s not in lowered.sizes]
-            + [print_expr(w) for w in k.where],
-            "packed_parameters": sorted(lowered.packers),
-            "packing_companions": companions,
-            "cores": req.cores,
-        })
+    for v in variants:
+        isa_hash = v.isa_hash or isa_hash
+        header, source = v.entry["header"], v.entry["source"]
+        if source in files:
+            raise KgenError(f"two variants produce the same function {v.entry['name']}")
+        files[header] = v.files[header]
+        files[source] = v.files[source]
+        for rel, text in v.support.items():
+            if files.setdefault(rel, text) != text:
+                raise KgenError(f"{rel}: two different support headers share this name")
+        for rel, text in v.files.items():  # packing companions
+            if rel not in (header, source):
+                files[rel] = text
+        headers.extend(v.headers)
+        for function, text in v.python_fns:
+            if all(not f.startswith(f"def {function}(") for f in python_fns):  # same packing for 1 and N cores
+                python_fns.append(text)
+        entries.append(v.entry)
     umbrella = [f"/* kgen_{isa}.h: generated by kgen {__version__}; every kernel of this release. */",
                 f"#ifndef KGEN_{isa.upper()}_H", f"#define KGEN_{isa.upper()}_H", ""]
     umbrella += [f'#include "{h}"' for h in headers] + ["", f"#endif /* KGEN_{isa.upper()}_H */", ""]
@@ -87,6 +160,8 @@ def render_release(isa: str, requests: list[VariantRequest]) -> dict[str, str]:
     sources = sorted(f for f in files if f.startswith("src/"))
     files["CMakeLists.txt"] = cmake_file(isa, sources)
     files["kgen.mk"] = make_fragment(isa, sources)
+    if isa == "xpulpv2":
+        files["gap_sdk.mk"] = gap_sdk_fragment(isa, sources)
     manifest = {"kgen_version": __version__, "isa": isa, "isa_sha256": isa_hash or None, "kernels": entries}
     files["manifest.json"] = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
     return files
@@ -160,6 +235,27 @@ def make_fragment(isa: str, sources: list[str]) -> str:
             f"{var}_DIR := $(dir $(lastword $(MAKEFILE_LIST)))\n"
             f"{var}_SRCS := \\\n{srcs}\n"
             f"{var}_CFLAGS := -I$({var}_DIR)include\n")
+
+
+def gap_sdk_fragment(isa: str, sources: list[str]) -> str:
+    """A fragment for a GAP SDK (PMSIS) application Makefile (APP_SRCS / APP_CFLAGS)."""
+    var = f"KGEN_{isa.upper()}"
+    srcs = " \\\n".join(f"  $({var}_DIR){s}" for s in sources)
+    return (f"# Generated by kgen {__version__}; do not edit.  In a GAP SDK (PMSIS) application Makefile,\n"
+            "# before `include $(RULES_DIR)/pmsis_rules.mk`:\n"
+            "#     include path/to/gap_sdk.mk\n"
+            "# It adds the kernels to APP_SRCS and to APP_CFLAGS the include path, -DKGEN_PMSIS (kgen_core_id() and\n"
+            "# kgen_barrier() become pi_core_id() and pi_cl_team_barrier()) and -DKGEN_PULP_BUILTINS (PULP GCC's\n"
+            f"# __builtin_pulp_* for the XpulpV2 instructions; set {var}_PULP_BUILTINS = 0 before the include to\n"
+            "# get the .insn inline-assembly spelling instead).  _c8 kernels run on the cluster: call them from\n"
+            "# a function that pi_cl_team_fork(8, ...) runs on every core, with the same arguments on each.\n"
+            f"{var}_DIR := $(dir $(lastword $(MAKEFILE_LIST)))\n"
+            f"{var}_PULP_BUILTINS ?= 1\n"
+            f"APP_SRCS += \\\n{srcs}\n"
+            f"APP_CFLAGS += -I$({var}_DIR)include -DKGEN_PMSIS\n"
+            f"ifeq ($({var}_PULP_BUILTINS),1)\n"
+            "APP_CFLAGS += -DKGEN_PULP_BUILTINS\n"
+            "endif\n")
 
 
 def write_atomically(out: Path, files: Mapping[str, str]) -> None:

@@ -10,15 +10,25 @@ from . import semantics as sem
 
 
 def map_expr(e: Expr, fn: Callable[[Expr], Expr]) -> Expr:
-    """Rebuild ``e`` bottom-up, applying ``fn`` to every node after its children."""
+    """Rebuild ``e`` bottom-up, applying ``fn`` to every node after its children.
+
+    A node whose children come back unchanged (the same objects) is not copied."""
     if isinstance(e, Load):
-        e = replace(e, index=tuple(map_expr(i, fn) for i in e.index))
+        index = tuple(map_expr(i, fn) for i in e.index)
+        if any(x is not y for x, y in zip(index, e.index)):
+            e = replace(e, index=index)
     elif isinstance(e, Bin):
-        e = replace(e, a=map_expr(e.a, fn), b=map_expr(e.b, fn))
+        a, b = map_expr(e.a, fn), map_expr(e.b, fn)
+        if a is not e.a or b is not e.b:
+            e = replace(e, a=a, b=b)
     elif isinstance(e, (Un, Cast)):
-        e = replace(e, a=map_expr(e.a, fn))
+        a = map_expr(e.a, fn)
+        if a is not e.a:
+            e = replace(e, a=a)
     elif isinstance(e, Call):
-        e = replace(e, args=tuple(map_expr(a, fn) for a in e.args))
+        args = tuple(map_expr(x, fn) for x in e.args)
+        if any(x is not y for x, y in zip(args, e.args)):
+            e = replace(e, args=args)
     return fn(e)
 
 

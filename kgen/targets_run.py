@@ -49,20 +49,14 @@ def spike_runner(sources: list[Path], inc: Path, workdir: Path, target: Target):
 
     t = riscv.RiscvTarget(opt=target.opt, cores=target.cores)
     elf = riscv.build_elf(sources, workdir / "test.elf", t, include_dirs=[inc], extra_cflags=WARNINGS)
-    # Per-PC histograms (for the cycle model) are taken on single-core runs; on multi-core runs the
-    # exact per-hart minstret counts give the critical path.
-    run = riscv.run_elf(elf, cores=target.cores, histogram=target.cores == 1)
+    # Per-PC histograms of every hart feed the CV32E40P model (per-core estimates, critical path);
+    # the exact per-hart minstret counts give the instruction critical path.
+    run = riscv.run_elf(elf, cores=target.cores, histogram=True)
     extra: dict[str, object] = {"text_bytes": _text_size(elf), "cflags": " ".join(riscv.cflags(t))}
     regions: list[int] = []
     if run.regions:
-        per_core = list(run.regions[0])
-        extra["per_core_instructions"] = per_core
-        extra["total_instructions_all_cores"] = sum(per_core)
-        regions = [max(per_core)]
-        if target.cores == 1:
-            est = riscv.cv32e40p_cycles(elf, run, 0, 0)
-            extra["cycles_est"] = est.cycles
-            extra["taken_branches"] = est.taken_branches
+        extra.update(riscv.measurements(elf, run, 0))
+        regions = [max(run.regions[0])]
     return run.exit_code, run.stdout + run.stderr, regions, extra
 
 

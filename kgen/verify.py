@@ -10,7 +10,7 @@ import numpy as np
 
 from .backends import Lowered, get_backend
 from .emit import EmittedKernel, KernelSource, common_header, emit_kernel
-from .harness import CallCase, HarnessSpec, Report, kernel_outputs, parse_output, render
+from .harness import CallCase, HarnessSpec, Report, ScratchSpec, kernel_outputs, parse_output, render
 from .interp import buffer_shape
 from .ir import BufferParam
 from .testdata import Case, make_cases
@@ -98,12 +98,30 @@ def write_program(src: KernelSource, isa: str, sizes: Mapping[str, int], workdir
     kernel_c = workdir / emitted.source_name
     kernel_c.write_text(emitted.source)
     cases = make_cases(src.kernel, sizes, seed) if modes is None else make_cases(src.kernel, sizes, seed, modes)
-    params = [p.name for p in lowered.kernel.params] + list(lowered.kernel.sizes)
-    spec = HarnessSpec(emitted.function, emitted.header_name, params, kernel_outputs(src.kernel),
-                       call_cases(src, lowered, sizes, cases), parallel=cores > 1)
+    spec = harness_spec(src, lowered, emitted, sizes, cases, parallel=cores > 1)
     main_c = workdir / "main.c"
     main_c.write_text(render(spec))
     return [kernel_c, main_c], inc, lowered
+
+
+def scratch_spec(emitted: EmittedKernel, sizes: Mapping[str, int], shortfall: int = 0) -> ScratchSpec | None:
+    """The harness's scratch buffer for ``emitted`` at ``sizes``: exactly get_buffer_size bytes
+    (``shortfall`` bytes fewer, to prove that the guards catch an undersized buffer)."""
+    plan = emitted.scratch
+    if plan is None:
+        return None
+    need = plan.bytes_for(sizes)
+    call = f"{emitted.function}_get_buffer_size({', '.join(str(int(sizes[s])) for s in plan.symbols)})"
+    return ScratchSpec(need - shortfall, need, call)
+
+
+def harness_spec(src: KernelSource, lowered: Lowered, emitted: EmittedKernel, sizes: Mapping[str, int],
+                 cases: list[Case], parallel: bool = False, shortfall: int = 0) -> HarnessSpec:
+    """The self-checking program's description: call order, outputs, cases and scratch buffer."""
+    params = [p.name for p in lowered.kernel.params] + list(lowered.kernel.sizes)
+    return HarnessSpec(emitted.function, emitted.header_name, params, kernel_outputs(src.kernel),
+                       call_cases(src, lowered, sizes, cases), parallel=parallel,
+                       scratch=scratch_spec(emitted, sizes, shortfall))
 
 
 Runner = Callable[[list[Path], Path, Path, Target], tuple[int, str, list[int], dict]]
@@ -123,8 +141,12 @@ def verify(src: KernelSource, isa: str, sizes: Mapping[str, int], target: Target
     with tempfile.TemporaryDirectory(prefix="kgen-verify-") as tmp:
         wd = Path(workdir) if workdir else Path(tmp)
         wd.mkdir(parents=True, exist_ok=True)
-        sources, inc, _ = write_program(src, isa, sizes, wd, seed, cores=target.cores, modes=modes)
+        sources, inc, lowered = write_program(src, isa, sizes, wd, seed, cores=target.cores, modes=modes)
         code, out, regions, extra = runner_for(target)(sources, inc, wd, target)
+        from .scratch import plan_scratch
+
+        plan = plan_scratch(lowered.kernel)
+        extra["scratch_bytes"] = plan.bytes_for(sizes) if plan is not None else 0
     return VerifyResult(src.kernel.name, isa, dict(sizes), target, parse_output(out), code, out, regions, extra)
 
 

@@ -20,5 +20,5 @@ if [ "$need_apt" = 1 ]; then
 fi
 
 PY=${PYTHON:-python3}
-$PY -m pip install -q --disable-pip-version-check -e ".[sim,test]"
+$PY -m pip install -q --disable-pip-version-check -e ".[sim,test,plots]"
 echo "kgen setup complete: $($PY -m kgen --version)"

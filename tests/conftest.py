@@ -86,11 +86,11 @@ def run_c_cases(src, sizes: Mapping[str, int], arglist: Sequence[Mapping[str, ob
     Expected outputs come from the reference interpreter.  Returns (HostRun, Report).
     """
     from kgen.emit import common_header
-    from kgen.harness import HarnessSpec, kernel_outputs, parse_output, render
+    from kgen.harness import parse_output, render
     from kgen.host import build_and_run
     from kgen.interp import run_reference
     from kgen.testdata import Case
-    from kgen.verify import build_variant, call_cases
+    from kgen.verify import build_variant, harness_spec
 
     with tempfile.TemporaryDirectory(prefix="kgen-test-") as tmp:
         wd = Path(tmp)
@@ -102,9 +102,7 @@ def run_c_cases(src, sizes: Mapping[str, int], arglist: Sequence[Mapping[str, ob
         kernel_c = wd / emitted.source_name
         kernel_c.write_text(emitted.source)
         cases = [Case(f"case{i}", dict(a), run_reference(src.kernel, sizes, a)) for i, a in enumerate(arglist)]
-        params = [p.name for p in lowered.kernel.params] + list(lowered.kernel.sizes)
-        spec = HarnessSpec(emitted.function, emitted.header_name, params, kernel_outputs(src.kernel),
-                           call_cases(src, lowered, sizes, cases))
+        spec = harness_spec(src, lowered, emitted, sizes, cases)
         main_c = wd / "main.c"
         main_c.write_text(render(spec))
         run = build_and_run([kernel_c, main_c], [inc], wd, compiler, sanitize)

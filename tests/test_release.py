@@ -65,7 +65,7 @@ def test_golden_release(release_files, update_golden):
     if update_golden:
         GOLDEN.mkdir(exist_ok=True)
         for stale in GOLDEN.iterdir():
-            if stale.name not in expected:
+            if stale.is_file() and stale.name not in expected:
                 stale.unlink()
         for name, data in expected.items():
             (GOLDEN / name).write_bytes(data)
