@@ -42,10 +42,11 @@ class Backend(Protocol):
     def lower(self, kernel: Kernel, sizes: Mapping[str, int]) -> Lowered: ...
 
 
-def get_backend(isa: str, cores: int = 1) -> Backend:
+def raw_backend_class(isa: str) -> Callable[..., Backend]:
+    """The backend class of ``isa`` itself (its constructor takes ``tile``/``k_unroll``/``cores``)."""
     from .generic import GenericBackend
 
-    backends: dict[str, Callable[[], Backend]] = {"generic": GenericBackend}
+    backends: dict[str, Callable[..., Backend]] = {"generic": GenericBackend}
     try:
         from .armv7em import ArmBackend
 
@@ -60,10 +61,19 @@ def get_backend(isa: str, cores: int = 1) -> Backend:
         pass
     if isa not in backends:
         raise KgenError(f"unknown ISA '{isa}'; available: {', '.join(sorted(backends))}")
+    return backends[isa]
+
+
+def get_backend(isa: str, cores: int = 1, tile: tuple[int, int] | None = None,
+                k_unroll: int | None = None) -> Backend:
+    """The backend kgen uses: the ISA's, with the schedule chosen by the model (kgen.model.auto)
+    unless ``tile``/``k_unroll`` force it, refusing accumulations that can overflow."""
+    cls = raw_backend_class(isa)
     if cores != 1:
         if isa != "xpulpv2":
             raise KgenError(f"--cores {cores}: ISA '{isa}' has a single core")
         if cores < 1:
             raise KgenError(f"--cores must be >= 1, got {cores}")
-        return backends[isa](cores=cores)  # type: ignore[call-arg]
-    return backends[isa]()
+    from ..model.auto import AutoBackend
+
+    return AutoBackend(isa, cores, cls, tile, k_unroll)  # type: ignore[return-value]
