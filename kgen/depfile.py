@@ -37,14 +37,15 @@ def _package_files() -> list[Path]:
 
 
 def _resource_files(package: str, suffixes: tuple[str, ...]) -> list[Path]:
+    """Files of a data package and its subfolders (e.g. isa/platforms/) with these suffixes."""
     root = Path(str(resources.files(package)))
-    return [p for p in root.iterdir() if p.is_file() and p.name.endswith(suffixes)]
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.name.endswith(suffixes))
 
 
 def release_inputs(user_dsl: Iterable[str] = ()) -> list[Path]:
     """Every file a release is generated from."""
     files = _package_files()
-    files += _resource_files("kgen.kernels", (".kg", ".toml"))
+    files += _resource_files("kgen.kernels", (".kg", ".toml", ".json"))
     files += _resource_files("kgen.isa", (".toml",))
     files += _resource_files("kgen.grammar", (".lark",))
     files += [Path(p) for p in user_dsl]

@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping
 
 from ..errors import KgenError
 from ..ir import Kernel
-from . import cache
+from . import cache, pinned
 from .overflow import check_overflow
 
 #: Schedule choices forced for the whole run (``--tile`` / ``--k-unroll`` of build and verify).
@@ -83,8 +83,10 @@ class AutoBackend:
         if not self.specializes:
             return self._default.lower(kernel, sizes)
         tile, k_unroll = self.tile or FORCED["tile"], self.k_unroll or FORCED["k_unroll"]
+        hit = None if tile or k_unroll else pinned.lookup(kernel.name, self.isa, known)
         k = cache.key(kernel, ("schedule", tuple(sorted(known.items())), self.isa, tile, k_unroll))
-        hit = cache.lookup(k)
+        if hit is None:
+            hit = cache.lookup(k)
         if hit is None:
             sched = choose_schedule(kernel, known, self.isa, 1, tile=tile, k_unroll=k_unroll)
             hit = {"tile": list(sched.chosen.tile) if sched.chosen else None,
@@ -130,6 +132,10 @@ __all__ = ["AutoBackend", "refuse_overflow", "source_text"]
 def schedule_choice(kernel: Kernel, sizes: Mapping[str, int], isa: str) -> dict | None:
     """The remembered choice of :class:`AutoBackend` for ``kernel`` at ``sizes`` (None before a build)."""
     known = {s: int(sizes[s]) for s in kernel.sizes if s in sizes}
+    if not (FORCED["tile"] or FORCED["k_unroll"]):
+        hit = pinned.lookup(kernel.name, isa, known)
+        if hit is not None:
+            return hit
     return cache.lookup(cache.key(kernel, ("schedule", tuple(sorted(known.items())), isa, FORCED["tile"],
                                            FORCED["k_unroll"])))
 

@@ -6,6 +6,26 @@
 #include "kgen_encoder_block_s8_generic.h"
 #include "kgen_common.h"
 
+static size_t kgen_scratch_max(size_t a, size_t b) { return a > b ? a : b; }
+
+/* Scratch layout (byte offset: array, bytes; round8(x) = x rounded up to a multiple of 8):
+ *   round8(H*P*S): Qh, round8(P*S)
+ *   round8(P*S) + round8(H*P*S): Kh, round8(P*S)
+ *   2*round8(P*S) + round8(H*P*S): Vth, round8(P*S)
+ *   3*round8(P*S) + round8(H*P*S): T, round8(S)
+ *   round8(S) + 3*round8(P*S) + round8(H*P*S): ybuf, round8(4*S)
+ *   round8(S) + round8(4*S) + 3*round8(P*S) + round8(H*P*S): Ar, round8(S)
+ *   0: O, round8(H*P*S)
+ *   round8(H*P*S): y, round8(E)
+ *   round8(E) + round8(H*P*S): r, round8(E)
+ *   2*round8(E) + round8(H*P*S): x1, round8(E)
+ *   3*round8(E) + round8(H*P*S): hid, round8(F)
+ */
+size_t kgen_encoder_block_s8_generic_get_buffer_size(int32_t S, int32_t E, int32_t H, int32_t P, int32_t F)
+{
+    return kgen_scratch_max(((3 * ((((size_t)E) + 7) / 8 * 8)) + ((((size_t)F) + 7) / 8 * 8) + (((((size_t)H * (size_t)P * (size_t)S)) + 7) / 8 * 8)), ((2 * ((((size_t)S) + 7) / 8 * 8)) + ((((4 * (size_t)S)) + 7) / 8 * 8) + (3 * (((((size_t)P * (size_t)S)) + 7) / 8 * 8)) + (((((size_t)H * (size_t)P * (size_t)S)) + 7) / 8 * 8)));
+}
+
 /**
  * @brief Tiny-Transformer encoder block, fully fused and depth-first: X [S][E] → Y [S][E].
  *        O   = multi-head attention of X, exactly as mhsa_s8 up to the head concat O [S][H·P]
@@ -84,6 +104,7 @@
  * @param[in]     H size symbol H (>= 1)
  * @param[in]     P size symbol P (>= 1)
  * @param[in]     F size symbol F (>= 1)
+ * @param[in,out] scratch work memory of kgen_encoder_block_s8_generic_get_buffer_size() bytes, 8-byte aligned, not shared with any other argument; its content is undefined on entry and on return
  *
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
@@ -246,16 +267,16 @@
  * @endcode
  * ISA path: generic; the portable C path is used when the ISA feature macro is absent.
  */
-void kgen_encoder_block_s8_generic(const int8_t *restrict X, const int8_t *restrict Wq, const int32_t *restrict bq, const int8_t *restrict Wk, const int32_t *restrict bk, const int8_t *restrict Wv, const int32_t *restrict bv, const int8_t *restrict Wo, const int32_t *restrict bo, const int32_t *restrict g1, const int32_t *restrict be1, const int8_t *restrict W1, const int32_t *restrict b1, const int8_t *restrict W2, const int32_t *restrict b2, const int32_t *restrict g2, const int32_t *restrict be2, int32_t mul_q, int32_t shift_q, int32_t mul_k, int32_t shift_k, int32_t mul_v, int32_t shift_v, int32_t mul_s, int32_t shift_s, int32_t a, int32_t b, int32_t c, int32_t log2, int32_t mul_av, int32_t shift_av, int32_t mul_o, int32_t shift_o, int32_t mul_r1x, int32_t shift_r1x, int32_t mul_r1y, int32_t shift_r1y, int32_t ln1_shift, int32_t mul_f1, int32_t shift_f1, int32_t gelu_b, int32_t gelu_one, int32_t gelu_mul, int32_t gelu_shift, int32_t mul_f2, int32_t shift_f2, int32_t mul_r2x, int32_t shift_r2x, int32_t mul_r2y, int32_t shift_r2y, int32_t ln2_shift, int8_t *restrict Y, int32_t S, int32_t E, int32_t H, int32_t P, int32_t F)
+void kgen_encoder_block_s8_generic(const int8_t *restrict X, const int8_t *restrict Wq, const int32_t *restrict bq, const int8_t *restrict Wk, const int32_t *restrict bk, const int8_t *restrict Wv, const int32_t *restrict bv, const int8_t *restrict Wo, const int32_t *restrict bo, const int32_t *restrict g1, const int32_t *restrict be1, const int8_t *restrict W1, const int32_t *restrict b1, const int8_t *restrict W2, const int32_t *restrict b2, const int32_t *restrict g2, const int32_t *restrict be2, int32_t mul_q, int32_t shift_q, int32_t mul_k, int32_t shift_k, int32_t mul_v, int32_t shift_v, int32_t mul_s, int32_t shift_s, int32_t a, int32_t b, int32_t c, int32_t log2, int32_t mul_av, int32_t shift_av, int32_t mul_o, int32_t shift_o, int32_t mul_r1x, int32_t shift_r1x, int32_t mul_r1y, int32_t shift_r1y, int32_t ln1_shift, int32_t mul_f1, int32_t shift_f1, int32_t gelu_b, int32_t gelu_one, int32_t gelu_mul, int32_t gelu_shift, int32_t mul_f2, int32_t shift_f2, int32_t mul_r2x, int32_t shift_r2x, int32_t mul_r2y, int32_t shift_r2y, int32_t ln2_shift, int8_t *restrict Y, int32_t S, int32_t E, int32_t H, int32_t P, int32_t F, void *restrict scratch)
 {
     int32_t rl2 = kgen_div_i32((int32_t)((uint32_t)((int32_t)((uint32_t)65536 + (uint32_t)log2)) - (uint32_t)1), log2);
-    KGEN_ALIGN8 int8_t Qh_storage[S * P];
-    KGEN_ALIGN8 int8_t Kh_storage[S * P];
-    KGEN_ALIGN8 int8_t Vth_storage[P * S];
-    KGEN_ALIGN8 int8_t T_storage[S];
-    KGEN_ALIGN8 int32_t ybuf_storage[S];
-    KGEN_ALIGN8 uint8_t Ar_storage[S];
-    KGEN_ALIGN8 int8_t O_storage[S * H * P];
+    int8_t *const Qh_storage = (int8_t *)(void *)((unsigned char *)scratch + (((((size_t)H * (size_t)P * (size_t)S)) + 7) / 8 * 8));
+    int8_t *const Kh_storage = (int8_t *)(void *)((unsigned char *)scratch + ((((((size_t)P * (size_t)S)) + 7) / 8 * 8) + (((((size_t)H * (size_t)P * (size_t)S)) + 7) / 8 * 8)));
+    int8_t *const Vth_storage = (int8_t *)(void *)((unsigned char *)scratch + ((2 * (((((size_t)P * (size_t)S)) + 7) / 8 * 8)) + (((((size_t)H * (size_t)P * (size_t)S)) + 7) / 8 * 8)));
+    int8_t *const T_storage = (int8_t *)(void *)((unsigned char *)scratch + ((3 * (((((size_t)P * (size_t)S)) + 7) / 8 * 8)) + (((((size_t)H * (size_t)P * (size_t)S)) + 7) / 8 * 8)));
+    int32_t *const ybuf_storage = (int32_t *)(void *)((unsigned char *)scratch + (((((size_t)S) + 7) / 8 * 8) + (3 * (((((size_t)P * (size_t)S)) + 7) / 8 * 8)) + (((((size_t)H * (size_t)P * (size_t)S)) + 7) / 8 * 8)));
+    uint8_t *const Ar_storage = (uint8_t *)(void *)((unsigned char *)scratch + (((((size_t)S) + 7) / 8 * 8) + ((((4 * (size_t)S)) + 7) / 8 * 8) + (3 * (((((size_t)P * (size_t)S)) + 7) / 8 * 8)) + (((((size_t)H * (size_t)P * (size_t)S)) + 7) / 8 * 8)));
+    int8_t *const O_storage = (int8_t *)scratch;
     for (int32_t h = 0; h < H; ++h) {
         for (int32_t s = 0; s < S; ++s) {
             for (int32_t p = 0; p < P; ++p) {
@@ -305,10 +326,10 @@ void kgen_encoder_block_s8_generic(const int8_t *restrict X, const int8_t *restr
             }
         }
     }
-    KGEN_ALIGN8 int8_t y_storage[E];
-    KGEN_ALIGN8 int8_t r_storage[E];
-    KGEN_ALIGN8 int8_t x1_storage[E];
-    KGEN_ALIGN8 int8_t hid_storage[F];
+    int8_t *const y_storage = (int8_t *)(void *)((unsigned char *)scratch + (((((size_t)H * (size_t)P * (size_t)S)) + 7) / 8 * 8));
+    int8_t *const r_storage = (int8_t *)(void *)((unsigned char *)scratch + (((((size_t)E) + 7) / 8 * 8) + (((((size_t)H * (size_t)P * (size_t)S)) + 7) / 8 * 8)));
+    int8_t *const x1_storage = (int8_t *)(void *)((unsigned char *)scratch + ((2 * ((((size_t)E) + 7) / 8 * 8)) + (((((size_t)H * (size_t)P * (size_t)S)) + 7) / 8 * 8)));
+    int8_t *const hid_storage = (int8_t *)(void *)((unsigned char *)scratch + ((3 * ((((size_t)E) + 7) / 8 * 8)) + (((((size_t)H * (size_t)P * (size_t)S)) + 7) / 8 * 8)));
     for (int32_t s = 0; s < S; ++s) {
         for (int32_t e = 0; e < E; ++e) {
             int32_t acc = bo[e];

@@ -6,10 +6,20 @@
 #define KGEN_MHSA_DEPTH_FIRST_S8_GENERIC_H
 
 #include <stdint.h>
+#include <stddef.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/**
+ * @brief Bytes of scratch memory (8-byte aligned) to pass as the last argument of
+ *        kgen_mhsa_depth_first_s8_generic() for these sizes.
+ *
+ * The buffer holds the kernel's intermediate arrays (texp, T, ybuf, At);
+ * it is not read before it is written, so it needs no initialisation and can be reused between calls.
+ */
+size_t kgen_mhsa_depth_first_s8_generic_get_buffer_size(int32_t H, int32_t NB, int32_t BLK, int32_t P);
 
 /**
  * @brief Depth-first attention (paper §6 DFT): per head and per block of BLK query rows, QKᵀ → softmax → A·V.
@@ -22,11 +32,12 @@ extern "C" {
  *        At[r][:] = isoftmax(T)                                             (softmax_s8_u8 semantics)
  *        then for r < BLK, p < P: O[qb·BLK+r][h·P+p] = requant(Σ_j At[r][j]·Vt[h][p][j], mul_o, shift_o).
  *        Layouts: Q, K [H][S][P] int8 (linear_qk_s8); Vt [H][P][S] int8 (linear_vt_s8); O [S][H·P] int8.
- *        Scratch: T int8[S], one int32 row [S] of i-exp values, At uint8[BLK][S].
+ *        Scratch: T int8[BLK][S], a 511-entry i-exp table (softmax_s8_u8's), one uint32 row [S], At uint8[BLK][S].
  *        Quantization: both requants clip8(wrap32(acc·mul) >> shift), floor, no bias; bit-exact with
  *        mhsa_scores_softmax_s8 followed by mhsa_av_s8.
  *
  * Sizes are run-time arguments: H, NB, BLK, P.
+ * @pre NB * BLK <= 2048
  *
  * @param[in]     Q int8 [H][NB * BLK][P], row-major, contiguous
  * @param[in]     K int8 [H][NB * BLK][P], row-major, contiguous
@@ -44,6 +55,7 @@ extern "C" {
  * @param[in]     NB size symbol NB (>= 1)
  * @param[in]     BLK size symbol BLK (>= 1)
  * @param[in]     P size symbol P (>= 1)
+ * @param[in,out] scratch work memory of kgen_mhsa_depth_first_s8_generic_get_buffer_size() bytes, 8-byte aligned, not shared with any other argument; its content is undefined on entry and on return
  *
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
@@ -51,9 +63,19 @@ extern "C" {
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code
  * var rl2: i32 = (65536 + log2 - 1) / log2;
+ * var texp: u32[511];
+ * for k in 0..256 {
+ *     var xt: i32 = i32(k) - 255;
+ *     var z: i32 = min(-xt * rl2 >> 16, 31);
+ *     var q: i32 = xt + z * log2 + b;
+ *     texp[k] = u32(a * q * q + c >> z);
+ * }
+ * for k in 256..511 {
+ *     texp[k] = u32(0);
+ * }
  * view Oh = O[H, NB * BLK, P] strides [P, H * P, 1];
- * var T: i8[NB * BLK];
- * var ybuf: i32[NB * BLK];
+ * var T: i8[BLK, NB * BLK];
+ * var ybuf: u32[NB * BLK];
  * var At: u8[BLK, NB * BLK];
  * for h in 0..H {
  *     for qb in 0..NB {
@@ -63,21 +85,21 @@ extern "C" {
  *                 for p in 0..P {
  *                     acc += i32(Q[h, qb * BLK + r, p]) * i32(K[h, j, p]);
  *                 }
- *                 T[j] = requant(acc, mul_s, shift_s, floor);
+ *                 T[r, j] = requant(acc, mul_s, shift_s, floor);
  *             }
+ *         }
+ *         for r in 0..BLK {
  *             var xmax: i32 = -128;
  *             for j in 0..NB * BLK {
- *                 xmax = max(xmax, i32(T[j]));
+ *                 xmax = max(xmax, i32(T[r, j]));
  *             }
- *             var sum: i64 = 0;
+ *             var base: i32 = 255 - xmax;
+ *             var sum: u32 = u32(0);
  *             for j in 0..NB * BLK {
- *                 var xt: i32 = i32(T[j]) - xmax;
- *                 var z: i32 = min(-xt * rl2 >> 16, 31);
- *                 var q: i32 = xt + z * log2 + b;
- *                 ybuf[j] = a * q * q + c >> z;
- *                 sum += i64(ybuf[j]);
+ *                 ybuf[j] = texp[idx(i32(T[r, j]) + base)];
+ *                 sum += ybuf[j];
  *             }
- *             var recip: i64 = (i64(255 << 32) + (sum >> 1)) / sum;
+ *             var recip: i64 = (i64(255 << 32) + i64(sum >> 1)) / i64(sum);
  *             for j in 0..NB * BLK {
  *                 At[r, j] = u8(i64(ybuf[j]) * recip + 2147483648 >> 32);
  *             }
@@ -96,7 +118,7 @@ extern "C" {
  * @endcode
  * ISA path: generic; the portable C path is used when the ISA feature macro is absent.
  */
-void kgen_mhsa_depth_first_s8_generic(const int8_t *restrict Q, const int8_t *restrict K, const int8_t *restrict Vt, int32_t mul_s, int32_t shift_s, int32_t a, int32_t b, int32_t c, int32_t log2, int32_t mul_o, int32_t shift_o, int8_t *restrict O, int32_t H, int32_t NB, int32_t BLK, int32_t P);
+void kgen_mhsa_depth_first_s8_generic(const int8_t *restrict Q, const int8_t *restrict K, const int8_t *restrict Vt, int32_t mul_s, int32_t shift_s, int32_t a, int32_t b, int32_t c, int32_t log2, int32_t mul_o, int32_t shift_o, int8_t *restrict O, int32_t H, int32_t NB, int32_t BLK, int32_t P, void *restrict scratch);
 
 #ifdef __cplusplus
 }

@@ -6,10 +6,23 @@
 #define KGEN_ENCODER_BLOCK_S8_S81E32H8P32F64_ARMV7EM_H
 
 #include <stdint.h>
+#include <stddef.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/** Bytes of scratch memory kgen_encoder_block_s8_s81e32h8p32f64_armv7em() needs (= kgen_encoder_block_s8_s81e32h8p32f64_armv7em_get_buffer_size()). */
+#define KGEN_ENCODER_BLOCK_S8_S81E32H8P32F64_ARMV7EM_SCRATCH_BYTES 29016u
+
+/**
+ * @brief Bytes of scratch memory (8-byte aligned) to pass as the last argument of
+ *        kgen_encoder_block_s8_s81e32h8p32f64_armv7em().
+ *
+ * The buffer holds the kernel's intermediate arrays (Qh, Kh, Vth, T, ybuf, Ar, O, y, r, x1, hid);
+ * it is not read before it is written, so it needs no initialisation and can be reused between calls.
+ */
+size_t kgen_encoder_block_s8_s81e32h8p32f64_armv7em_get_buffer_size(void);
 
 /**
  * @brief Tiny-Transformer encoder block, fully fused and depth-first: X [S][E] → Y [S][E].
@@ -84,10 +97,12 @@ extern "C" {
  * @param[in]     shift_r2y int32 scalar
  * @param[in]     ln2_shift int32 scalar
  * @param[out]    Y int8 [S][E], row-major, contiguous
+ * @param[in,out] scratch work memory of kgen_encoder_block_s8_s81e32h8p32f64_armv7em_get_buffer_size() bytes, 8-byte aligned, not shared with any other argument; its content is undefined on entry and on return
  *
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
- * - No DSP pattern applies: specialised portable C.
+ * - No DSP pattern applies: specialised portable C, innermost loops unrolled.
+ * - Model (kgen explain): predicted on cortex-m4 (armv7em-gcc model) 32182016 instructions, 48437248 cycles; instructions = 8.87*E*F*S + 17.74*E*H*P*S + 1559.0*E*S + 8.87*H*P*S**2 + 11.0, cycles = 13.67*E*F*S + 27.33*E*H*P*S + 1960.0*E*S + 13.67*H*P*S**2 + 14.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code
@@ -247,7 +262,7 @@ extern "C" {
  * @endcode
  * ISA path: armv7em; the portable C path is used when the ISA feature macro is absent.
  */
-void kgen_encoder_block_s8_s81e32h8p32f64_armv7em(const int8_t *restrict X, const int8_t *restrict Wq, const int32_t *restrict bq, const int8_t *restrict Wk, const int32_t *restrict bk, const int8_t *restrict Wv, const int32_t *restrict bv, const int8_t *restrict Wo, const int32_t *restrict bo, const int32_t *restrict g1, const int32_t *restrict be1, const int8_t *restrict W1, const int32_t *restrict b1, const int8_t *restrict W2, const int32_t *restrict b2, const int32_t *restrict g2, const int32_t *restrict be2, int32_t mul_q, int32_t shift_q, int32_t mul_k, int32_t shift_k, int32_t mul_v, int32_t shift_v, int32_t mul_s, int32_t shift_s, int32_t a, int32_t b, int32_t c, int32_t log2, int32_t mul_av, int32_t shift_av, int32_t mul_o, int32_t shift_o, int32_t mul_r1x, int32_t shift_r1x, int32_t mul_r1y, int32_t shift_r1y, int32_t ln1_shift, int32_t mul_f1, int32_t shift_f1, int32_t gelu_b, int32_t gelu_one, int32_t gelu_mul, int32_t gelu_shift, int32_t mul_f2, int32_t shift_f2, int32_t mul_r2x, int32_t shift_r2x, int32_t mul_r2y, int32_t shift_r2y, int32_t ln2_shift, int8_t *restrict Y);
+void kgen_encoder_block_s8_s81e32h8p32f64_armv7em(const int8_t *restrict X, const int8_t *restrict Wq, const int32_t *restrict bq, const int8_t *restrict Wk, const int32_t *restrict bk, const int8_t *restrict Wv, const int32_t *restrict bv, const int8_t *restrict Wo, const int32_t *restrict bo, const int32_t *restrict g1, const int32_t *restrict be1, const int8_t *restrict W1, const int32_t *restrict b1, const int8_t *restrict W2, const int32_t *restrict b2, const int32_t *restrict g2, const int32_t *restrict be2, int32_t mul_q, int32_t shift_q, int32_t mul_k, int32_t shift_k, int32_t mul_v, int32_t shift_v, int32_t mul_s, int32_t shift_s, int32_t a, int32_t b, int32_t c, int32_t log2, int32_t mul_av, int32_t shift_av, int32_t mul_o, int32_t shift_o, int32_t mul_r1x, int32_t shift_r1x, int32_t mul_r1y, int32_t shift_r1y, int32_t ln1_shift, int32_t mul_f1, int32_t shift_f1, int32_t gelu_b, int32_t gelu_one, int32_t gelu_mul, int32_t gelu_shift, int32_t mul_f2, int32_t shift_f2, int32_t mul_r2x, int32_t shift_r2x, int32_t mul_r2y, int32_t shift_r2y, int32_t ln2_shift, int8_t *restrict Y, void *restrict scratch);
 
 #ifdef __cplusplus
 }

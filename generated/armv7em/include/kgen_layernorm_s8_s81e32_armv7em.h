@@ -33,7 +33,8 @@ extern "C" {
  *
  * Quantization contract:
  * - No requantization; integer arithmetic wraps to the declared types.
- * - No DSP pattern applies: specialised portable C.
+ * - No DSP pattern applies: specialised portable C, innermost loops unrolled.
+ * - Model (kgen explain): predicted on cortex-m4 (armv7em-gcc model) 259988 instructions, 435984 cycles; instructions = 100.3*E*S + 11.0, cycles = 168.2*E*S + 14.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

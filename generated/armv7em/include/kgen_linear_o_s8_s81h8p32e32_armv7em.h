@@ -6,10 +6,23 @@
 #define KGEN_LINEAR_O_S8_S81H8P32E32_ARMV7EM_H
 
 #include <stdint.h>
+#include <stddef.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/** Bytes of scratch memory kgen_linear_o_s8_s81h8p32e32_armv7em() needs (= kgen_linear_o_s8_s81h8p32e32_armv7em_get_buffer_size()). */
+#define KGEN_LINEAR_O_S8_S81H8P32E32_ARMV7EM_SCRATCH_BYTES 512u
+
+/**
+ * @brief Bytes of scratch memory (8-byte aligned) to pass as the last argument of
+ *        kgen_linear_o_s8_s81h8p32e32_armv7em().
+ *
+ * The buffer holds the kernel's intermediate arrays (O_tail);
+ * it is not read before it is written, so it needs no initialisation and can be reused between calls.
+ */
+size_t kgen_linear_o_s8_s81h8p32e32_armv7em_get_buffer_size(void);
 
 /**
  * @brief Output projection: Y[s][e] = requant(bias[e] + Σ_k O[s][k]·W[e][k]) over the concatenated heads k = h·P+p.
@@ -27,11 +40,13 @@ extern "C" {
  * @param[in]     mul int32 scalar
  * @param[in]     shift int32 scalar
  * @param[out]    Y int8 [S][E], row-major, contiguous
+ * @param[in,out] scratch work memory of kgen_linear_o_s8_s81h8p32e32_armv7em_get_buffer_size() bytes, 8-byte aligned, not shared with any other argument; its content is undefined on entry and on return
  *
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
- * - `W_packed` holds `W` packed offline as int16 pairs [8][128][4][2] (n-block, k-pair, column, lane; zero padded); produce it with the packing companion.
- * - Register block 2x4 with SMLAD; O rows are widened into a 1024-byte stack buffer per block of 2 rows.
+ * - `W_packed` holds `W` packed offline as int16 pairs [16][64][2][4] (n-block, k-group, column, lane; zero padded; 8-byte aligned); produce it with the packing companion.
+ * - Register block 2x2 with SMLAD; O rows are widened into a 1024-byte stack buffer per block of 2 rows.
+ * - Model (kgen explain): register tile 2x2, K-unroll 64 (auto); predicted on cortex-m4 (armv7em-gcc model) 573312 instructions, 937024 cycles; instructions = 0.7679*E*H*P*S + 24.6*E*S + 11.0, cycles = 1.275*E*H*P*S + 35.1*E*S + 14.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code
@@ -47,7 +62,7 @@ extern "C" {
  * @endcode
  * ISA path: armv7em; the portable C path is used when the ISA feature macro is absent.
  */
-void kgen_linear_o_s8_s81h8p32e32_armv7em(const int8_t *restrict O, const int16_t *restrict W_packed, const int32_t *restrict bias, int32_t mul, int32_t shift, int8_t *restrict Y);
+void kgen_linear_o_s8_s81h8p32e32_armv7em(const int8_t *restrict O, const int16_t *restrict W_packed, const int32_t *restrict bias, int32_t mul, int32_t shift, int8_t *restrict Y, void *restrict scratch);
 
 #ifdef __cplusplus
 }

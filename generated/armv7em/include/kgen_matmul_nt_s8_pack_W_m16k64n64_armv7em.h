@@ -12,24 +12,24 @@ extern "C" {
 #endif
 
 /**
- * @brief Offline packing of `W` for matmul_nt_s8: i16 [16][32][4][2] (n-block, k-group, column, lane), zero padded. Run once on constant weights.
+ * @brief Offline packing of `W` for matmul_nt_s8: i16 [32][16][2][4] (n-block, k-group, column, lane), zero padded. Run once on constant weights.
  *
  * Specialised for M = 16, K = 64, N = 64.
  *
  * @param[in]     W int8 [64][64], row-major, contiguous
- * @param[out]    W_packed int16 [16][32][4][2], row-major, contiguous
+ * @param[out]    W_packed int16 [32][16][2][4], row-major, contiguous
  *
  * Quantization contract:
  * - No requantization; integer arithmetic wraps to the declared types.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code
- * for nb in 0..16 {
- *     for kb in 0..32 {
- *         for c in 0..4 {
- *             for l in 0..2 {
- *                 if 4 * nb + c < 64 && 2 * kb + l < 64 {
- *                     W_packed[nb, kb, c, l] = i16(W[4 * nb + c, 2 * kb + l]);
+ * for nb in 0..32 {
+ *     for kb in 0..16 {
+ *         for c in 0..2 {
+ *             for l in 0..4 {
+ *                 if 2 * nb + c < 64 && 4 * kb + l < 64 {
+ *                     W_packed[nb, kb, c, l] = i16(W[2 * nb + c, 4 * kb + l]);
  *                 } else {
  *                     W_packed[nb, kb, c, l] = 0;
  *                 }

@@ -6,50 +6,50 @@ import numpy as np
 
 
 def kgen_matmul_nt_s8_pack_W_m16k64n64_armv7em(W: np.ndarray) -> np.ndarray:
-    """Offline packing of `W` for matmul_nt_s8: i16 [16][32][4][2] (n-block, k-group, column, lane), zero padded. Run once on constant weights."""
+    """Offline packing of `W` for matmul_nt_s8: i16 [32][16][2][4] (n-block, k-group, column, lane), zero padded. Run once on constant weights."""
     W = np.asarray(W)
-    nb, kb, c, l = np.meshgrid(*(np.arange(d) for d in (16, 32, 4, 2,)), indexing='ij')
-    inside = ((4 * nb + c < 64) & (2 * kb + l < 64))
-    out = np.zeros((16, 32, 4, 2,), dtype=np.int16)
-    out[inside] = W[(4 * nb + c)[inside], (2 * kb + l)[inside]]
+    nb, kb, c, l = np.meshgrid(*(np.arange(d) for d in (32, 16, 2, 4,)), indexing='ij')
+    inside = ((2 * nb + c < 64) & (4 * kb + l < 64))
+    out = np.zeros((32, 16, 2, 4,), dtype=np.int16)
+    out[inside] = W[(2 * nb + c)[inside], (4 * kb + l)[inside]]
     return out
 
 
 def kgen_matmul_nt_s8_pack_W_m64k64n64_armv7em(W: np.ndarray) -> np.ndarray:
-    """Offline packing of `W` for matmul_nt_s8: i16 [16][32][4][2] (n-block, k-group, column, lane), zero padded. Run once on constant weights."""
+    """Offline packing of `W` for matmul_nt_s8: i16 [32][16][2][4] (n-block, k-group, column, lane), zero padded. Run once on constant weights."""
     W = np.asarray(W)
-    nb, kb, c, l = np.meshgrid(*(np.arange(d) for d in (16, 32, 4, 2,)), indexing='ij')
-    inside = ((4 * nb + c < 64) & (2 * kb + l < 64))
-    out = np.zeros((16, 32, 4, 2,), dtype=np.int16)
-    out[inside] = W[(4 * nb + c)[inside], (2 * kb + l)[inside]]
+    nb, kb, c, l = np.meshgrid(*(np.arange(d) for d in (32, 16, 2, 4,)), indexing='ij')
+    inside = ((2 * nb + c < 64) & (4 * kb + l < 64))
+    out = np.zeros((32, 16, 2, 4,), dtype=np.int16)
+    out[inside] = W[(2 * nb + c)[inside], (4 * kb + l)[inside]]
     return out
 
 
 def kgen_matmul_nt_s8_pack_W_m128k128n128_armv7em(W: np.ndarray) -> np.ndarray:
-    """Offline packing of `W` for matmul_nt_s8: i16 [32][64][4][2] (n-block, k-group, column, lane), zero padded. Run once on constant weights."""
+    """Offline packing of `W` for matmul_nt_s8: i16 [64][32][2][4] (n-block, k-group, column, lane), zero padded. Run once on constant weights."""
     W = np.asarray(W)
-    nb, kb, c, l = np.meshgrid(*(np.arange(d) for d in (32, 64, 4, 2,)), indexing='ij')
-    inside = ((4 * nb + c < 128) & (2 * kb + l < 128))
-    out = np.zeros((32, 64, 4, 2,), dtype=np.int16)
-    out[inside] = W[(4 * nb + c)[inside], (2 * kb + l)[inside]]
+    nb, kb, c, l = np.meshgrid(*(np.arange(d) for d in (64, 32, 2, 4,)), indexing='ij')
+    inside = ((2 * nb + c < 128) & (4 * kb + l < 128))
+    out = np.zeros((64, 32, 2, 4,), dtype=np.int16)
+    out[inside] = W[(2 * nb + c)[inside], (4 * kb + l)[inside]]
     return out
 
 
 def kgen_matmul_nn_s8_pack_W_m64k64n64_armv7em(W: np.ndarray) -> np.ndarray:
-    """Offline packing of `W` for matmul_nn_s8: i16 [16][32][4][2] (n-block, k-group, column, lane), zero padded. Run once on constant weights."""
+    """Offline packing of `W` for matmul_nn_s8: i16 [32][16][2][4] (n-block, k-group, column, lane), zero padded. Run once on constant weights."""
     W = np.asarray(W)
-    nb, kb, c, l = np.meshgrid(*(np.arange(d) for d in (16, 32, 4, 2,)), indexing='ij')
-    inside = ((4 * nb + c < 64) & (2 * kb + l < 64))
-    out = np.zeros((16, 32, 4, 2,), dtype=np.int16)
-    out[inside] = W[(2 * kb + l)[inside], (4 * nb + c)[inside]]
+    nb, kb, c, l = np.meshgrid(*(np.arange(d) for d in (32, 16, 2, 4,)), indexing='ij')
+    inside = ((2 * nb + c < 64) & (4 * kb + l < 64))
+    out = np.zeros((32, 16, 2, 4,), dtype=np.int16)
+    out[inside] = W[(4 * kb + l)[inside], (2 * nb + c)[inside]]
     return out
 
 
 def kgen_linear_o_s8_pack_W_s81h8p32e32_armv7em(W: np.ndarray) -> np.ndarray:
-    """Offline packing of `W` for linear_o_s8: i16 [8][128][4][2] (n-block, k-group, column, lane), zero padded. Run once on constant weights."""
+    """Offline packing of `W` for linear_o_s8: i16 [16][64][2][4] (n-block, k-group, column, lane), zero padded. Run once on constant weights."""
     W = np.asarray(W)
-    nb, kb, c, l = np.meshgrid(*(np.arange(d) for d in (8, 128, 4, 2,)), indexing='ij')
-    inside = ((4 * nb + c < 32) & (2 * kb + l < 256))
-    out = np.zeros((8, 128, 4, 2,), dtype=np.int16)
-    out[inside] = W[(4 * nb + c)[inside], (2 * kb + l)[inside]]
+    nb, kb, c, l = np.meshgrid(*(np.arange(d) for d in (16, 64, 2, 4,)), indexing='ij')
+    inside = ((2 * nb + c < 32) & (4 * kb + l < 256))
+    out = np.zeros((16, 64, 2, 4,), dtype=np.int16)
+    out[inside] = W[(2 * nb + c)[inside], (4 * kb + l)[inside]]
     return out

@@ -7,6 +7,24 @@
 #include "kgen_common.h"
 #include "kgen_armv7em_isa.h"
 
+/* Scratch layout (byte offset: array, bytes; round8(x) = x rounded up to a multiple of 8):
+ *   20736: Qh, 2592
+ *   23328: Kh, 2592
+ *   25920: Vth, 2592
+ *   28840: T, 88
+ *   28512: ybuf, 328
+ *   28928: Ar, 88
+ *   0: O, 20736
+ *   20800: y, 32
+ *   20832: r, 32
+ *   20864: x1, 32
+ *   20736: hid, 64
+ */
+size_t kgen_encoder_block_s8_s81e32h8p32f64_armv7em_get_buffer_size(void)
+{
+    return 29016;
+}
+
 /**
  * @brief Tiny-Transformer encoder block, fully fused and depth-first: X [S][E] → Y [S][E].
  *        O   = multi-head attention of X, exactly as mhsa_s8 up to the head concat O [S][H·P]
@@ -80,10 +98,12 @@
  * @param[in]     shift_r2y int32 scalar
  * @param[in]     ln2_shift int32 scalar
  * @param[out]    Y int8 [S][E], row-major, contiguous
+ * @param[in,out] scratch work memory of kgen_encoder_block_s8_s81e32h8p32f64_armv7em_get_buffer_size() bytes, 8-byte aligned, not shared with any other argument; its content is undefined on entry and on return
  *
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
- * - No DSP pattern applies: specialised portable C.
+ * - No DSP pattern applies: specialised portable C, innermost loops unrolled.
+ * - Model (kgen explain): predicted on cortex-m4 (armv7em-gcc model) 32182016 instructions, 48437248 cycles; instructions = 8.87*E*F*S + 17.74*E*H*P*S + 1559.0*E*S + 8.87*H*P*S**2 + 11.0, cycles = 13.67*E*F*S + 27.33*E*H*P*S + 1960.0*E*S + 13.67*H*P*S**2 + 14.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code
@@ -243,16 +263,16 @@
  * @endcode
  * ISA path: armv7em; the portable C path is used when the ISA feature macro is absent.
  */
-void kgen_encoder_block_s8_s81e32h8p32f64_armv7em(const int8_t *restrict X, const int8_t *restrict Wq, const int32_t *restrict bq, const int8_t *restrict Wk, const int32_t *restrict bk, const int8_t *restrict Wv, const int32_t *restrict bv, const int8_t *restrict Wo, const int32_t *restrict bo, const int32_t *restrict g1, const int32_t *restrict be1, const int8_t *restrict W1, const int32_t *restrict b1, const int8_t *restrict W2, const int32_t *restrict b2, const int32_t *restrict g2, const int32_t *restrict be2, int32_t mul_q, int32_t shift_q, int32_t mul_k, int32_t shift_k, int32_t mul_v, int32_t shift_v, int32_t mul_s, int32_t shift_s, int32_t a, int32_t b, int32_t c, int32_t log2, int32_t mul_av, int32_t shift_av, int32_t mul_o, int32_t shift_o, int32_t mul_r1x, int32_t shift_r1x, int32_t mul_r1y, int32_t shift_r1y, int32_t ln1_shift, int32_t mul_f1, int32_t shift_f1, int32_t gelu_b, int32_t gelu_one, int32_t gelu_mul, int32_t gelu_shift, int32_t mul_f2, int32_t shift_f2, int32_t mul_r2x, int32_t shift_r2x, int32_t mul_r2y, int32_t shift_r2y, int32_t ln2_shift, int8_t *restrict Y)
+void kgen_encoder_block_s8_s81e32h8p32f64_armv7em(const int8_t *restrict X, const int8_t *restrict Wq, const int32_t *restrict bq, const int8_t *restrict Wk, const int32_t *restrict bk, const int8_t *restrict Wv, const int32_t *restrict bv, const int8_t *restrict Wo, const int32_t *restrict bo, const int32_t *restrict g1, const int32_t *restrict be1, const int8_t *restrict W1, const int32_t *restrict b1, const int8_t *restrict W2, const int32_t *restrict b2, const int32_t *restrict g2, const int32_t *restrict be2, int32_t mul_q, int32_t shift_q, int32_t mul_k, int32_t shift_k, int32_t mul_v, int32_t shift_v, int32_t mul_s, int32_t shift_s, int32_t a, int32_t b, int32_t c, int32_t log2, int32_t mul_av, int32_t shift_av, int32_t mul_o, int32_t shift_o, int32_t mul_r1x, int32_t shift_r1x, int32_t mul_r1y, int32_t shift_r1y, int32_t ln1_shift, int32_t mul_f1, int32_t shift_f1, int32_t gelu_b, int32_t gelu_one, int32_t gelu_mul, int32_t gelu_shift, int32_t mul_f2, int32_t shift_f2, int32_t mul_r2x, int32_t shift_r2x, int32_t mul_r2y, int32_t shift_r2y, int32_t ln2_shift, int8_t *restrict Y, void *restrict scratch)
 {
     int32_t rl2 = kgen_div_i32((int32_t)((uint32_t)((int32_t)((uint32_t)65536 + (uint32_t)log2)) - (uint32_t)1), log2);
-    KGEN_ALIGN8 int8_t Qh_storage[81 * 32];
-    KGEN_ALIGN8 int8_t Kh_storage[81 * 32];
-    KGEN_ALIGN8 int8_t Vth_storage[32 * 81];
-    KGEN_ALIGN8 int8_t T_storage[81];
-    KGEN_ALIGN8 int32_t ybuf_storage[81];
-    KGEN_ALIGN8 uint8_t Ar_storage[81];
-    KGEN_ALIGN8 int8_t O_storage[81 * 256];
+    int8_t *const Qh_storage = (int8_t *)(void *)((unsigned char *)scratch + 20736);
+    int8_t *const Kh_storage = (int8_t *)(void *)((unsigned char *)scratch + 23328);
+    int8_t *const Vth_storage = (int8_t *)(void *)((unsigned char *)scratch + 25920);
+    int8_t *const T_storage = (int8_t *)(void *)((unsigned char *)scratch + 28840);
+    int32_t *const ybuf_storage = (int32_t *)(void *)((unsigned char *)scratch + 28512);
+    uint8_t *const Ar_storage = (uint8_t *)(void *)((unsigned char *)scratch + 28928);
+    int8_t *const O_storage = (int8_t *)scratch;
     for (int32_t h = 0; h < 8; ++h) {
         for (int32_t s = 0; s < 81; ++s) {
             for (int32_t p = 0; p < 32; ++p) {
@@ -302,15 +322,22 @@ void kgen_encoder_block_s8_s81e32h8p32f64_armv7em(const int8_t *restrict X, cons
             }
         }
     }
-    KGEN_ALIGN8 int8_t y_storage[32];
-    KGEN_ALIGN8 int8_t r_storage[32];
-    KGEN_ALIGN8 int8_t x1_storage[32];
-    KGEN_ALIGN8 int8_t hid_storage[64];
+    int8_t *const y_storage = (int8_t *)(void *)((unsigned char *)scratch + 20800);
+    int8_t *const r_storage = (int8_t *)(void *)((unsigned char *)scratch + 20832);
+    int8_t *const x1_storage = (int8_t *)(void *)((unsigned char *)scratch + 20864);
+    int8_t *const hid_storage = (int8_t *)(void *)((unsigned char *)scratch + 20736);
     for (int32_t s = 0; s < 81; ++s) {
         for (int32_t e = 0; e < 32; ++e) {
             int32_t acc = bo[e];
-            for (int32_t k = 0; k < 256; ++k) {
-                acc = (int32_t)((uint32_t)acc + (uint32_t)(((int32_t)O_storage[(256 * s) + k]) * ((int32_t)Wo[(256 * e) + k])));
+            for (int32_t k_uo = 0; k_uo < 32; ++k_uo) {
+                acc = (int32_t)((uint32_t)acc + (uint32_t)(((int32_t)O_storage[(256 * s) + (8 * k_uo)]) * ((int32_t)Wo[(256 * e) + (8 * k_uo)])));
+                acc = (int32_t)((uint32_t)acc + (uint32_t)(((int32_t)O_storage[((256 * s) + (8 * k_uo)) + 1]) * ((int32_t)Wo[((256 * e) + (8 * k_uo)) + 1])));
+                acc = (int32_t)((uint32_t)acc + (uint32_t)(((int32_t)O_storage[((256 * s) + (8 * k_uo)) + 2]) * ((int32_t)Wo[((256 * e) + (8 * k_uo)) + 2])));
+                acc = (int32_t)((uint32_t)acc + (uint32_t)(((int32_t)O_storage[((256 * s) + (8 * k_uo)) + 3]) * ((int32_t)Wo[((256 * e) + (8 * k_uo)) + 3])));
+                acc = (int32_t)((uint32_t)acc + (uint32_t)(((int32_t)O_storage[((256 * s) + (8 * k_uo)) + 4]) * ((int32_t)Wo[((256 * e) + (8 * k_uo)) + 4])));
+                acc = (int32_t)((uint32_t)acc + (uint32_t)(((int32_t)O_storage[((256 * s) + (8 * k_uo)) + 5]) * ((int32_t)Wo[((256 * e) + (8 * k_uo)) + 5])));
+                acc = (int32_t)((uint32_t)acc + (uint32_t)(((int32_t)O_storage[((256 * s) + (8 * k_uo)) + 6]) * ((int32_t)Wo[((256 * e) + (8 * k_uo)) + 6])));
+                acc = (int32_t)((uint32_t)acc + (uint32_t)(((int32_t)O_storage[((256 * s) + (8 * k_uo)) + 7]) * ((int32_t)Wo[((256 * e) + (8 * k_uo)) + 7])));
             }
             y_storage[e] = kgen_requant_floor(acc, mul_o, shift_o);
         }
@@ -332,7 +359,56 @@ void kgen_encoder_block_s8_s81e32h8p32f64_armv7em(const int8_t *restrict X, cons
         int32_t rem1 = (int32_t)((uint32_t)((int32_t)kgen_div_i64(sq1, (int64_t)32)) + (uint32_t)1);
         int32_t root1 = 0;
         int32_t bit1 = 1073741824;
-        for (int32_t k = 0; k < 16; ++k) {
+        for (int32_t k_uo = 0; k_uo < 2; ++k_uo) {
+            if (rem1 >= ((int32_t)((uint32_t)root1 + (uint32_t)bit1))) {
+                rem1 = (int32_t)((uint32_t)rem1 - (uint32_t)((int32_t)((uint32_t)root1 + (uint32_t)bit1)));
+                root1 = (int32_t)((uint32_t)(root1 >> 1) + (uint32_t)bit1);
+            } else {
+                root1 = root1 >> 1;
+            }
+            bit1 = bit1 >> 2;
+            if (rem1 >= ((int32_t)((uint32_t)root1 + (uint32_t)bit1))) {
+                rem1 = (int32_t)((uint32_t)rem1 - (uint32_t)((int32_t)((uint32_t)root1 + (uint32_t)bit1)));
+                root1 = (int32_t)((uint32_t)(root1 >> 1) + (uint32_t)bit1);
+            } else {
+                root1 = root1 >> 1;
+            }
+            bit1 = bit1 >> 2;
+            if (rem1 >= ((int32_t)((uint32_t)root1 + (uint32_t)bit1))) {
+                rem1 = (int32_t)((uint32_t)rem1 - (uint32_t)((int32_t)((uint32_t)root1 + (uint32_t)bit1)));
+                root1 = (int32_t)((uint32_t)(root1 >> 1) + (uint32_t)bit1);
+            } else {
+                root1 = root1 >> 1;
+            }
+            bit1 = bit1 >> 2;
+            if (rem1 >= ((int32_t)((uint32_t)root1 + (uint32_t)bit1))) {
+                rem1 = (int32_t)((uint32_t)rem1 - (uint32_t)((int32_t)((uint32_t)root1 + (uint32_t)bit1)));
+                root1 = (int32_t)((uint32_t)(root1 >> 1) + (uint32_t)bit1);
+            } else {
+                root1 = root1 >> 1;
+            }
+            bit1 = bit1 >> 2;
+            if (rem1 >= ((int32_t)((uint32_t)root1 + (uint32_t)bit1))) {
+                rem1 = (int32_t)((uint32_t)rem1 - (uint32_t)((int32_t)((uint32_t)root1 + (uint32_t)bit1)));
+                root1 = (int32_t)((uint32_t)(root1 >> 1) + (uint32_t)bit1);
+            } else {
+                root1 = root1 >> 1;
+            }
+            bit1 = bit1 >> 2;
+            if (rem1 >= ((int32_t)((uint32_t)root1 + (uint32_t)bit1))) {
+                rem1 = (int32_t)((uint32_t)rem1 - (uint32_t)((int32_t)((uint32_t)root1 + (uint32_t)bit1)));
+                root1 = (int32_t)((uint32_t)(root1 >> 1) + (uint32_t)bit1);
+            } else {
+                root1 = root1 >> 1;
+            }
+            bit1 = bit1 >> 2;
+            if (rem1 >= ((int32_t)((uint32_t)root1 + (uint32_t)bit1))) {
+                rem1 = (int32_t)((uint32_t)rem1 - (uint32_t)((int32_t)((uint32_t)root1 + (uint32_t)bit1)));
+                root1 = (int32_t)((uint32_t)(root1 >> 1) + (uint32_t)bit1);
+            } else {
+                root1 = root1 >> 1;
+            }
+            bit1 = bit1 >> 2;
             if (rem1 >= ((int32_t)((uint32_t)root1 + (uint32_t)bit1))) {
                 rem1 = (int32_t)((uint32_t)rem1 - (uint32_t)((int32_t)((uint32_t)root1 + (uint32_t)bit1)));
                 root1 = (int32_t)((uint32_t)(root1 >> 1) + (uint32_t)bit1);
@@ -383,7 +459,56 @@ void kgen_encoder_block_s8_s81e32h8p32f64_armv7em(const int8_t *restrict X, cons
         int32_t rem2 = (int32_t)((uint32_t)((int32_t)kgen_div_i64(sq2, (int64_t)32)) + (uint32_t)1);
         int32_t root2 = 0;
         int32_t bit2 = 1073741824;
-        for (int32_t k = 0; k < 16; ++k) {
+        for (int32_t k_uo = 0; k_uo < 2; ++k_uo) {
+            if (rem2 >= ((int32_t)((uint32_t)root2 + (uint32_t)bit2))) {
+                rem2 = (int32_t)((uint32_t)rem2 - (uint32_t)((int32_t)((uint32_t)root2 + (uint32_t)bit2)));
+                root2 = (int32_t)((uint32_t)(root2 >> 1) + (uint32_t)bit2);
+            } else {
+                root2 = root2 >> 1;
+            }
+            bit2 = bit2 >> 2;
+            if (rem2 >= ((int32_t)((uint32_t)root2 + (uint32_t)bit2))) {
+                rem2 = (int32_t)((uint32_t)rem2 - (uint32_t)((int32_t)((uint32_t)root2 + (uint32_t)bit2)));
+                root2 = (int32_t)((uint32_t)(root2 >> 1) + (uint32_t)bit2);
+            } else {
+                root2 = root2 >> 1;
+            }
+            bit2 = bit2 >> 2;
+            if (rem2 >= ((int32_t)((uint32_t)root2 + (uint32_t)bit2))) {
+                rem2 = (int32_t)((uint32_t)rem2 - (uint32_t)((int32_t)((uint32_t)root2 + (uint32_t)bit2)));
+                root2 = (int32_t)((uint32_t)(root2 >> 1) + (uint32_t)bit2);
+            } else {
+                root2 = root2 >> 1;
+            }
+            bit2 = bit2 >> 2;
+            if (rem2 >= ((int32_t)((uint32_t)root2 + (uint32_t)bit2))) {
+                rem2 = (int32_t)((uint32_t)rem2 - (uint32_t)((int32_t)((uint32_t)root2 + (uint32_t)bit2)));
+                root2 = (int32_t)((uint32_t)(root2 >> 1) + (uint32_t)bit2);
+            } else {
+                root2 = root2 >> 1;
+            }
+            bit2 = bit2 >> 2;
+            if (rem2 >= ((int32_t)((uint32_t)root2 + (uint32_t)bit2))) {
+                rem2 = (int32_t)((uint32_t)rem2 - (uint32_t)((int32_t)((uint32_t)root2 + (uint32_t)bit2)));
+                root2 = (int32_t)((uint32_t)(root2 >> 1) + (uint32_t)bit2);
+            } else {
+                root2 = root2 >> 1;
+            }
+            bit2 = bit2 >> 2;
+            if (rem2 >= ((int32_t)((uint32_t)root2 + (uint32_t)bit2))) {
+                rem2 = (int32_t)((uint32_t)rem2 - (uint32_t)((int32_t)((uint32_t)root2 + (uint32_t)bit2)));
+                root2 = (int32_t)((uint32_t)(root2 >> 1) + (uint32_t)bit2);
+            } else {
+                root2 = root2 >> 1;
+            }
+            bit2 = bit2 >> 2;
+            if (rem2 >= ((int32_t)((uint32_t)root2 + (uint32_t)bit2))) {
+                rem2 = (int32_t)((uint32_t)rem2 - (uint32_t)((int32_t)((uint32_t)root2 + (uint32_t)bit2)));
+                root2 = (int32_t)((uint32_t)(root2 >> 1) + (uint32_t)bit2);
+            } else {
+                root2 = root2 >> 1;
+            }
+            bit2 = bit2 >> 2;
             if (rem2 >= ((int32_t)((uint32_t)root2 + (uint32_t)bit2))) {
                 rem2 = (int32_t)((uint32_t)rem2 - (uint32_t)((int32_t)((uint32_t)root2 + (uint32_t)bit2)));
                 root2 = (int32_t)((uint32_t)(root2 >> 1) + (uint32_t)bit2);

@@ -7,6 +7,22 @@
 #include "kgen_common.h"
 #include "kgen_armv7em_isa.h"
 
+/* Scratch layout (byte offset: array, bytes; round8(x) = x rounded up to a multiple of 8):
+ *   20736: Wo_v0_wide, 16384
+ *   37120: Qh, 2592
+ *   39712: Kh, 2592
+ *   42304: Vth, 2592
+ *   45224: T, 88
+ *   44896: ybuf, 328
+ *   45312: Ar, 88
+ *   0: O, 20736
+ *   37120: O_v0_tail, 512
+ */
+size_t kgen_mhsa_s8_s81e32h8p32_armv7em_get_buffer_size(void)
+{
+    return 45400;
+}
+
 /**
  * @brief Whole multi-head self-attention, depth-first (the benchmark kernel): X [S][E] → Y [S][E].
  *        Per head h (depth-first over heads, paper §6):
@@ -51,10 +67,12 @@
  * @param[in]     mul_o int32 scalar
  * @param[in]     shift_o int32 scalar
  * @param[out]    Y int8 [S][E], row-major, contiguous
+ * @param[in,out] scratch work memory of kgen_mhsa_s8_s81e32h8p32_armv7em_get_buffer_size() bytes, 8-byte aligned, not shared with any other argument; its content is undefined on entry and on return
  *
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
- * - No DSP pattern applies: specialised portable C.
+ * - Contraction over k (81x32x256): register block 2x2 with SMLAD, operands widened at run time into local int16 arrays.
+ * - Model (kgen explain): predicted on cortex-m4 (armv7em-gcc model) 19445248 instructions, 26197504 cycles; instructions = 11.35*E*H*P*S + 917.8*E*S + 5.676*H*P*S**2 + 11.0, cycles = 15.59*E*H*P*S + 1066.0*E*S + 7.794*H*P*S**2 + 14.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code
@@ -127,72 +145,630 @@
  * @endcode
  * ISA path: armv7em; the portable C path is used when the ISA feature macro is absent.
  */
-void kgen_mhsa_s8_s81e32h8p32_armv7em(const int8_t *restrict X, const int8_t *restrict Wq, const int32_t *restrict bq, const int8_t *restrict Wk, const int32_t *restrict bk, const int8_t *restrict Wv, const int32_t *restrict bv, const int8_t *restrict Wo, const int32_t *restrict bo, int32_t mul_q, int32_t shift_q, int32_t mul_k, int32_t shift_k, int32_t mul_v, int32_t shift_v, int32_t mul_s, int32_t shift_s, int32_t a, int32_t b, int32_t c, int32_t log2, int32_t mul_av, int32_t shift_av, int32_t mul_o, int32_t shift_o, int8_t *restrict Y)
+KGEN_REGISTER_BLOCKED void kgen_mhsa_s8_s81e32h8p32_armv7em(const int8_t *restrict X, const int8_t *restrict Wq, const int32_t *restrict bq, const int8_t *restrict Wk, const int32_t *restrict bk, const int8_t *restrict Wv, const int32_t *restrict bv, const int8_t *restrict Wo, const int32_t *restrict bo, int32_t mul_q, int32_t shift_q, int32_t mul_k, int32_t shift_k, int32_t mul_v, int32_t shift_v, int32_t mul_s, int32_t shift_s, int32_t a, int32_t b, int32_t c, int32_t log2, int32_t mul_av, int32_t shift_av, int32_t mul_o, int32_t shift_o, int8_t *restrict Y, void *restrict scratch)
 {
+    int16_t *const Wo_v0_wide_storage = (int16_t *)(void *)((unsigned char *)scratch + 20736);
+    for (int32_t Wo_v0_wide_nb = 0; Wo_v0_wide_nb < 16; ++Wo_v0_wide_nb) {
+        for (int32_t Wo_v0_wide_kb = 0; Wo_v0_wide_kb < 64; ++Wo_v0_wide_kb) {
+            for (int32_t Wo_v0_wide_c = 0; Wo_v0_wide_c < 2; ++Wo_v0_wide_c) {
+                Wo_v0_wide_storage[((4 * Wo_v0_wide_c) + (512 * Wo_v0_wide_nb)) + (8 * Wo_v0_wide_kb)] = (int16_t)Wo[((256 * Wo_v0_wide_c) + (4 * Wo_v0_wide_kb)) + (512 * Wo_v0_wide_nb)];
+                Wo_v0_wide_storage[(((4 * Wo_v0_wide_c) + (512 * Wo_v0_wide_nb)) + (8 * Wo_v0_wide_kb)) + 1] = (int16_t)Wo[(((256 * Wo_v0_wide_c) + (4 * Wo_v0_wide_kb)) + (512 * Wo_v0_wide_nb)) + 1];
+                Wo_v0_wide_storage[(((4 * Wo_v0_wide_c) + (512 * Wo_v0_wide_nb)) + (8 * Wo_v0_wide_kb)) + 2] = (int16_t)Wo[(((256 * Wo_v0_wide_c) + (4 * Wo_v0_wide_kb)) + (512 * Wo_v0_wide_nb)) + 2];
+                Wo_v0_wide_storage[(((4 * Wo_v0_wide_c) + (512 * Wo_v0_wide_nb)) + (8 * Wo_v0_wide_kb)) + 3] = (int16_t)Wo[(((256 * Wo_v0_wide_c) + (4 * Wo_v0_wide_kb)) + (512 * Wo_v0_wide_nb)) + 3];
+            }
+        }
+    }
     int32_t rl2 = kgen_div_i32((int32_t)((uint32_t)((int32_t)((uint32_t)65536 + (uint32_t)log2)) - (uint32_t)1), log2);
-    KGEN_ALIGN8 int8_t Qh_storage[81 * 32];
-    KGEN_ALIGN8 int8_t Kh_storage[81 * 32];
-    KGEN_ALIGN8 int8_t Vth_storage[32 * 81];
-    KGEN_ALIGN8 int8_t T_storage[81];
-    KGEN_ALIGN8 int32_t ybuf_storage[81];
-    KGEN_ALIGN8 uint8_t Ar_storage[81];
-    KGEN_ALIGN8 int8_t O_storage[81 * 256];
+    int8_t *const Qh_storage = (int8_t *)(void *)((unsigned char *)scratch + 37120);
+    int8_t *const Kh_storage = (int8_t *)(void *)((unsigned char *)scratch + 39712);
+    int8_t *const Vth_storage = (int8_t *)(void *)((unsigned char *)scratch + 42304);
+    int8_t *const T_storage = (int8_t *)(void *)((unsigned char *)scratch + 45224);
+    int32_t *const ybuf_storage = (int32_t *)(void *)((unsigned char *)scratch + 44896);
+    uint8_t *const Ar_storage = (uint8_t *)(void *)((unsigned char *)scratch + 45312);
+    int8_t *const O_storage = (int8_t *)scratch;
     for (int32_t h = 0; h < 8; ++h) {
         for (int32_t s = 0; s < 81; ++s) {
             for (int32_t p = 0; p < 32; ++p) {
                 int32_t aq = bq[(32 * h) + p];
                 int32_t ak = bk[(32 * h) + p];
                 int32_t av = bv[(32 * h) + p];
-                for (int32_t e = 0; e < 32; ++e) {
-                    aq = (int32_t)((uint32_t)aq + (uint32_t)(((int32_t)X[(32 * s) + e]) * ((int32_t)Wq[((1024 * h) + (32 * p)) + e])));
-                    ak = (int32_t)((uint32_t)ak + (uint32_t)(((int32_t)X[(32 * s) + e]) * ((int32_t)Wk[((1024 * h) + (32 * p)) + e])));
-                    av = (int32_t)((uint32_t)av + (uint32_t)(((int32_t)X[(32 * s) + e]) * ((int32_t)Wv[((1024 * h) + (32 * p)) + e])));
+                for (int32_t e_uo = 0; e_uo < 4; ++e_uo) {
+                    aq = (int32_t)((uint32_t)aq + (uint32_t)(((int32_t)X[(32 * s) + (8 * e_uo)]) * ((int32_t)Wq[((1024 * h) + (32 * p)) + (8 * e_uo)])));
+                    ak = (int32_t)((uint32_t)ak + (uint32_t)(((int32_t)X[(32 * s) + (8 * e_uo)]) * ((int32_t)Wk[((1024 * h) + (32 * p)) + (8 * e_uo)])));
+                    av = (int32_t)((uint32_t)av + (uint32_t)(((int32_t)X[(32 * s) + (8 * e_uo)]) * ((int32_t)Wv[((1024 * h) + (32 * p)) + (8 * e_uo)])));
+                    aq = (int32_t)((uint32_t)aq + (uint32_t)(((int32_t)X[((32 * s) + (8 * e_uo)) + 1]) * ((int32_t)Wq[(((1024 * h) + (32 * p)) + (8 * e_uo)) + 1])));
+                    ak = (int32_t)((uint32_t)ak + (uint32_t)(((int32_t)X[((32 * s) + (8 * e_uo)) + 1]) * ((int32_t)Wk[(((1024 * h) + (32 * p)) + (8 * e_uo)) + 1])));
+                    av = (int32_t)((uint32_t)av + (uint32_t)(((int32_t)X[((32 * s) + (8 * e_uo)) + 1]) * ((int32_t)Wv[(((1024 * h) + (32 * p)) + (8 * e_uo)) + 1])));
+                    aq = (int32_t)((uint32_t)aq + (uint32_t)(((int32_t)X[((32 * s) + (8 * e_uo)) + 2]) * ((int32_t)Wq[(((1024 * h) + (32 * p)) + (8 * e_uo)) + 2])));
+                    ak = (int32_t)((uint32_t)ak + (uint32_t)(((int32_t)X[((32 * s) + (8 * e_uo)) + 2]) * ((int32_t)Wk[(((1024 * h) + (32 * p)) + (8 * e_uo)) + 2])));
+                    av = (int32_t)((uint32_t)av + (uint32_t)(((int32_t)X[((32 * s) + (8 * e_uo)) + 2]) * ((int32_t)Wv[(((1024 * h) + (32 * p)) + (8 * e_uo)) + 2])));
+                    aq = (int32_t)((uint32_t)aq + (uint32_t)(((int32_t)X[((32 * s) + (8 * e_uo)) + 3]) * ((int32_t)Wq[(((1024 * h) + (32 * p)) + (8 * e_uo)) + 3])));
+                    ak = (int32_t)((uint32_t)ak + (uint32_t)(((int32_t)X[((32 * s) + (8 * e_uo)) + 3]) * ((int32_t)Wk[(((1024 * h) + (32 * p)) + (8 * e_uo)) + 3])));
+                    av = (int32_t)((uint32_t)av + (uint32_t)(((int32_t)X[((32 * s) + (8 * e_uo)) + 3]) * ((int32_t)Wv[(((1024 * h) + (32 * p)) + (8 * e_uo)) + 3])));
+                    aq = (int32_t)((uint32_t)aq + (uint32_t)(((int32_t)X[((32 * s) + (8 * e_uo)) + 4]) * ((int32_t)Wq[(((1024 * h) + (32 * p)) + (8 * e_uo)) + 4])));
+                    ak = (int32_t)((uint32_t)ak + (uint32_t)(((int32_t)X[((32 * s) + (8 * e_uo)) + 4]) * ((int32_t)Wk[(((1024 * h) + (32 * p)) + (8 * e_uo)) + 4])));
+                    av = (int32_t)((uint32_t)av + (uint32_t)(((int32_t)X[((32 * s) + (8 * e_uo)) + 4]) * ((int32_t)Wv[(((1024 * h) + (32 * p)) + (8 * e_uo)) + 4])));
+                    aq = (int32_t)((uint32_t)aq + (uint32_t)(((int32_t)X[((32 * s) + (8 * e_uo)) + 5]) * ((int32_t)Wq[(((1024 * h) + (32 * p)) + (8 * e_uo)) + 5])));
+                    ak = (int32_t)((uint32_t)ak + (uint32_t)(((int32_t)X[((32 * s) + (8 * e_uo)) + 5]) * ((int32_t)Wk[(((1024 * h) + (32 * p)) + (8 * e_uo)) + 5])));
+                    av = (int32_t)((uint32_t)av + (uint32_t)(((int32_t)X[((32 * s) + (8 * e_uo)) + 5]) * ((int32_t)Wv[(((1024 * h) + (32 * p)) + (8 * e_uo)) + 5])));
+                    aq = (int32_t)((uint32_t)aq + (uint32_t)(((int32_t)X[((32 * s) + (8 * e_uo)) + 6]) * ((int32_t)Wq[(((1024 * h) + (32 * p)) + (8 * e_uo)) + 6])));
+                    ak = (int32_t)((uint32_t)ak + (uint32_t)(((int32_t)X[((32 * s) + (8 * e_uo)) + 6]) * ((int32_t)Wk[(((1024 * h) + (32 * p)) + (8 * e_uo)) + 6])));
+                    av = (int32_t)((uint32_t)av + (uint32_t)(((int32_t)X[((32 * s) + (8 * e_uo)) + 6]) * ((int32_t)Wv[(((1024 * h) + (32 * p)) + (8 * e_uo)) + 6])));
+                    aq = (int32_t)((uint32_t)aq + (uint32_t)(((int32_t)X[((32 * s) + (8 * e_uo)) + 7]) * ((int32_t)Wq[(((1024 * h) + (32 * p)) + (8 * e_uo)) + 7])));
+                    ak = (int32_t)((uint32_t)ak + (uint32_t)(((int32_t)X[((32 * s) + (8 * e_uo)) + 7]) * ((int32_t)Wk[(((1024 * h) + (32 * p)) + (8 * e_uo)) + 7])));
+                    av = (int32_t)((uint32_t)av + (uint32_t)(((int32_t)X[((32 * s) + (8 * e_uo)) + 7]) * ((int32_t)Wv[(((1024 * h) + (32 * p)) + (8 * e_uo)) + 7])));
                 }
-                Qh_storage[(32 * s) + p] = kgen_requant_floor(aq, mul_q, shift_q);
-                Kh_storage[(32 * s) + p] = kgen_requant_floor(ak, mul_k, shift_k);
-                Vth_storage[(81 * p) + s] = kgen_requant_floor(av, mul_v, shift_v);
+                Qh_storage[(32 * s) + p] = (int8_t)kgen_ssat8((((int32_t)((uint32_t)aq * (uint32_t)mul_q)) >> shift_q));
+                Kh_storage[(32 * s) + p] = (int8_t)kgen_ssat8((((int32_t)((uint32_t)ak * (uint32_t)mul_k)) >> shift_k));
+                Vth_storage[(81 * p) + s] = (int8_t)kgen_ssat8((((int32_t)((uint32_t)av * (uint32_t)mul_v)) >> shift_v));
             }
         }
         for (int32_t i = 0; i < 81; ++i) {
             for (int32_t j = 0; j < 81; ++j) {
                 int32_t acc = 0;
-                for (int32_t p = 0; p < 32; ++p) {
-                    acc = (int32_t)((uint32_t)acc + (uint32_t)(((int32_t)Qh_storage[(32 * i) + p]) * ((int32_t)Kh_storage[(32 * j) + p])));
+                for (int32_t p1_uo = 0; p1_uo < 4; ++p1_uo) {
+                    acc = (int32_t)((uint32_t)acc + (uint32_t)(((int32_t)Qh_storage[(32 * i) + (8 * p1_uo)]) * ((int32_t)Kh_storage[(32 * j) + (8 * p1_uo)])));
+                    acc = (int32_t)((uint32_t)acc + (uint32_t)(((int32_t)Qh_storage[((32 * i) + (8 * p1_uo)) + 1]) * ((int32_t)Kh_storage[((32 * j) + (8 * p1_uo)) + 1])));
+                    acc = (int32_t)((uint32_t)acc + (uint32_t)(((int32_t)Qh_storage[((32 * i) + (8 * p1_uo)) + 2]) * ((int32_t)Kh_storage[((32 * j) + (8 * p1_uo)) + 2])));
+                    acc = (int32_t)((uint32_t)acc + (uint32_t)(((int32_t)Qh_storage[((32 * i) + (8 * p1_uo)) + 3]) * ((int32_t)Kh_storage[((32 * j) + (8 * p1_uo)) + 3])));
+                    acc = (int32_t)((uint32_t)acc + (uint32_t)(((int32_t)Qh_storage[((32 * i) + (8 * p1_uo)) + 4]) * ((int32_t)Kh_storage[((32 * j) + (8 * p1_uo)) + 4])));
+                    acc = (int32_t)((uint32_t)acc + (uint32_t)(((int32_t)Qh_storage[((32 * i) + (8 * p1_uo)) + 5]) * ((int32_t)Kh_storage[((32 * j) + (8 * p1_uo)) + 5])));
+                    acc = (int32_t)((uint32_t)acc + (uint32_t)(((int32_t)Qh_storage[((32 * i) + (8 * p1_uo)) + 6]) * ((int32_t)Kh_storage[((32 * j) + (8 * p1_uo)) + 6])));
+                    acc = (int32_t)((uint32_t)acc + (uint32_t)(((int32_t)Qh_storage[((32 * i) + (8 * p1_uo)) + 7]) * ((int32_t)Kh_storage[((32 * j) + (8 * p1_uo)) + 7])));
                 }
-                T_storage[j] = kgen_requant_floor(acc, mul_s, shift_s);
+                T_storage[j] = (int8_t)kgen_ssat8((((int32_t)((uint32_t)acc * (uint32_t)mul_s)) >> shift_s));
             }
             int32_t xmax = -128;
-            for (int32_t j = 0; j < 81; ++j) {
-                xmax = kgen_max_i32(xmax, ((int32_t)T_storage[j]));
+            for (int32_t j1_uo = 0; j1_uo < 10; ++j1_uo) {
+                xmax = kgen_max_i32(xmax, ((int32_t)T_storage[8 * j1_uo]));
+                xmax = kgen_max_i32(xmax, ((int32_t)T_storage[(8 * j1_uo) + 1]));
+                xmax = kgen_max_i32(xmax, ((int32_t)T_storage[(8 * j1_uo) + 2]));
+                xmax = kgen_max_i32(xmax, ((int32_t)T_storage[(8 * j1_uo) + 3]));
+                xmax = kgen_max_i32(xmax, ((int32_t)T_storage[(8 * j1_uo) + 4]));
+                xmax = kgen_max_i32(xmax, ((int32_t)T_storage[(8 * j1_uo) + 5]));
+                xmax = kgen_max_i32(xmax, ((int32_t)T_storage[(8 * j1_uo) + 6]));
+                xmax = kgen_max_i32(xmax, ((int32_t)T_storage[(8 * j1_uo) + 7]));
             }
+            xmax = kgen_max_i32(xmax, ((int32_t)T_storage[80]));
             int64_t sum = 0LL;
-            for (int32_t j = 0; j < 81; ++j) {
-                int32_t xt = (int32_t)((uint32_t)((int32_t)T_storage[j]) - (uint32_t)xmax);
-                int32_t z = kgen_min_i32((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt)) * (uint32_t)rl2)) >> 16), 31);
-                int32_t q = (int32_t)((uint32_t)((int32_t)((uint32_t)xt + (uint32_t)((int32_t)((uint32_t)z * (uint32_t)log2)))) + (uint32_t)b);
-                ybuf_storage[j] = ((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q)) * (uint32_t)q)) + (uint32_t)c)) >> z;
-                sum = (int64_t)((uint64_t)sum + (uint64_t)((int64_t)ybuf_storage[j]));
+            for (int32_t j2_uo = 0; j2_uo < 10; ++j2_uo) {
+                int32_t xt_0 = (int32_t)((uint32_t)((int32_t)T_storage[8 * j2_uo]) - (uint32_t)xmax);
+                int32_t z_0 = kgen_min_i32((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_0)) * (uint32_t)rl2)) >> 16), 31);
+                int32_t q_0 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_0 + (uint32_t)((int32_t)((uint32_t)z_0 * (uint32_t)log2)))) + (uint32_t)b);
+                ybuf_storage[8 * j2_uo] = ((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_0)) * (uint32_t)q_0)) + (uint32_t)c)) >> z_0;
+                sum = (int64_t)((uint64_t)sum + (uint64_t)((int64_t)ybuf_storage[8 * j2_uo]));
+                int32_t xt_1 = (int32_t)((uint32_t)((int32_t)T_storage[(8 * j2_uo) + 1]) - (uint32_t)xmax);
+                int32_t z_1 = kgen_min_i32((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_1)) * (uint32_t)rl2)) >> 16), 31);
+                int32_t q_1 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_1 + (uint32_t)((int32_t)((uint32_t)z_1 * (uint32_t)log2)))) + (uint32_t)b);
+                ybuf_storage[(8 * j2_uo) + 1] = ((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_1)) * (uint32_t)q_1)) + (uint32_t)c)) >> z_1;
+                sum = (int64_t)((uint64_t)sum + (uint64_t)((int64_t)ybuf_storage[(8 * j2_uo) + 1]));
+                int32_t xt_2 = (int32_t)((uint32_t)((int32_t)T_storage[(8 * j2_uo) + 2]) - (uint32_t)xmax);
+                int32_t z_2 = kgen_min_i32((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_2)) * (uint32_t)rl2)) >> 16), 31);
+                int32_t q_2 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_2 + (uint32_t)((int32_t)((uint32_t)z_2 * (uint32_t)log2)))) + (uint32_t)b);
+                ybuf_storage[(8 * j2_uo) + 2] = ((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_2)) * (uint32_t)q_2)) + (uint32_t)c)) >> z_2;
+                sum = (int64_t)((uint64_t)sum + (uint64_t)((int64_t)ybuf_storage[(8 * j2_uo) + 2]));
+                int32_t xt_3 = (int32_t)((uint32_t)((int32_t)T_storage[(8 * j2_uo) + 3]) - (uint32_t)xmax);
+                int32_t z_3 = kgen_min_i32((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_3)) * (uint32_t)rl2)) >> 16), 31);
+                int32_t q_3 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_3 + (uint32_t)((int32_t)((uint32_t)z_3 * (uint32_t)log2)))) + (uint32_t)b);
+                ybuf_storage[(8 * j2_uo) + 3] = ((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_3)) * (uint32_t)q_3)) + (uint32_t)c)) >> z_3;
+                sum = (int64_t)((uint64_t)sum + (uint64_t)((int64_t)ybuf_storage[(8 * j2_uo) + 3]));
+                int32_t xt_4 = (int32_t)((uint32_t)((int32_t)T_storage[(8 * j2_uo) + 4]) - (uint32_t)xmax);
+                int32_t z_4 = kgen_min_i32((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_4)) * (uint32_t)rl2)) >> 16), 31);
+                int32_t q_4 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_4 + (uint32_t)((int32_t)((uint32_t)z_4 * (uint32_t)log2)))) + (uint32_t)b);
+                ybuf_storage[(8 * j2_uo) + 4] = ((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_4)) * (uint32_t)q_4)) + (uint32_t)c)) >> z_4;
+                sum = (int64_t)((uint64_t)sum + (uint64_t)((int64_t)ybuf_storage[(8 * j2_uo) + 4]));
+                int32_t xt_5 = (int32_t)((uint32_t)((int32_t)T_storage[(8 * j2_uo) + 5]) - (uint32_t)xmax);
+                int32_t z_5 = kgen_min_i32((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_5)) * (uint32_t)rl2)) >> 16), 31);
+                int32_t q_5 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_5 + (uint32_t)((int32_t)((uint32_t)z_5 * (uint32_t)log2)))) + (uint32_t)b);
+                ybuf_storage[(8 * j2_uo) + 5] = ((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_5)) * (uint32_t)q_5)) + (uint32_t)c)) >> z_5;
+                sum = (int64_t)((uint64_t)sum + (uint64_t)((int64_t)ybuf_storage[(8 * j2_uo) + 5]));
+                int32_t xt_6 = (int32_t)((uint32_t)((int32_t)T_storage[(8 * j2_uo) + 6]) - (uint32_t)xmax);
+                int32_t z_6 = kgen_min_i32((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_6)) * (uint32_t)rl2)) >> 16), 31);
+                int32_t q_6 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_6 + (uint32_t)((int32_t)((uint32_t)z_6 * (uint32_t)log2)))) + (uint32_t)b);
+                ybuf_storage[(8 * j2_uo) + 6] = ((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_6)) * (uint32_t)q_6)) + (uint32_t)c)) >> z_6;
+                sum = (int64_t)((uint64_t)sum + (uint64_t)((int64_t)ybuf_storage[(8 * j2_uo) + 6]));
+                int32_t xt_7 = (int32_t)((uint32_t)((int32_t)T_storage[(8 * j2_uo) + 7]) - (uint32_t)xmax);
+                int32_t z_7 = kgen_min_i32((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_7)) * (uint32_t)rl2)) >> 16), 31);
+                int32_t q_7 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_7 + (uint32_t)((int32_t)((uint32_t)z_7 * (uint32_t)log2)))) + (uint32_t)b);
+                ybuf_storage[(8 * j2_uo) + 7] = ((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_7)) * (uint32_t)q_7)) + (uint32_t)c)) >> z_7;
+                sum = (int64_t)((uint64_t)sum + (uint64_t)((int64_t)ybuf_storage[(8 * j2_uo) + 7]));
             }
+            int32_t xt = (int32_t)((uint32_t)((int32_t)T_storage[80]) - (uint32_t)xmax);
+            int32_t z = kgen_min_i32((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt)) * (uint32_t)rl2)) >> 16), 31);
+            int32_t q = (int32_t)((uint32_t)((int32_t)((uint32_t)xt + (uint32_t)((int32_t)((uint32_t)z * (uint32_t)log2)))) + (uint32_t)b);
+            ybuf_storage[80] = ((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q)) * (uint32_t)q)) + (uint32_t)c)) >> z;
+            sum = (int64_t)((uint64_t)sum + (uint64_t)((int64_t)ybuf_storage[80]));
             int64_t recip = kgen_div_i64((int64_t)((uint64_t)((int64_t)((int64_t)((uint64_t)255LL << 32LL))) + (uint64_t)(sum >> 1)), sum);
-            for (int32_t j = 0; j < 81; ++j) {
-                Ar_storage[j] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_storage[j]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+            for (int32_t j3_uo = 0; j3_uo < 10; ++j3_uo) {
+                Ar_storage[8 * j3_uo] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_storage[8 * j3_uo]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                Ar_storage[(8 * j3_uo) + 1] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_storage[(8 * j3_uo) + 1]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                Ar_storage[(8 * j3_uo) + 2] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_storage[(8 * j3_uo) + 2]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                Ar_storage[(8 * j3_uo) + 3] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_storage[(8 * j3_uo) + 3]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                Ar_storage[(8 * j3_uo) + 4] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_storage[(8 * j3_uo) + 4]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                Ar_storage[(8 * j3_uo) + 5] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_storage[(8 * j3_uo) + 5]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                Ar_storage[(8 * j3_uo) + 6] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_storage[(8 * j3_uo) + 6]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                Ar_storage[(8 * j3_uo) + 7] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_storage[(8 * j3_uo) + 7]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
             }
-            for (int32_t p = 0; p < 32; ++p) {
-                int32_t acc = 0;
-                for (int32_t j = 0; j < 81; ++j) {
-                    acc = (int32_t)((uint32_t)acc + (uint32_t)(((int32_t)Ar_storage[j]) * ((int32_t)Vth_storage[(81 * p) + j])));
+            Ar_storage[80] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_storage[80]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+            for (int32_t p2 = 0; p2 < 32; ++p2) {
+                int32_t acc1 = 0;
+                for (int32_t j4_uo = 0; j4_uo < 10; ++j4_uo) {
+                    acc1 = (int32_t)((uint32_t)acc1 + (uint32_t)(((int32_t)Ar_storage[8 * j4_uo]) * ((int32_t)Vth_storage[(8 * j4_uo) + (81 * p2)])));
+                    acc1 = (int32_t)((uint32_t)acc1 + (uint32_t)(((int32_t)Ar_storage[(8 * j4_uo) + 1]) * ((int32_t)Vth_storage[((8 * j4_uo) + (81 * p2)) + 1])));
+                    acc1 = (int32_t)((uint32_t)acc1 + (uint32_t)(((int32_t)Ar_storage[(8 * j4_uo) + 2]) * ((int32_t)Vth_storage[((8 * j4_uo) + (81 * p2)) + 2])));
+                    acc1 = (int32_t)((uint32_t)acc1 + (uint32_t)(((int32_t)Ar_storage[(8 * j4_uo) + 3]) * ((int32_t)Vth_storage[((8 * j4_uo) + (81 * p2)) + 3])));
+                    acc1 = (int32_t)((uint32_t)acc1 + (uint32_t)(((int32_t)Ar_storage[(8 * j4_uo) + 4]) * ((int32_t)Vth_storage[((8 * j4_uo) + (81 * p2)) + 4])));
+                    acc1 = (int32_t)((uint32_t)acc1 + (uint32_t)(((int32_t)Ar_storage[(8 * j4_uo) + 5]) * ((int32_t)Vth_storage[((8 * j4_uo) + (81 * p2)) + 5])));
+                    acc1 = (int32_t)((uint32_t)acc1 + (uint32_t)(((int32_t)Ar_storage[(8 * j4_uo) + 6]) * ((int32_t)Vth_storage[((8 * j4_uo) + (81 * p2)) + 6])));
+                    acc1 = (int32_t)((uint32_t)acc1 + (uint32_t)(((int32_t)Ar_storage[(8 * j4_uo) + 7]) * ((int32_t)Vth_storage[((8 * j4_uo) + (81 * p2)) + 7])));
                 }
-                O_storage[((256 * i) + (32 * h)) + p] = kgen_requant_floor(acc, mul_av, shift_av);
+                acc1 = (int32_t)((uint32_t)acc1 + (uint32_t)(((int32_t)Ar_storage[80]) * ((int32_t)Vth_storage[(81 * p2) + 80])));
+                O_storage[((256 * i) + (32 * h)) + p2] = (int8_t)kgen_ssat8((((int32_t)((uint32_t)acc1 * (uint32_t)mul_av)) >> shift_av));
             }
         }
     }
-    for (int32_t s = 0; s < 81; ++s) {
-        for (int32_t e = 0; e < 32; ++e) {
-            int32_t acc = bo[e];
-            for (int32_t k = 0; k < 256; ++k) {
-                acc = (int32_t)((uint32_t)acc + (uint32_t)(((int32_t)O_storage[(256 * s) + k]) * ((int32_t)Wo[(256 * e) + k])));
+    for (int32_t s1_o = 0; s1_o < 40; ++s1_o) {
+        const int16_t *Wo_v0_wide_rd = Wo_v0_wide_storage;
+        KGEN_LAUNDER(Wo_v0_wide_rd);
+        KGEN_ALIGN8 int16_t O_v0_wide_storage[64 * 2 * 4];
+        for (int32_t O_v0_wide_k = 0; O_v0_wide_k < 64; ++O_v0_wide_k) {
+            for (int32_t O_v0_wide_r = 0; O_v0_wide_r < 2; ++O_v0_wide_r) {
+                O_v0_wide_storage[(4 * O_v0_wide_r) + (8 * O_v0_wide_k)] = (int16_t)O_storage[((256 * O_v0_wide_r) + (4 * O_v0_wide_k)) + (512 * s1_o)];
+                O_v0_wide_storage[((4 * O_v0_wide_r) + (8 * O_v0_wide_k)) + 1] = (int16_t)O_storage[(((256 * O_v0_wide_r) + (4 * O_v0_wide_k)) + (512 * s1_o)) + 1];
+                O_v0_wide_storage[((4 * O_v0_wide_r) + (8 * O_v0_wide_k)) + 2] = (int16_t)O_storage[(((256 * O_v0_wide_r) + (4 * O_v0_wide_k)) + (512 * s1_o)) + 2];
+                O_v0_wide_storage[((4 * O_v0_wide_r) + (8 * O_v0_wide_k)) + 3] = (int16_t)O_storage[(((256 * O_v0_wide_r) + (4 * O_v0_wide_k)) + (512 * s1_o)) + 3];
             }
-            Y[(32 * s) + e] = kgen_requant_floor(acc, mul_o, shift_o);
         }
+        for (int32_t e1_o = 0; e1_o < 16; ++e1_o) {
+            const int16_t *O_v0_wide_rd = O_v0_wide_storage;
+            KGEN_LAUNDER(O_v0_wide_rd);
+            int32_t acc2_0_0 = bo[2 * e1_o];
+            int32_t acc2_0_1 = bo[2 * e1_o];
+            int32_t acc2_1_0 = bo[(2 * e1_o) + 1];
+            int32_t acc2_1_1 = bo[(2 * e1_o) + 1];
+            for (int32_t k_o_u = 0; k_o_u < 2; ++k_o_u) {
+                const uint64_t O_v0_wide_rd_w0 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 0]);
+                const uint64_t Wo_v0_wide_rd_w1 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 0]);
+                acc2_0_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w0 >> 32), (uint32_t)(Wo_v0_wide_rd_w1 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w0, (uint32_t)Wo_v0_wide_rd_w1, acc2_0_0));
+                const uint64_t Wo_v0_wide_rd_w2 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 4]);
+                acc2_1_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w0 >> 32), (uint32_t)(Wo_v0_wide_rd_w2 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w0, (uint32_t)Wo_v0_wide_rd_w2, acc2_1_0));
+                const uint64_t O_v0_wide_rd_w3 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 4]);
+                acc2_0_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w3 >> 32), (uint32_t)(Wo_v0_wide_rd_w1 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w3, (uint32_t)Wo_v0_wide_rd_w1, acc2_0_1));
+                acc2_1_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w3 >> 32), (uint32_t)(Wo_v0_wide_rd_w2 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w3, (uint32_t)Wo_v0_wide_rd_w2, acc2_1_1));
+                const uint64_t O_v0_wide_rd_w4 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 8]);
+                const uint64_t Wo_v0_wide_rd_w5 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 8]);
+                acc2_0_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w4 >> 32), (uint32_t)(Wo_v0_wide_rd_w5 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w4, (uint32_t)Wo_v0_wide_rd_w5, acc2_0_0));
+                const uint64_t Wo_v0_wide_rd_w6 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 12]);
+                acc2_1_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w4 >> 32), (uint32_t)(Wo_v0_wide_rd_w6 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w4, (uint32_t)Wo_v0_wide_rd_w6, acc2_1_0));
+                const uint64_t O_v0_wide_rd_w7 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 12]);
+                acc2_0_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w7 >> 32), (uint32_t)(Wo_v0_wide_rd_w5 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w7, (uint32_t)Wo_v0_wide_rd_w5, acc2_0_1));
+                acc2_1_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w7 >> 32), (uint32_t)(Wo_v0_wide_rd_w6 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w7, (uint32_t)Wo_v0_wide_rd_w6, acc2_1_1));
+                const uint64_t O_v0_wide_rd_w8 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 16]);
+                const uint64_t Wo_v0_wide_rd_w9 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 16]);
+                acc2_0_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w8 >> 32), (uint32_t)(Wo_v0_wide_rd_w9 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w8, (uint32_t)Wo_v0_wide_rd_w9, acc2_0_0));
+                const uint64_t Wo_v0_wide_rd_w10 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 20]);
+                acc2_1_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w8 >> 32), (uint32_t)(Wo_v0_wide_rd_w10 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w8, (uint32_t)Wo_v0_wide_rd_w10, acc2_1_0));
+                const uint64_t O_v0_wide_rd_w11 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 20]);
+                acc2_0_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w11 >> 32), (uint32_t)(Wo_v0_wide_rd_w9 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w11, (uint32_t)Wo_v0_wide_rd_w9, acc2_0_1));
+                acc2_1_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w11 >> 32), (uint32_t)(Wo_v0_wide_rd_w10 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w11, (uint32_t)Wo_v0_wide_rd_w10, acc2_1_1));
+                const uint64_t O_v0_wide_rd_w12 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 24]);
+                const uint64_t Wo_v0_wide_rd_w13 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 24]);
+                acc2_0_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w12 >> 32), (uint32_t)(Wo_v0_wide_rd_w13 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w12, (uint32_t)Wo_v0_wide_rd_w13, acc2_0_0));
+                const uint64_t Wo_v0_wide_rd_w14 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 28]);
+                acc2_1_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w12 >> 32), (uint32_t)(Wo_v0_wide_rd_w14 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w12, (uint32_t)Wo_v0_wide_rd_w14, acc2_1_0));
+                const uint64_t O_v0_wide_rd_w15 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 28]);
+                acc2_0_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w15 >> 32), (uint32_t)(Wo_v0_wide_rd_w13 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w15, (uint32_t)Wo_v0_wide_rd_w13, acc2_0_1));
+                acc2_1_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w15 >> 32), (uint32_t)(Wo_v0_wide_rd_w14 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w15, (uint32_t)Wo_v0_wide_rd_w14, acc2_1_1));
+                const uint64_t O_v0_wide_rd_w16 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 32]);
+                const uint64_t Wo_v0_wide_rd_w17 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 32]);
+                acc2_0_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w16 >> 32), (uint32_t)(Wo_v0_wide_rd_w17 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w16, (uint32_t)Wo_v0_wide_rd_w17, acc2_0_0));
+                const uint64_t Wo_v0_wide_rd_w18 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 36]);
+                acc2_1_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w16 >> 32), (uint32_t)(Wo_v0_wide_rd_w18 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w16, (uint32_t)Wo_v0_wide_rd_w18, acc2_1_0));
+                const uint64_t O_v0_wide_rd_w19 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 36]);
+                acc2_0_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w19 >> 32), (uint32_t)(Wo_v0_wide_rd_w17 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w19, (uint32_t)Wo_v0_wide_rd_w17, acc2_0_1));
+                acc2_1_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w19 >> 32), (uint32_t)(Wo_v0_wide_rd_w18 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w19, (uint32_t)Wo_v0_wide_rd_w18, acc2_1_1));
+                const uint64_t O_v0_wide_rd_w20 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 40]);
+                const uint64_t Wo_v0_wide_rd_w21 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 40]);
+                acc2_0_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w20 >> 32), (uint32_t)(Wo_v0_wide_rd_w21 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w20, (uint32_t)Wo_v0_wide_rd_w21, acc2_0_0));
+                const uint64_t Wo_v0_wide_rd_w22 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 44]);
+                acc2_1_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w20 >> 32), (uint32_t)(Wo_v0_wide_rd_w22 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w20, (uint32_t)Wo_v0_wide_rd_w22, acc2_1_0));
+                const uint64_t O_v0_wide_rd_w23 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 44]);
+                acc2_0_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w23 >> 32), (uint32_t)(Wo_v0_wide_rd_w21 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w23, (uint32_t)Wo_v0_wide_rd_w21, acc2_0_1));
+                acc2_1_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w23 >> 32), (uint32_t)(Wo_v0_wide_rd_w22 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w23, (uint32_t)Wo_v0_wide_rd_w22, acc2_1_1));
+                const uint64_t O_v0_wide_rd_w24 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 48]);
+                const uint64_t Wo_v0_wide_rd_w25 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 48]);
+                acc2_0_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w24 >> 32), (uint32_t)(Wo_v0_wide_rd_w25 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w24, (uint32_t)Wo_v0_wide_rd_w25, acc2_0_0));
+                const uint64_t Wo_v0_wide_rd_w26 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 52]);
+                acc2_1_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w24 >> 32), (uint32_t)(Wo_v0_wide_rd_w26 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w24, (uint32_t)Wo_v0_wide_rd_w26, acc2_1_0));
+                const uint64_t O_v0_wide_rd_w27 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 52]);
+                acc2_0_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w27 >> 32), (uint32_t)(Wo_v0_wide_rd_w25 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w27, (uint32_t)Wo_v0_wide_rd_w25, acc2_0_1));
+                acc2_1_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w27 >> 32), (uint32_t)(Wo_v0_wide_rd_w26 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w27, (uint32_t)Wo_v0_wide_rd_w26, acc2_1_1));
+                const uint64_t O_v0_wide_rd_w28 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 56]);
+                const uint64_t Wo_v0_wide_rd_w29 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 56]);
+                acc2_0_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w28 >> 32), (uint32_t)(Wo_v0_wide_rd_w29 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w28, (uint32_t)Wo_v0_wide_rd_w29, acc2_0_0));
+                const uint64_t Wo_v0_wide_rd_w30 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 60]);
+                acc2_1_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w28 >> 32), (uint32_t)(Wo_v0_wide_rd_w30 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w28, (uint32_t)Wo_v0_wide_rd_w30, acc2_1_0));
+                const uint64_t O_v0_wide_rd_w31 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 60]);
+                acc2_0_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w31 >> 32), (uint32_t)(Wo_v0_wide_rd_w29 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w31, (uint32_t)Wo_v0_wide_rd_w29, acc2_0_1));
+                acc2_1_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w31 >> 32), (uint32_t)(Wo_v0_wide_rd_w30 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w31, (uint32_t)Wo_v0_wide_rd_w30, acc2_1_1));
+                const uint64_t O_v0_wide_rd_w32 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 64]);
+                const uint64_t Wo_v0_wide_rd_w33 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 64]);
+                acc2_0_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w32 >> 32), (uint32_t)(Wo_v0_wide_rd_w33 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w32, (uint32_t)Wo_v0_wide_rd_w33, acc2_0_0));
+                const uint64_t Wo_v0_wide_rd_w34 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 68]);
+                acc2_1_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w32 >> 32), (uint32_t)(Wo_v0_wide_rd_w34 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w32, (uint32_t)Wo_v0_wide_rd_w34, acc2_1_0));
+                const uint64_t O_v0_wide_rd_w35 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 68]);
+                acc2_0_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w35 >> 32), (uint32_t)(Wo_v0_wide_rd_w33 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w35, (uint32_t)Wo_v0_wide_rd_w33, acc2_0_1));
+                acc2_1_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w35 >> 32), (uint32_t)(Wo_v0_wide_rd_w34 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w35, (uint32_t)Wo_v0_wide_rd_w34, acc2_1_1));
+                const uint64_t O_v0_wide_rd_w36 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 72]);
+                const uint64_t Wo_v0_wide_rd_w37 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 72]);
+                acc2_0_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w36 >> 32), (uint32_t)(Wo_v0_wide_rd_w37 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w36, (uint32_t)Wo_v0_wide_rd_w37, acc2_0_0));
+                const uint64_t Wo_v0_wide_rd_w38 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 76]);
+                acc2_1_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w36 >> 32), (uint32_t)(Wo_v0_wide_rd_w38 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w36, (uint32_t)Wo_v0_wide_rd_w38, acc2_1_0));
+                const uint64_t O_v0_wide_rd_w39 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 76]);
+                acc2_0_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w39 >> 32), (uint32_t)(Wo_v0_wide_rd_w37 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w39, (uint32_t)Wo_v0_wide_rd_w37, acc2_0_1));
+                acc2_1_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w39 >> 32), (uint32_t)(Wo_v0_wide_rd_w38 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w39, (uint32_t)Wo_v0_wide_rd_w38, acc2_1_1));
+                const uint64_t O_v0_wide_rd_w40 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 80]);
+                const uint64_t Wo_v0_wide_rd_w41 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 80]);
+                acc2_0_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w40 >> 32), (uint32_t)(Wo_v0_wide_rd_w41 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w40, (uint32_t)Wo_v0_wide_rd_w41, acc2_0_0));
+                const uint64_t Wo_v0_wide_rd_w42 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 84]);
+                acc2_1_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w40 >> 32), (uint32_t)(Wo_v0_wide_rd_w42 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w40, (uint32_t)Wo_v0_wide_rd_w42, acc2_1_0));
+                const uint64_t O_v0_wide_rd_w43 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 84]);
+                acc2_0_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w43 >> 32), (uint32_t)(Wo_v0_wide_rd_w41 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w43, (uint32_t)Wo_v0_wide_rd_w41, acc2_0_1));
+                acc2_1_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w43 >> 32), (uint32_t)(Wo_v0_wide_rd_w42 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w43, (uint32_t)Wo_v0_wide_rd_w42, acc2_1_1));
+                const uint64_t O_v0_wide_rd_w44 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 88]);
+                const uint64_t Wo_v0_wide_rd_w45 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 88]);
+                acc2_0_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w44 >> 32), (uint32_t)(Wo_v0_wide_rd_w45 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w44, (uint32_t)Wo_v0_wide_rd_w45, acc2_0_0));
+                const uint64_t Wo_v0_wide_rd_w46 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 92]);
+                acc2_1_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w44 >> 32), (uint32_t)(Wo_v0_wide_rd_w46 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w44, (uint32_t)Wo_v0_wide_rd_w46, acc2_1_0));
+                const uint64_t O_v0_wide_rd_w47 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 92]);
+                acc2_0_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w47 >> 32), (uint32_t)(Wo_v0_wide_rd_w45 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w47, (uint32_t)Wo_v0_wide_rd_w45, acc2_0_1));
+                acc2_1_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w47 >> 32), (uint32_t)(Wo_v0_wide_rd_w46 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w47, (uint32_t)Wo_v0_wide_rd_w46, acc2_1_1));
+                const uint64_t O_v0_wide_rd_w48 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 96]);
+                const uint64_t Wo_v0_wide_rd_w49 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 96]);
+                acc2_0_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w48 >> 32), (uint32_t)(Wo_v0_wide_rd_w49 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w48, (uint32_t)Wo_v0_wide_rd_w49, acc2_0_0));
+                const uint64_t Wo_v0_wide_rd_w50 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 100]);
+                acc2_1_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w48 >> 32), (uint32_t)(Wo_v0_wide_rd_w50 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w48, (uint32_t)Wo_v0_wide_rd_w50, acc2_1_0));
+                const uint64_t O_v0_wide_rd_w51 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 100]);
+                acc2_0_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w51 >> 32), (uint32_t)(Wo_v0_wide_rd_w49 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w51, (uint32_t)Wo_v0_wide_rd_w49, acc2_0_1));
+                acc2_1_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w51 >> 32), (uint32_t)(Wo_v0_wide_rd_w50 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w51, (uint32_t)Wo_v0_wide_rd_w50, acc2_1_1));
+                const uint64_t O_v0_wide_rd_w52 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 104]);
+                const uint64_t Wo_v0_wide_rd_w53 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 104]);
+                acc2_0_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w52 >> 32), (uint32_t)(Wo_v0_wide_rd_w53 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w52, (uint32_t)Wo_v0_wide_rd_w53, acc2_0_0));
+                const uint64_t Wo_v0_wide_rd_w54 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 108]);
+                acc2_1_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w52 >> 32), (uint32_t)(Wo_v0_wide_rd_w54 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w52, (uint32_t)Wo_v0_wide_rd_w54, acc2_1_0));
+                const uint64_t O_v0_wide_rd_w55 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 108]);
+                acc2_0_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w55 >> 32), (uint32_t)(Wo_v0_wide_rd_w53 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w55, (uint32_t)Wo_v0_wide_rd_w53, acc2_0_1));
+                acc2_1_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w55 >> 32), (uint32_t)(Wo_v0_wide_rd_w54 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w55, (uint32_t)Wo_v0_wide_rd_w54, acc2_1_1));
+                const uint64_t O_v0_wide_rd_w56 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 112]);
+                const uint64_t Wo_v0_wide_rd_w57 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 112]);
+                acc2_0_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w56 >> 32), (uint32_t)(Wo_v0_wide_rd_w57 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w56, (uint32_t)Wo_v0_wide_rd_w57, acc2_0_0));
+                const uint64_t Wo_v0_wide_rd_w58 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 116]);
+                acc2_1_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w56 >> 32), (uint32_t)(Wo_v0_wide_rd_w58 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w56, (uint32_t)Wo_v0_wide_rd_w58, acc2_1_0));
+                const uint64_t O_v0_wide_rd_w59 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 116]);
+                acc2_0_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w59 >> 32), (uint32_t)(Wo_v0_wide_rd_w57 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w59, (uint32_t)Wo_v0_wide_rd_w57, acc2_0_1));
+                acc2_1_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w59 >> 32), (uint32_t)(Wo_v0_wide_rd_w58 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w59, (uint32_t)Wo_v0_wide_rd_w58, acc2_1_1));
+                const uint64_t O_v0_wide_rd_w60 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 120]);
+                const uint64_t Wo_v0_wide_rd_w61 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 120]);
+                acc2_0_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w60 >> 32), (uint32_t)(Wo_v0_wide_rd_w61 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w60, (uint32_t)Wo_v0_wide_rd_w61, acc2_0_0));
+                const uint64_t Wo_v0_wide_rd_w62 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 124]);
+                acc2_1_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w60 >> 32), (uint32_t)(Wo_v0_wide_rd_w62 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w60, (uint32_t)Wo_v0_wide_rd_w62, acc2_1_0));
+                const uint64_t O_v0_wide_rd_w63 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 124]);
+                acc2_0_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w63 >> 32), (uint32_t)(Wo_v0_wide_rd_w61 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w63, (uint32_t)Wo_v0_wide_rd_w61, acc2_0_1));
+                acc2_1_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w63 >> 32), (uint32_t)(Wo_v0_wide_rd_w62 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w63, (uint32_t)Wo_v0_wide_rd_w62, acc2_1_1));
+                const uint64_t O_v0_wide_rd_w64 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 128]);
+                const uint64_t Wo_v0_wide_rd_w65 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 128]);
+                acc2_0_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w64 >> 32), (uint32_t)(Wo_v0_wide_rd_w65 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w64, (uint32_t)Wo_v0_wide_rd_w65, acc2_0_0));
+                const uint64_t Wo_v0_wide_rd_w66 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 132]);
+                acc2_1_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w64 >> 32), (uint32_t)(Wo_v0_wide_rd_w66 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w64, (uint32_t)Wo_v0_wide_rd_w66, acc2_1_0));
+                const uint64_t O_v0_wide_rd_w67 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 132]);
+                acc2_0_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w67 >> 32), (uint32_t)(Wo_v0_wide_rd_w65 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w67, (uint32_t)Wo_v0_wide_rd_w65, acc2_0_1));
+                acc2_1_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w67 >> 32), (uint32_t)(Wo_v0_wide_rd_w66 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w67, (uint32_t)Wo_v0_wide_rd_w66, acc2_1_1));
+                const uint64_t O_v0_wide_rd_w68 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 136]);
+                const uint64_t Wo_v0_wide_rd_w69 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 136]);
+                acc2_0_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w68 >> 32), (uint32_t)(Wo_v0_wide_rd_w69 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w68, (uint32_t)Wo_v0_wide_rd_w69, acc2_0_0));
+                const uint64_t Wo_v0_wide_rd_w70 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 140]);
+                acc2_1_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w68 >> 32), (uint32_t)(Wo_v0_wide_rd_w70 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w68, (uint32_t)Wo_v0_wide_rd_w70, acc2_1_0));
+                const uint64_t O_v0_wide_rd_w71 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 140]);
+                acc2_0_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w71 >> 32), (uint32_t)(Wo_v0_wide_rd_w69 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w71, (uint32_t)Wo_v0_wide_rd_w69, acc2_0_1));
+                acc2_1_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w71 >> 32), (uint32_t)(Wo_v0_wide_rd_w70 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w71, (uint32_t)Wo_v0_wide_rd_w70, acc2_1_1));
+                const uint64_t O_v0_wide_rd_w72 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 144]);
+                const uint64_t Wo_v0_wide_rd_w73 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 144]);
+                acc2_0_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w72 >> 32), (uint32_t)(Wo_v0_wide_rd_w73 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w72, (uint32_t)Wo_v0_wide_rd_w73, acc2_0_0));
+                const uint64_t Wo_v0_wide_rd_w74 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 148]);
+                acc2_1_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w72 >> 32), (uint32_t)(Wo_v0_wide_rd_w74 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w72, (uint32_t)Wo_v0_wide_rd_w74, acc2_1_0));
+                const uint64_t O_v0_wide_rd_w75 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 148]);
+                acc2_0_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w75 >> 32), (uint32_t)(Wo_v0_wide_rd_w73 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w75, (uint32_t)Wo_v0_wide_rd_w73, acc2_0_1));
+                acc2_1_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w75 >> 32), (uint32_t)(Wo_v0_wide_rd_w74 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w75, (uint32_t)Wo_v0_wide_rd_w74, acc2_1_1));
+                const uint64_t O_v0_wide_rd_w76 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 152]);
+                const uint64_t Wo_v0_wide_rd_w77 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 152]);
+                acc2_0_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w76 >> 32), (uint32_t)(Wo_v0_wide_rd_w77 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w76, (uint32_t)Wo_v0_wide_rd_w77, acc2_0_0));
+                const uint64_t Wo_v0_wide_rd_w78 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 156]);
+                acc2_1_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w76 >> 32), (uint32_t)(Wo_v0_wide_rd_w78 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w76, (uint32_t)Wo_v0_wide_rd_w78, acc2_1_0));
+                const uint64_t O_v0_wide_rd_w79 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 156]);
+                acc2_0_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w79 >> 32), (uint32_t)(Wo_v0_wide_rd_w77 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w79, (uint32_t)Wo_v0_wide_rd_w77, acc2_0_1));
+                acc2_1_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w79 >> 32), (uint32_t)(Wo_v0_wide_rd_w78 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w79, (uint32_t)Wo_v0_wide_rd_w78, acc2_1_1));
+                const uint64_t O_v0_wide_rd_w80 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 160]);
+                const uint64_t Wo_v0_wide_rd_w81 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 160]);
+                acc2_0_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w80 >> 32), (uint32_t)(Wo_v0_wide_rd_w81 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w80, (uint32_t)Wo_v0_wide_rd_w81, acc2_0_0));
+                const uint64_t Wo_v0_wide_rd_w82 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 164]);
+                acc2_1_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w80 >> 32), (uint32_t)(Wo_v0_wide_rd_w82 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w80, (uint32_t)Wo_v0_wide_rd_w82, acc2_1_0));
+                const uint64_t O_v0_wide_rd_w83 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 164]);
+                acc2_0_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w83 >> 32), (uint32_t)(Wo_v0_wide_rd_w81 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w83, (uint32_t)Wo_v0_wide_rd_w81, acc2_0_1));
+                acc2_1_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w83 >> 32), (uint32_t)(Wo_v0_wide_rd_w82 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w83, (uint32_t)Wo_v0_wide_rd_w82, acc2_1_1));
+                const uint64_t O_v0_wide_rd_w84 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 168]);
+                const uint64_t Wo_v0_wide_rd_w85 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 168]);
+                acc2_0_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w84 >> 32), (uint32_t)(Wo_v0_wide_rd_w85 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w84, (uint32_t)Wo_v0_wide_rd_w85, acc2_0_0));
+                const uint64_t Wo_v0_wide_rd_w86 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 172]);
+                acc2_1_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w84 >> 32), (uint32_t)(Wo_v0_wide_rd_w86 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w84, (uint32_t)Wo_v0_wide_rd_w86, acc2_1_0));
+                const uint64_t O_v0_wide_rd_w87 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 172]);
+                acc2_0_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w87 >> 32), (uint32_t)(Wo_v0_wide_rd_w85 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w87, (uint32_t)Wo_v0_wide_rd_w85, acc2_0_1));
+                acc2_1_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w87 >> 32), (uint32_t)(Wo_v0_wide_rd_w86 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w87, (uint32_t)Wo_v0_wide_rd_w86, acc2_1_1));
+                const uint64_t O_v0_wide_rd_w88 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 176]);
+                const uint64_t Wo_v0_wide_rd_w89 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 176]);
+                acc2_0_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w88 >> 32), (uint32_t)(Wo_v0_wide_rd_w89 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w88, (uint32_t)Wo_v0_wide_rd_w89, acc2_0_0));
+                const uint64_t Wo_v0_wide_rd_w90 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 180]);
+                acc2_1_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w88 >> 32), (uint32_t)(Wo_v0_wide_rd_w90 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w88, (uint32_t)Wo_v0_wide_rd_w90, acc2_1_0));
+                const uint64_t O_v0_wide_rd_w91 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 180]);
+                acc2_0_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w91 >> 32), (uint32_t)(Wo_v0_wide_rd_w89 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w91, (uint32_t)Wo_v0_wide_rd_w89, acc2_0_1));
+                acc2_1_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w91 >> 32), (uint32_t)(Wo_v0_wide_rd_w90 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w91, (uint32_t)Wo_v0_wide_rd_w90, acc2_1_1));
+                const uint64_t O_v0_wide_rd_w92 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 184]);
+                const uint64_t Wo_v0_wide_rd_w93 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 184]);
+                acc2_0_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w92 >> 32), (uint32_t)(Wo_v0_wide_rd_w93 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w92, (uint32_t)Wo_v0_wide_rd_w93, acc2_0_0));
+                const uint64_t Wo_v0_wide_rd_w94 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 188]);
+                acc2_1_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w92 >> 32), (uint32_t)(Wo_v0_wide_rd_w94 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w92, (uint32_t)Wo_v0_wide_rd_w94, acc2_1_0));
+                const uint64_t O_v0_wide_rd_w95 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 188]);
+                acc2_0_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w95 >> 32), (uint32_t)(Wo_v0_wide_rd_w93 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w95, (uint32_t)Wo_v0_wide_rd_w93, acc2_0_1));
+                acc2_1_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w95 >> 32), (uint32_t)(Wo_v0_wide_rd_w94 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w95, (uint32_t)Wo_v0_wide_rd_w94, acc2_1_1));
+                const uint64_t O_v0_wide_rd_w96 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 192]);
+                const uint64_t Wo_v0_wide_rd_w97 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 192]);
+                acc2_0_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w96 >> 32), (uint32_t)(Wo_v0_wide_rd_w97 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w96, (uint32_t)Wo_v0_wide_rd_w97, acc2_0_0));
+                const uint64_t Wo_v0_wide_rd_w98 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 196]);
+                acc2_1_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w96 >> 32), (uint32_t)(Wo_v0_wide_rd_w98 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w96, (uint32_t)Wo_v0_wide_rd_w98, acc2_1_0));
+                const uint64_t O_v0_wide_rd_w99 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 196]);
+                acc2_0_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w99 >> 32), (uint32_t)(Wo_v0_wide_rd_w97 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w99, (uint32_t)Wo_v0_wide_rd_w97, acc2_0_1));
+                acc2_1_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w99 >> 32), (uint32_t)(Wo_v0_wide_rd_w98 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w99, (uint32_t)Wo_v0_wide_rd_w98, acc2_1_1));
+                const uint64_t O_v0_wide_rd_w100 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 200]);
+                const uint64_t Wo_v0_wide_rd_w101 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 200]);
+                acc2_0_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w100 >> 32), (uint32_t)(Wo_v0_wide_rd_w101 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w100, (uint32_t)Wo_v0_wide_rd_w101, acc2_0_0));
+                const uint64_t Wo_v0_wide_rd_w102 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 204]);
+                acc2_1_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w100 >> 32), (uint32_t)(Wo_v0_wide_rd_w102 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w100, (uint32_t)Wo_v0_wide_rd_w102, acc2_1_0));
+                const uint64_t O_v0_wide_rd_w103 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 204]);
+                acc2_0_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w103 >> 32), (uint32_t)(Wo_v0_wide_rd_w101 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w103, (uint32_t)Wo_v0_wide_rd_w101, acc2_0_1));
+                acc2_1_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w103 >> 32), (uint32_t)(Wo_v0_wide_rd_w102 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w103, (uint32_t)Wo_v0_wide_rd_w102, acc2_1_1));
+                const uint64_t O_v0_wide_rd_w104 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 208]);
+                const uint64_t Wo_v0_wide_rd_w105 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 208]);
+                acc2_0_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w104 >> 32), (uint32_t)(Wo_v0_wide_rd_w105 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w104, (uint32_t)Wo_v0_wide_rd_w105, acc2_0_0));
+                const uint64_t Wo_v0_wide_rd_w106 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 212]);
+                acc2_1_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w104 >> 32), (uint32_t)(Wo_v0_wide_rd_w106 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w104, (uint32_t)Wo_v0_wide_rd_w106, acc2_1_0));
+                const uint64_t O_v0_wide_rd_w107 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 212]);
+                acc2_0_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w107 >> 32), (uint32_t)(Wo_v0_wide_rd_w105 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w107, (uint32_t)Wo_v0_wide_rd_w105, acc2_0_1));
+                acc2_1_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w107 >> 32), (uint32_t)(Wo_v0_wide_rd_w106 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w107, (uint32_t)Wo_v0_wide_rd_w106, acc2_1_1));
+                const uint64_t O_v0_wide_rd_w108 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 216]);
+                const uint64_t Wo_v0_wide_rd_w109 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 216]);
+                acc2_0_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w108 >> 32), (uint32_t)(Wo_v0_wide_rd_w109 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w108, (uint32_t)Wo_v0_wide_rd_w109, acc2_0_0));
+                const uint64_t Wo_v0_wide_rd_w110 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 220]);
+                acc2_1_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w108 >> 32), (uint32_t)(Wo_v0_wide_rd_w110 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w108, (uint32_t)Wo_v0_wide_rd_w110, acc2_1_0));
+                const uint64_t O_v0_wide_rd_w111 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 220]);
+                acc2_0_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w111 >> 32), (uint32_t)(Wo_v0_wide_rd_w109 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w111, (uint32_t)Wo_v0_wide_rd_w109, acc2_0_1));
+                acc2_1_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w111 >> 32), (uint32_t)(Wo_v0_wide_rd_w110 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w111, (uint32_t)Wo_v0_wide_rd_w110, acc2_1_1));
+                const uint64_t O_v0_wide_rd_w112 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 224]);
+                const uint64_t Wo_v0_wide_rd_w113 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 224]);
+                acc2_0_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w112 >> 32), (uint32_t)(Wo_v0_wide_rd_w113 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w112, (uint32_t)Wo_v0_wide_rd_w113, acc2_0_0));
+                const uint64_t Wo_v0_wide_rd_w114 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 228]);
+                acc2_1_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w112 >> 32), (uint32_t)(Wo_v0_wide_rd_w114 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w112, (uint32_t)Wo_v0_wide_rd_w114, acc2_1_0));
+                const uint64_t O_v0_wide_rd_w115 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 228]);
+                acc2_0_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w115 >> 32), (uint32_t)(Wo_v0_wide_rd_w113 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w115, (uint32_t)Wo_v0_wide_rd_w113, acc2_0_1));
+                acc2_1_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w115 >> 32), (uint32_t)(Wo_v0_wide_rd_w114 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w115, (uint32_t)Wo_v0_wide_rd_w114, acc2_1_1));
+                const uint64_t O_v0_wide_rd_w116 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 232]);
+                const uint64_t Wo_v0_wide_rd_w117 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 232]);
+                acc2_0_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w116 >> 32), (uint32_t)(Wo_v0_wide_rd_w117 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w116, (uint32_t)Wo_v0_wide_rd_w117, acc2_0_0));
+                const uint64_t Wo_v0_wide_rd_w118 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 236]);
+                acc2_1_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w116 >> 32), (uint32_t)(Wo_v0_wide_rd_w118 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w116, (uint32_t)Wo_v0_wide_rd_w118, acc2_1_0));
+                const uint64_t O_v0_wide_rd_w119 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 236]);
+                acc2_0_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w119 >> 32), (uint32_t)(Wo_v0_wide_rd_w117 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w119, (uint32_t)Wo_v0_wide_rd_w117, acc2_0_1));
+                acc2_1_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w119 >> 32), (uint32_t)(Wo_v0_wide_rd_w118 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w119, (uint32_t)Wo_v0_wide_rd_w118, acc2_1_1));
+                const uint64_t O_v0_wide_rd_w120 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 240]);
+                const uint64_t Wo_v0_wide_rd_w121 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 240]);
+                acc2_0_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w120 >> 32), (uint32_t)(Wo_v0_wide_rd_w121 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w120, (uint32_t)Wo_v0_wide_rd_w121, acc2_0_0));
+                const uint64_t Wo_v0_wide_rd_w122 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 244]);
+                acc2_1_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w120 >> 32), (uint32_t)(Wo_v0_wide_rd_w122 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w120, (uint32_t)Wo_v0_wide_rd_w122, acc2_1_0));
+                const uint64_t O_v0_wide_rd_w123 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 244]);
+                acc2_0_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w123 >> 32), (uint32_t)(Wo_v0_wide_rd_w121 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w123, (uint32_t)Wo_v0_wide_rd_w121, acc2_0_1));
+                acc2_1_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w123 >> 32), (uint32_t)(Wo_v0_wide_rd_w122 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w123, (uint32_t)Wo_v0_wide_rd_w122, acc2_1_1));
+                const uint64_t O_v0_wide_rd_w124 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 248]);
+                const uint64_t Wo_v0_wide_rd_w125 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 248]);
+                acc2_0_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w124 >> 32), (uint32_t)(Wo_v0_wide_rd_w125 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w124, (uint32_t)Wo_v0_wide_rd_w125, acc2_0_0));
+                const uint64_t Wo_v0_wide_rd_w126 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 252]);
+                acc2_1_0 = kgen_smlad((uint32_t)(O_v0_wide_rd_w124 >> 32), (uint32_t)(Wo_v0_wide_rd_w126 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w124, (uint32_t)Wo_v0_wide_rd_w126, acc2_1_0));
+                const uint64_t O_v0_wide_rd_w127 = kgen_ld64(&O_v0_wide_rd[256 * k_o_u + 252]);
+                acc2_0_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w127 >> 32), (uint32_t)(Wo_v0_wide_rd_w125 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w127, (uint32_t)Wo_v0_wide_rd_w125, acc2_0_1));
+                acc2_1_1 = kgen_smlad((uint32_t)(O_v0_wide_rd_w127 >> 32), (uint32_t)(Wo_v0_wide_rd_w126 >> 32), kgen_smlad((uint32_t)O_v0_wide_rd_w127, (uint32_t)Wo_v0_wide_rd_w126, acc2_1_1));
+            }
+            Y[(2 * e1_o) + (64 * s1_o)] = (int8_t)kgen_ssat8((((int32_t)((uint32_t)acc2_0_0 * (uint32_t)mul_o)) >> shift_o));
+            Y[((2 * e1_o) + (64 * s1_o)) + 32] = (int8_t)kgen_ssat8((((int32_t)((uint32_t)acc2_0_1 * (uint32_t)mul_o)) >> shift_o));
+            Y[((2 * e1_o) + (64 * s1_o)) + 1] = (int8_t)kgen_ssat8((((int32_t)((uint32_t)acc2_1_0 * (uint32_t)mul_o)) >> shift_o));
+            Y[((2 * e1_o) + (64 * s1_o)) + 33] = (int8_t)kgen_ssat8((((int32_t)((uint32_t)acc2_1_1 * (uint32_t)mul_o)) >> shift_o));
+        }
+    }
+    int16_t *const O_v0_tail_storage = (int16_t *)(void *)((unsigned char *)scratch + 37120);
+    for (int32_t O_v0_tail_k = 0; O_v0_tail_k < 64; ++O_v0_tail_k) {
+        for (int32_t O_v0_tail_r = 0; O_v0_tail_r < 1; ++O_v0_tail_r) {
+            O_v0_tail_storage[(4 * O_v0_tail_k) + (4 * O_v0_tail_r)] = (int16_t)O_storage[((256 * O_v0_tail_r) + (4 * O_v0_tail_k)) + 20480];
+            O_v0_tail_storage[((4 * O_v0_tail_k) + (4 * O_v0_tail_r)) + 1] = (int16_t)O_storage[((256 * O_v0_tail_r) + (4 * O_v0_tail_k)) + 20481];
+            O_v0_tail_storage[((4 * O_v0_tail_k) + (4 * O_v0_tail_r)) + 2] = (int16_t)O_storage[((256 * O_v0_tail_r) + (4 * O_v0_tail_k)) + 20482];
+            O_v0_tail_storage[((4 * O_v0_tail_k) + (4 * O_v0_tail_r)) + 3] = (int16_t)O_storage[((256 * O_v0_tail_r) + (4 * O_v0_tail_k)) + 20483];
+        }
+    }
+    for (int32_t e1_o = 0; e1_o < 16; ++e1_o) {
+        const int16_t *O_v0_tail_rd = O_v0_tail_storage;
+        KGEN_LAUNDER(O_v0_tail_rd);
+        const int16_t *Wo_v0_wide_rd = Wo_v0_wide_storage;
+        KGEN_LAUNDER(Wo_v0_wide_rd);
+        int32_t acc2_0 = bo[2 * e1_o];
+        int32_t acc2_1 = bo[(2 * e1_o) + 1];
+        for (int32_t k_o_u = 0; k_o_u < 2; ++k_o_u) {
+            const uint64_t O_v0_tail_rd_w0 = kgen_ld64(&O_v0_tail_rd[128 * k_o_u + 0]);
+            const uint64_t Wo_v0_wide_rd_w1 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 0]);
+            acc2_0 = kgen_smlad((uint32_t)(O_v0_tail_rd_w0 >> 32), (uint32_t)(Wo_v0_wide_rd_w1 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w0, (uint32_t)Wo_v0_wide_rd_w1, acc2_0));
+            const uint64_t Wo_v0_wide_rd_w2 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 4]);
+            acc2_1 = kgen_smlad((uint32_t)(O_v0_tail_rd_w0 >> 32), (uint32_t)(Wo_v0_wide_rd_w2 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w0, (uint32_t)Wo_v0_wide_rd_w2, acc2_1));
+            const uint64_t O_v0_tail_rd_w3 = kgen_ld64(&O_v0_tail_rd[128 * k_o_u + 4]);
+            const uint64_t Wo_v0_wide_rd_w4 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 8]);
+            acc2_0 = kgen_smlad((uint32_t)(O_v0_tail_rd_w3 >> 32), (uint32_t)(Wo_v0_wide_rd_w4 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w3, (uint32_t)Wo_v0_wide_rd_w4, acc2_0));
+            const uint64_t Wo_v0_wide_rd_w5 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 12]);
+            acc2_1 = kgen_smlad((uint32_t)(O_v0_tail_rd_w3 >> 32), (uint32_t)(Wo_v0_wide_rd_w5 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w3, (uint32_t)Wo_v0_wide_rd_w5, acc2_1));
+            const uint64_t O_v0_tail_rd_w6 = kgen_ld64(&O_v0_tail_rd[128 * k_o_u + 8]);
+            const uint64_t Wo_v0_wide_rd_w7 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 16]);
+            acc2_0 = kgen_smlad((uint32_t)(O_v0_tail_rd_w6 >> 32), (uint32_t)(Wo_v0_wide_rd_w7 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w6, (uint32_t)Wo_v0_wide_rd_w7, acc2_0));
+            const uint64_t Wo_v0_wide_rd_w8 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 20]);
+            acc2_1 = kgen_smlad((uint32_t)(O_v0_tail_rd_w6 >> 32), (uint32_t)(Wo_v0_wide_rd_w8 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w6, (uint32_t)Wo_v0_wide_rd_w8, acc2_1));
+            const uint64_t O_v0_tail_rd_w9 = kgen_ld64(&O_v0_tail_rd[128 * k_o_u + 12]);
+            const uint64_t Wo_v0_wide_rd_w10 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 24]);
+            acc2_0 = kgen_smlad((uint32_t)(O_v0_tail_rd_w9 >> 32), (uint32_t)(Wo_v0_wide_rd_w10 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w9, (uint32_t)Wo_v0_wide_rd_w10, acc2_0));
+            const uint64_t Wo_v0_wide_rd_w11 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 28]);
+            acc2_1 = kgen_smlad((uint32_t)(O_v0_tail_rd_w9 >> 32), (uint32_t)(Wo_v0_wide_rd_w11 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w9, (uint32_t)Wo_v0_wide_rd_w11, acc2_1));
+            const uint64_t O_v0_tail_rd_w12 = kgen_ld64(&O_v0_tail_rd[128 * k_o_u + 16]);
+            const uint64_t Wo_v0_wide_rd_w13 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 32]);
+            acc2_0 = kgen_smlad((uint32_t)(O_v0_tail_rd_w12 >> 32), (uint32_t)(Wo_v0_wide_rd_w13 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w12, (uint32_t)Wo_v0_wide_rd_w13, acc2_0));
+            const uint64_t Wo_v0_wide_rd_w14 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 36]);
+            acc2_1 = kgen_smlad((uint32_t)(O_v0_tail_rd_w12 >> 32), (uint32_t)(Wo_v0_wide_rd_w14 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w12, (uint32_t)Wo_v0_wide_rd_w14, acc2_1));
+            const uint64_t O_v0_tail_rd_w15 = kgen_ld64(&O_v0_tail_rd[128 * k_o_u + 20]);
+            const uint64_t Wo_v0_wide_rd_w16 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 40]);
+            acc2_0 = kgen_smlad((uint32_t)(O_v0_tail_rd_w15 >> 32), (uint32_t)(Wo_v0_wide_rd_w16 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w15, (uint32_t)Wo_v0_wide_rd_w16, acc2_0));
+            const uint64_t Wo_v0_wide_rd_w17 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 44]);
+            acc2_1 = kgen_smlad((uint32_t)(O_v0_tail_rd_w15 >> 32), (uint32_t)(Wo_v0_wide_rd_w17 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w15, (uint32_t)Wo_v0_wide_rd_w17, acc2_1));
+            const uint64_t O_v0_tail_rd_w18 = kgen_ld64(&O_v0_tail_rd[128 * k_o_u + 24]);
+            const uint64_t Wo_v0_wide_rd_w19 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 48]);
+            acc2_0 = kgen_smlad((uint32_t)(O_v0_tail_rd_w18 >> 32), (uint32_t)(Wo_v0_wide_rd_w19 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w18, (uint32_t)Wo_v0_wide_rd_w19, acc2_0));
+            const uint64_t Wo_v0_wide_rd_w20 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 52]);
+            acc2_1 = kgen_smlad((uint32_t)(O_v0_tail_rd_w18 >> 32), (uint32_t)(Wo_v0_wide_rd_w20 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w18, (uint32_t)Wo_v0_wide_rd_w20, acc2_1));
+            const uint64_t O_v0_tail_rd_w21 = kgen_ld64(&O_v0_tail_rd[128 * k_o_u + 28]);
+            const uint64_t Wo_v0_wide_rd_w22 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 56]);
+            acc2_0 = kgen_smlad((uint32_t)(O_v0_tail_rd_w21 >> 32), (uint32_t)(Wo_v0_wide_rd_w22 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w21, (uint32_t)Wo_v0_wide_rd_w22, acc2_0));
+            const uint64_t Wo_v0_wide_rd_w23 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 60]);
+            acc2_1 = kgen_smlad((uint32_t)(O_v0_tail_rd_w21 >> 32), (uint32_t)(Wo_v0_wide_rd_w23 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w21, (uint32_t)Wo_v0_wide_rd_w23, acc2_1));
+            const uint64_t O_v0_tail_rd_w24 = kgen_ld64(&O_v0_tail_rd[128 * k_o_u + 32]);
+            const uint64_t Wo_v0_wide_rd_w25 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 64]);
+            acc2_0 = kgen_smlad((uint32_t)(O_v0_tail_rd_w24 >> 32), (uint32_t)(Wo_v0_wide_rd_w25 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w24, (uint32_t)Wo_v0_wide_rd_w25, acc2_0));
+            const uint64_t Wo_v0_wide_rd_w26 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 68]);
+            acc2_1 = kgen_smlad((uint32_t)(O_v0_tail_rd_w24 >> 32), (uint32_t)(Wo_v0_wide_rd_w26 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w24, (uint32_t)Wo_v0_wide_rd_w26, acc2_1));
+            const uint64_t O_v0_tail_rd_w27 = kgen_ld64(&O_v0_tail_rd[128 * k_o_u + 36]);
+            const uint64_t Wo_v0_wide_rd_w28 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 72]);
+            acc2_0 = kgen_smlad((uint32_t)(O_v0_tail_rd_w27 >> 32), (uint32_t)(Wo_v0_wide_rd_w28 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w27, (uint32_t)Wo_v0_wide_rd_w28, acc2_0));
+            const uint64_t Wo_v0_wide_rd_w29 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 76]);
+            acc2_1 = kgen_smlad((uint32_t)(O_v0_tail_rd_w27 >> 32), (uint32_t)(Wo_v0_wide_rd_w29 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w27, (uint32_t)Wo_v0_wide_rd_w29, acc2_1));
+            const uint64_t O_v0_tail_rd_w30 = kgen_ld64(&O_v0_tail_rd[128 * k_o_u + 40]);
+            const uint64_t Wo_v0_wide_rd_w31 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 80]);
+            acc2_0 = kgen_smlad((uint32_t)(O_v0_tail_rd_w30 >> 32), (uint32_t)(Wo_v0_wide_rd_w31 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w30, (uint32_t)Wo_v0_wide_rd_w31, acc2_0));
+            const uint64_t Wo_v0_wide_rd_w32 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 84]);
+            acc2_1 = kgen_smlad((uint32_t)(O_v0_tail_rd_w30 >> 32), (uint32_t)(Wo_v0_wide_rd_w32 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w30, (uint32_t)Wo_v0_wide_rd_w32, acc2_1));
+            const uint64_t O_v0_tail_rd_w33 = kgen_ld64(&O_v0_tail_rd[128 * k_o_u + 44]);
+            const uint64_t Wo_v0_wide_rd_w34 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 88]);
+            acc2_0 = kgen_smlad((uint32_t)(O_v0_tail_rd_w33 >> 32), (uint32_t)(Wo_v0_wide_rd_w34 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w33, (uint32_t)Wo_v0_wide_rd_w34, acc2_0));
+            const uint64_t Wo_v0_wide_rd_w35 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 92]);
+            acc2_1 = kgen_smlad((uint32_t)(O_v0_tail_rd_w33 >> 32), (uint32_t)(Wo_v0_wide_rd_w35 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w33, (uint32_t)Wo_v0_wide_rd_w35, acc2_1));
+            const uint64_t O_v0_tail_rd_w36 = kgen_ld64(&O_v0_tail_rd[128 * k_o_u + 48]);
+            const uint64_t Wo_v0_wide_rd_w37 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 96]);
+            acc2_0 = kgen_smlad((uint32_t)(O_v0_tail_rd_w36 >> 32), (uint32_t)(Wo_v0_wide_rd_w37 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w36, (uint32_t)Wo_v0_wide_rd_w37, acc2_0));
+            const uint64_t Wo_v0_wide_rd_w38 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 100]);
+            acc2_1 = kgen_smlad((uint32_t)(O_v0_tail_rd_w36 >> 32), (uint32_t)(Wo_v0_wide_rd_w38 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w36, (uint32_t)Wo_v0_wide_rd_w38, acc2_1));
+            const uint64_t O_v0_tail_rd_w39 = kgen_ld64(&O_v0_tail_rd[128 * k_o_u + 52]);
+            const uint64_t Wo_v0_wide_rd_w40 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 104]);
+            acc2_0 = kgen_smlad((uint32_t)(O_v0_tail_rd_w39 >> 32), (uint32_t)(Wo_v0_wide_rd_w40 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w39, (uint32_t)Wo_v0_wide_rd_w40, acc2_0));
+            const uint64_t Wo_v0_wide_rd_w41 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 108]);
+            acc2_1 = kgen_smlad((uint32_t)(O_v0_tail_rd_w39 >> 32), (uint32_t)(Wo_v0_wide_rd_w41 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w39, (uint32_t)Wo_v0_wide_rd_w41, acc2_1));
+            const uint64_t O_v0_tail_rd_w42 = kgen_ld64(&O_v0_tail_rd[128 * k_o_u + 56]);
+            const uint64_t Wo_v0_wide_rd_w43 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 112]);
+            acc2_0 = kgen_smlad((uint32_t)(O_v0_tail_rd_w42 >> 32), (uint32_t)(Wo_v0_wide_rd_w43 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w42, (uint32_t)Wo_v0_wide_rd_w43, acc2_0));
+            const uint64_t Wo_v0_wide_rd_w44 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 116]);
+            acc2_1 = kgen_smlad((uint32_t)(O_v0_tail_rd_w42 >> 32), (uint32_t)(Wo_v0_wide_rd_w44 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w42, (uint32_t)Wo_v0_wide_rd_w44, acc2_1));
+            const uint64_t O_v0_tail_rd_w45 = kgen_ld64(&O_v0_tail_rd[128 * k_o_u + 60]);
+            const uint64_t Wo_v0_wide_rd_w46 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 120]);
+            acc2_0 = kgen_smlad((uint32_t)(O_v0_tail_rd_w45 >> 32), (uint32_t)(Wo_v0_wide_rd_w46 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w45, (uint32_t)Wo_v0_wide_rd_w46, acc2_0));
+            const uint64_t Wo_v0_wide_rd_w47 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 124]);
+            acc2_1 = kgen_smlad((uint32_t)(O_v0_tail_rd_w45 >> 32), (uint32_t)(Wo_v0_wide_rd_w47 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w45, (uint32_t)Wo_v0_wide_rd_w47, acc2_1));
+            const uint64_t O_v0_tail_rd_w48 = kgen_ld64(&O_v0_tail_rd[128 * k_o_u + 64]);
+            const uint64_t Wo_v0_wide_rd_w49 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 128]);
+            acc2_0 = kgen_smlad((uint32_t)(O_v0_tail_rd_w48 >> 32), (uint32_t)(Wo_v0_wide_rd_w49 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w48, (uint32_t)Wo_v0_wide_rd_w49, acc2_0));
+            const uint64_t Wo_v0_wide_rd_w50 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 132]);
+            acc2_1 = kgen_smlad((uint32_t)(O_v0_tail_rd_w48 >> 32), (uint32_t)(Wo_v0_wide_rd_w50 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w48, (uint32_t)Wo_v0_wide_rd_w50, acc2_1));
+            const uint64_t O_v0_tail_rd_w51 = kgen_ld64(&O_v0_tail_rd[128 * k_o_u + 68]);
+            const uint64_t Wo_v0_wide_rd_w52 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 136]);
+            acc2_0 = kgen_smlad((uint32_t)(O_v0_tail_rd_w51 >> 32), (uint32_t)(Wo_v0_wide_rd_w52 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w51, (uint32_t)Wo_v0_wide_rd_w52, acc2_0));
+            const uint64_t Wo_v0_wide_rd_w53 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 140]);
+            acc2_1 = kgen_smlad((uint32_t)(O_v0_tail_rd_w51 >> 32), (uint32_t)(Wo_v0_wide_rd_w53 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w51, (uint32_t)Wo_v0_wide_rd_w53, acc2_1));
+            const uint64_t O_v0_tail_rd_w54 = kgen_ld64(&O_v0_tail_rd[128 * k_o_u + 72]);
+            const uint64_t Wo_v0_wide_rd_w55 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 144]);
+            acc2_0 = kgen_smlad((uint32_t)(O_v0_tail_rd_w54 >> 32), (uint32_t)(Wo_v0_wide_rd_w55 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w54, (uint32_t)Wo_v0_wide_rd_w55, acc2_0));
+            const uint64_t Wo_v0_wide_rd_w56 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 148]);
+            acc2_1 = kgen_smlad((uint32_t)(O_v0_tail_rd_w54 >> 32), (uint32_t)(Wo_v0_wide_rd_w56 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w54, (uint32_t)Wo_v0_wide_rd_w56, acc2_1));
+            const uint64_t O_v0_tail_rd_w57 = kgen_ld64(&O_v0_tail_rd[128 * k_o_u + 76]);
+            const uint64_t Wo_v0_wide_rd_w58 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 152]);
+            acc2_0 = kgen_smlad((uint32_t)(O_v0_tail_rd_w57 >> 32), (uint32_t)(Wo_v0_wide_rd_w58 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w57, (uint32_t)Wo_v0_wide_rd_w58, acc2_0));
+            const uint64_t Wo_v0_wide_rd_w59 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 156]);
+            acc2_1 = kgen_smlad((uint32_t)(O_v0_tail_rd_w57 >> 32), (uint32_t)(Wo_v0_wide_rd_w59 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w57, (uint32_t)Wo_v0_wide_rd_w59, acc2_1));
+            const uint64_t O_v0_tail_rd_w60 = kgen_ld64(&O_v0_tail_rd[128 * k_o_u + 80]);
+            const uint64_t Wo_v0_wide_rd_w61 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 160]);
+            acc2_0 = kgen_smlad((uint32_t)(O_v0_tail_rd_w60 >> 32), (uint32_t)(Wo_v0_wide_rd_w61 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w60, (uint32_t)Wo_v0_wide_rd_w61, acc2_0));
+            const uint64_t Wo_v0_wide_rd_w62 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 164]);
+            acc2_1 = kgen_smlad((uint32_t)(O_v0_tail_rd_w60 >> 32), (uint32_t)(Wo_v0_wide_rd_w62 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w60, (uint32_t)Wo_v0_wide_rd_w62, acc2_1));
+            const uint64_t O_v0_tail_rd_w63 = kgen_ld64(&O_v0_tail_rd[128 * k_o_u + 84]);
+            const uint64_t Wo_v0_wide_rd_w64 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 168]);
+            acc2_0 = kgen_smlad((uint32_t)(O_v0_tail_rd_w63 >> 32), (uint32_t)(Wo_v0_wide_rd_w64 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w63, (uint32_t)Wo_v0_wide_rd_w64, acc2_0));
+            const uint64_t Wo_v0_wide_rd_w65 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 172]);
+            acc2_1 = kgen_smlad((uint32_t)(O_v0_tail_rd_w63 >> 32), (uint32_t)(Wo_v0_wide_rd_w65 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w63, (uint32_t)Wo_v0_wide_rd_w65, acc2_1));
+            const uint64_t O_v0_tail_rd_w66 = kgen_ld64(&O_v0_tail_rd[128 * k_o_u + 88]);
+            const uint64_t Wo_v0_wide_rd_w67 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 176]);
+            acc2_0 = kgen_smlad((uint32_t)(O_v0_tail_rd_w66 >> 32), (uint32_t)(Wo_v0_wide_rd_w67 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w66, (uint32_t)Wo_v0_wide_rd_w67, acc2_0));
+            const uint64_t Wo_v0_wide_rd_w68 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 180]);
+            acc2_1 = kgen_smlad((uint32_t)(O_v0_tail_rd_w66 >> 32), (uint32_t)(Wo_v0_wide_rd_w68 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w66, (uint32_t)Wo_v0_wide_rd_w68, acc2_1));
+            const uint64_t O_v0_tail_rd_w69 = kgen_ld64(&O_v0_tail_rd[128 * k_o_u + 92]);
+            const uint64_t Wo_v0_wide_rd_w70 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 184]);
+            acc2_0 = kgen_smlad((uint32_t)(O_v0_tail_rd_w69 >> 32), (uint32_t)(Wo_v0_wide_rd_w70 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w69, (uint32_t)Wo_v0_wide_rd_w70, acc2_0));
+            const uint64_t Wo_v0_wide_rd_w71 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 188]);
+            acc2_1 = kgen_smlad((uint32_t)(O_v0_tail_rd_w69 >> 32), (uint32_t)(Wo_v0_wide_rd_w71 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w69, (uint32_t)Wo_v0_wide_rd_w71, acc2_1));
+            const uint64_t O_v0_tail_rd_w72 = kgen_ld64(&O_v0_tail_rd[128 * k_o_u + 96]);
+            const uint64_t Wo_v0_wide_rd_w73 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 192]);
+            acc2_0 = kgen_smlad((uint32_t)(O_v0_tail_rd_w72 >> 32), (uint32_t)(Wo_v0_wide_rd_w73 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w72, (uint32_t)Wo_v0_wide_rd_w73, acc2_0));
+            const uint64_t Wo_v0_wide_rd_w74 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 196]);
+            acc2_1 = kgen_smlad((uint32_t)(O_v0_tail_rd_w72 >> 32), (uint32_t)(Wo_v0_wide_rd_w74 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w72, (uint32_t)Wo_v0_wide_rd_w74, acc2_1));
+            const uint64_t O_v0_tail_rd_w75 = kgen_ld64(&O_v0_tail_rd[128 * k_o_u + 100]);
+            const uint64_t Wo_v0_wide_rd_w76 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 200]);
+            acc2_0 = kgen_smlad((uint32_t)(O_v0_tail_rd_w75 >> 32), (uint32_t)(Wo_v0_wide_rd_w76 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w75, (uint32_t)Wo_v0_wide_rd_w76, acc2_0));
+            const uint64_t Wo_v0_wide_rd_w77 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 204]);
+            acc2_1 = kgen_smlad((uint32_t)(O_v0_tail_rd_w75 >> 32), (uint32_t)(Wo_v0_wide_rd_w77 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w75, (uint32_t)Wo_v0_wide_rd_w77, acc2_1));
+            const uint64_t O_v0_tail_rd_w78 = kgen_ld64(&O_v0_tail_rd[128 * k_o_u + 104]);
+            const uint64_t Wo_v0_wide_rd_w79 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 208]);
+            acc2_0 = kgen_smlad((uint32_t)(O_v0_tail_rd_w78 >> 32), (uint32_t)(Wo_v0_wide_rd_w79 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w78, (uint32_t)Wo_v0_wide_rd_w79, acc2_0));
+            const uint64_t Wo_v0_wide_rd_w80 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 212]);
+            acc2_1 = kgen_smlad((uint32_t)(O_v0_tail_rd_w78 >> 32), (uint32_t)(Wo_v0_wide_rd_w80 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w78, (uint32_t)Wo_v0_wide_rd_w80, acc2_1));
+            const uint64_t O_v0_tail_rd_w81 = kgen_ld64(&O_v0_tail_rd[128 * k_o_u + 108]);
+            const uint64_t Wo_v0_wide_rd_w82 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 216]);
+            acc2_0 = kgen_smlad((uint32_t)(O_v0_tail_rd_w81 >> 32), (uint32_t)(Wo_v0_wide_rd_w82 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w81, (uint32_t)Wo_v0_wide_rd_w82, acc2_0));
+            const uint64_t Wo_v0_wide_rd_w83 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 220]);
+            acc2_1 = kgen_smlad((uint32_t)(O_v0_tail_rd_w81 >> 32), (uint32_t)(Wo_v0_wide_rd_w83 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w81, (uint32_t)Wo_v0_wide_rd_w83, acc2_1));
+            const uint64_t O_v0_tail_rd_w84 = kgen_ld64(&O_v0_tail_rd[128 * k_o_u + 112]);
+            const uint64_t Wo_v0_wide_rd_w85 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 224]);
+            acc2_0 = kgen_smlad((uint32_t)(O_v0_tail_rd_w84 >> 32), (uint32_t)(Wo_v0_wide_rd_w85 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w84, (uint32_t)Wo_v0_wide_rd_w85, acc2_0));
+            const uint64_t Wo_v0_wide_rd_w86 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 228]);
+            acc2_1 = kgen_smlad((uint32_t)(O_v0_tail_rd_w84 >> 32), (uint32_t)(Wo_v0_wide_rd_w86 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w84, (uint32_t)Wo_v0_wide_rd_w86, acc2_1));
+            const uint64_t O_v0_tail_rd_w87 = kgen_ld64(&O_v0_tail_rd[128 * k_o_u + 116]);
+            const uint64_t Wo_v0_wide_rd_w88 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 232]);
+            acc2_0 = kgen_smlad((uint32_t)(O_v0_tail_rd_w87 >> 32), (uint32_t)(Wo_v0_wide_rd_w88 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w87, (uint32_t)Wo_v0_wide_rd_w88, acc2_0));
+            const uint64_t Wo_v0_wide_rd_w89 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 236]);
+            acc2_1 = kgen_smlad((uint32_t)(O_v0_tail_rd_w87 >> 32), (uint32_t)(Wo_v0_wide_rd_w89 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w87, (uint32_t)Wo_v0_wide_rd_w89, acc2_1));
+            const uint64_t O_v0_tail_rd_w90 = kgen_ld64(&O_v0_tail_rd[128 * k_o_u + 120]);
+            const uint64_t Wo_v0_wide_rd_w91 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 240]);
+            acc2_0 = kgen_smlad((uint32_t)(O_v0_tail_rd_w90 >> 32), (uint32_t)(Wo_v0_wide_rd_w91 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w90, (uint32_t)Wo_v0_wide_rd_w91, acc2_0));
+            const uint64_t Wo_v0_wide_rd_w92 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 244]);
+            acc2_1 = kgen_smlad((uint32_t)(O_v0_tail_rd_w90 >> 32), (uint32_t)(Wo_v0_wide_rd_w92 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w90, (uint32_t)Wo_v0_wide_rd_w92, acc2_1));
+            const uint64_t O_v0_tail_rd_w93 = kgen_ld64(&O_v0_tail_rd[128 * k_o_u + 124]);
+            const uint64_t Wo_v0_wide_rd_w94 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 248]);
+            acc2_0 = kgen_smlad((uint32_t)(O_v0_tail_rd_w93 >> 32), (uint32_t)(Wo_v0_wide_rd_w94 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w93, (uint32_t)Wo_v0_wide_rd_w94, acc2_0));
+            const uint64_t Wo_v0_wide_rd_w95 = kgen_ld64(&Wo_v0_wide_rd[(256 * k_o_u) + (512 * e1_o) + 252]);
+            acc2_1 = kgen_smlad((uint32_t)(O_v0_tail_rd_w93 >> 32), (uint32_t)(Wo_v0_wide_rd_w95 >> 32), kgen_smlad((uint32_t)O_v0_tail_rd_w93, (uint32_t)Wo_v0_wide_rd_w95, acc2_1));
+        }
+        Y[(2 * e1_o) + 2560] = (int8_t)kgen_ssat8((((int32_t)((uint32_t)acc2_0 * (uint32_t)mul_o)) >> shift_o));
+        Y[(2 * e1_o) + 2561] = (int8_t)kgen_ssat8((((int32_t)((uint32_t)acc2_1 * (uint32_t)mul_o)) >> shift_o));
     }
 }

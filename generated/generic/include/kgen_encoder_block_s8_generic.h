@@ -6,10 +6,20 @@
 #define KGEN_ENCODER_BLOCK_S8_GENERIC_H
 
 #include <stdint.h>
+#include <stddef.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/**
+ * @brief Bytes of scratch memory (8-byte aligned) to pass as the last argument of
+ *        kgen_encoder_block_s8_generic() for these sizes.
+ *
+ * The buffer holds the kernel's intermediate arrays (Qh, Kh, Vth, T, ybuf, Ar, O, y, r, x1, hid);
+ * it is not read before it is written, so it needs no initialisation and can be reused between calls.
+ */
+size_t kgen_encoder_block_s8_generic_get_buffer_size(int32_t S, int32_t E, int32_t H, int32_t P, int32_t F);
 
 /**
  * @brief Tiny-Transformer encoder block, fully fused and depth-first: X [S][E] → Y [S][E].
@@ -89,6 +99,7 @@ extern "C" {
  * @param[in]     H size symbol H (>= 1)
  * @param[in]     P size symbol P (>= 1)
  * @param[in]     F size symbol F (>= 1)
+ * @param[in,out] scratch work memory of kgen_encoder_block_s8_generic_get_buffer_size() bytes, 8-byte aligned, not shared with any other argument; its content is undefined on entry and on return
  *
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
@@ -251,7 +262,7 @@ extern "C" {
  * @endcode
  * ISA path: generic; the portable C path is used when the ISA feature macro is absent.
  */
-void kgen_encoder_block_s8_generic(const int8_t *restrict X, const int8_t *restrict Wq, const int32_t *restrict bq, const int8_t *restrict Wk, const int32_t *restrict bk, const int8_t *restrict Wv, const int32_t *restrict bv, const int8_t *restrict Wo, const int32_t *restrict bo, const int32_t *restrict g1, const int32_t *restrict be1, const int8_t *restrict W1, const int32_t *restrict b1, const int8_t *restrict W2, const int32_t *restrict b2, const int32_t *restrict g2, const int32_t *restrict be2, int32_t mul_q, int32_t shift_q, int32_t mul_k, int32_t shift_k, int32_t mul_v, int32_t shift_v, int32_t mul_s, int32_t shift_s, int32_t a, int32_t b, int32_t c, int32_t log2, int32_t mul_av, int32_t shift_av, int32_t mul_o, int32_t shift_o, int32_t mul_r1x, int32_t shift_r1x, int32_t mul_r1y, int32_t shift_r1y, int32_t ln1_shift, int32_t mul_f1, int32_t shift_f1, int32_t gelu_b, int32_t gelu_one, int32_t gelu_mul, int32_t gelu_shift, int32_t mul_f2, int32_t shift_f2, int32_t mul_r2x, int32_t shift_r2x, int32_t mul_r2y, int32_t shift_r2y, int32_t ln2_shift, int8_t *restrict Y, int32_t S, int32_t E, int32_t H, int32_t P, int32_t F);
+void kgen_encoder_block_s8_generic(const int8_t *restrict X, const int8_t *restrict Wq, const int32_t *restrict bq, const int8_t *restrict Wk, const int32_t *restrict bk, const int8_t *restrict Wv, const int32_t *restrict bv, const int8_t *restrict Wo, const int32_t *restrict bo, const int32_t *restrict g1, const int32_t *restrict be1, const int8_t *restrict W1, const int32_t *restrict b1, const int8_t *restrict W2, const int32_t *restrict b2, const int32_t *restrict g2, const int32_t *restrict be2, int32_t mul_q, int32_t shift_q, int32_t mul_k, int32_t shift_k, int32_t mul_v, int32_t shift_v, int32_t mul_s, int32_t shift_s, int32_t a, int32_t b, int32_t c, int32_t log2, int32_t mul_av, int32_t shift_av, int32_t mul_o, int32_t shift_o, int32_t mul_r1x, int32_t shift_r1x, int32_t mul_r1y, int32_t shift_r1y, int32_t ln1_shift, int32_t mul_f1, int32_t shift_f1, int32_t gelu_b, int32_t gelu_one, int32_t gelu_mul, int32_t gelu_shift, int32_t mul_f2, int32_t shift_f2, int32_t mul_r2x, int32_t shift_r2x, int32_t mul_r2y, int32_t shift_r2y, int32_t ln2_shift, int8_t *restrict Y, int32_t S, int32_t E, int32_t H, int32_t P, int32_t F, void *restrict scratch);
 
 #ifdef __cplusplus
 }

@@ -6,10 +6,20 @@
 #define KGEN_MHSA_S8_GENERIC_H
 
 #include <stdint.h>
+#include <stddef.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/**
+ * @brief Bytes of scratch memory (8-byte aligned) to pass as the last argument of
+ *        kgen_mhsa_s8_generic() for these sizes.
+ *
+ * The buffer holds the kernel's intermediate arrays (Qh, Kh, Vth, T, ybuf, Ar, O);
+ * it is not read before it is written, so it needs no initialisation and can be reused between calls.
+ */
+size_t kgen_mhsa_s8_generic_get_buffer_size(int32_t S, int32_t E, int32_t H, int32_t P);
 
 /**
  * @brief Whole multi-head self-attention, depth-first (the benchmark kernel): X [S][E] → Y [S][E].
@@ -59,6 +69,7 @@ extern "C" {
  * @param[in]     E size symbol E (>= 1)
  * @param[in]     H size symbol H (>= 1)
  * @param[in]     P size symbol P (>= 1)
+ * @param[in,out] scratch work memory of kgen_mhsa_s8_generic_get_buffer_size() bytes, 8-byte aligned, not shared with any other argument; its content is undefined on entry and on return
  *
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
@@ -134,7 +145,7 @@ extern "C" {
  * @endcode
  * ISA path: generic; the portable C path is used when the ISA feature macro is absent.
  */
-void kgen_mhsa_s8_generic(const int8_t *restrict X, const int8_t *restrict Wq, const int32_t *restrict bq, const int8_t *restrict Wk, const int32_t *restrict bk, const int8_t *restrict Wv, const int32_t *restrict bv, const int8_t *restrict Wo, const int32_t *restrict bo, int32_t mul_q, int32_t shift_q, int32_t mul_k, int32_t shift_k, int32_t mul_v, int32_t shift_v, int32_t mul_s, int32_t shift_s, int32_t a, int32_t b, int32_t c, int32_t log2, int32_t mul_av, int32_t shift_av, int32_t mul_o, int32_t shift_o, int8_t *restrict Y, int32_t S, int32_t E, int32_t H, int32_t P);
+void kgen_mhsa_s8_generic(const int8_t *restrict X, const int8_t *restrict Wq, const int32_t *restrict bq, const int8_t *restrict Wk, const int32_t *restrict bk, const int8_t *restrict Wv, const int32_t *restrict bv, const int8_t *restrict Wo, const int32_t *restrict bo, int32_t mul_q, int32_t shift_q, int32_t mul_k, int32_t shift_k, int32_t mul_v, int32_t shift_v, int32_t mul_s, int32_t shift_s, int32_t a, int32_t b, int32_t c, int32_t log2, int32_t mul_av, int32_t shift_av, int32_t mul_o, int32_t shift_o, int8_t *restrict Y, int32_t S, int32_t E, int32_t H, int32_t P, void *restrict scratch);
 
 #ifdef __cplusplus
 }

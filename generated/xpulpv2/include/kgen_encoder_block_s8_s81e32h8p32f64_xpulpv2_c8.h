@@ -6,10 +6,23 @@
 #define KGEN_ENCODER_BLOCK_S8_S81E32H8P32F64_XPULPV2_C8_H
 
 #include <stdint.h>
+#include <stddef.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/** Bytes of scratch memory kgen_encoder_block_s8_s81e32h8p32f64_xpulpv2_c8() needs (= kgen_encoder_block_s8_s81e32h8p32f64_xpulpv2_c8_get_buffer_size()). */
+#define KGEN_ENCODER_BLOCK_S8_S81E32H8P32F64_XPULPV2_C8_SCRATCH_BYTES 29016u
+
+/**
+ * @brief Bytes of scratch memory (8-byte aligned) to pass as the last argument of
+ *        kgen_encoder_block_s8_s81e32h8p32f64_xpulpv2_c8().
+ *
+ * The buffer holds the kernel's intermediate arrays (Qh, Kh, Vth, T, ybuf, Ar, O, y, r, x1, hid);
+ * it is not read before it is written, so it needs no initialisation and can be reused between calls.
+ */
+size_t kgen_encoder_block_s8_s81e32h8p32f64_xpulpv2_c8_get_buffer_size(void);
 
 /**
  * @brief Tiny-Transformer encoder block, fully fused and depth-first: X [S][E] → Y [S][E].
@@ -84,11 +97,13 @@ extern "C" {
  * @param[in]     shift_r2y int32 scalar
  * @param[in]     ln2_shift int32 scalar
  * @param[out]    Y int8 [S][E], row-major, contiguous
+ * @param[in,out] scratch work memory of kgen_encoder_block_s8_s81e32h8p32f64_xpulpv2_c8_get_buffer_size() bytes, 8-byte aligned, not shared with any other argument; its content is undefined on entry and on return
  *
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
  * - No XpulpV2 pattern applies: specialised portable C.
  * - Every one of the 8 cores calls the function; independent outer loops are split between them, the rest runs on core 0; it ends with a barrier.
+ * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 52153856 instructions, 66003968 cycles; instructions = 11.21*E*F*S + 22.42*E*H*P*S + 6400.0*E*S + 11.21*H*P*S**2 + 17.0, cycles = 14.96*E*F*S + 29.91*E*H*P*S + 7158.0*E*S + 14.96*H*P*S**2 + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code
@@ -248,7 +263,7 @@ extern "C" {
  * @endcode
  * ISA path: xpulpv2; the portable C path is used when the ISA feature macro is absent.
  */
-void kgen_encoder_block_s8_s81e32h8p32f64_xpulpv2_c8(const int8_t *restrict X, const int8_t *restrict Wq, const int32_t *restrict bq, const int8_t *restrict Wk, const int32_t *restrict bk, const int8_t *restrict Wv, const int32_t *restrict bv, const int8_t *restrict Wo, const int32_t *restrict bo, const int32_t *restrict g1, const int32_t *restrict be1, const int8_t *restrict W1, const int32_t *restrict b1, const int8_t *restrict W2, const int32_t *restrict b2, const int32_t *restrict g2, const int32_t *restrict be2, int32_t mul_q, int32_t shift_q, int32_t mul_k, int32_t shift_k, int32_t mul_v, int32_t shift_v, int32_t mul_s, int32_t shift_s, int32_t a, int32_t b, int32_t c, int32_t log2, int32_t mul_av, int32_t shift_av, int32_t mul_o, int32_t shift_o, int32_t mul_r1x, int32_t shift_r1x, int32_t mul_r1y, int32_t shift_r1y, int32_t ln1_shift, int32_t mul_f1, int32_t shift_f1, int32_t gelu_b, int32_t gelu_one, int32_t gelu_mul, int32_t gelu_shift, int32_t mul_f2, int32_t shift_f2, int32_t mul_r2x, int32_t shift_r2x, int32_t mul_r2y, int32_t shift_r2y, int32_t ln2_shift, int8_t *restrict Y);
+void kgen_encoder_block_s8_s81e32h8p32f64_xpulpv2_c8(const int8_t *restrict X, const int8_t *restrict Wq, const int32_t *restrict bq, const int8_t *restrict Wk, const int32_t *restrict bk, const int8_t *restrict Wv, const int32_t *restrict bv, const int8_t *restrict Wo, const int32_t *restrict bo, const int32_t *restrict g1, const int32_t *restrict be1, const int8_t *restrict W1, const int32_t *restrict b1, const int8_t *restrict W2, const int32_t *restrict b2, const int32_t *restrict g2, const int32_t *restrict be2, int32_t mul_q, int32_t shift_q, int32_t mul_k, int32_t shift_k, int32_t mul_v, int32_t shift_v, int32_t mul_s, int32_t shift_s, int32_t a, int32_t b, int32_t c, int32_t log2, int32_t mul_av, int32_t shift_av, int32_t mul_o, int32_t shift_o, int32_t mul_r1x, int32_t shift_r1x, int32_t mul_r1y, int32_t shift_r1y, int32_t ln1_shift, int32_t mul_f1, int32_t shift_f1, int32_t gelu_b, int32_t gelu_one, int32_t gelu_mul, int32_t gelu_shift, int32_t mul_f2, int32_t shift_f2, int32_t mul_r2x, int32_t shift_r2x, int32_t mul_r2y, int32_t shift_r2y, int32_t ln2_shift, int8_t *restrict Y, void *restrict scratch);
 
 #ifdef __cplusplus
 }

@@ -6,10 +6,23 @@
 #define KGEN_MHSA_S8_S64E64H1P64_XPULPV2_H
 
 #include <stdint.h>
+#include <stddef.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/** Bytes of scratch memory kgen_mhsa_s8_s64e64h1p64_xpulpv2() needs (= kgen_mhsa_s8_s64e64h1p64_xpulpv2_get_buffer_size()). */
+#define KGEN_MHSA_S8_S64E64H1P64_XPULPV2_SCRATCH_BYTES 16768u
+
+/**
+ * @brief Bytes of scratch memory (8-byte aligned) to pass as the last argument of
+ *        kgen_mhsa_s8_s64e64h1p64_xpulpv2().
+ *
+ * The buffer holds the kernel's intermediate arrays (Qh, Kh, Vth, T, ybuf, Ar, O);
+ * it is not read before it is written, so it needs no initialisation and can be reused between calls.
+ */
+size_t kgen_mhsa_s8_s64e64h1p64_xpulpv2_get_buffer_size(void);
 
 /**
  * @brief Whole multi-head self-attention, depth-first (the benchmark kernel): X [S][E] → Y [S][E].
@@ -55,10 +68,12 @@ extern "C" {
  * @param[in]     mul_o int32 scalar
  * @param[in]     shift_o int32 scalar
  * @param[out]    Y int8 [S][E], row-major, contiguous
+ * @param[in,out] scratch work memory of kgen_mhsa_s8_s64e64h1p64_xpulpv2_get_buffer_size() bytes, 8-byte aligned, not shared with any other argument; its content is undefined on entry and on return
  *
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
  * - No XpulpV2 pattern applies: specialised portable C.
+ * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 10052736 instructions, 13797888 cycles; instructions = 24.36*E*H*P*S + 115.7*E*S + 12.18*H*P*S**2 + 17.0, cycles = 33.69*E*H*P*S + 134.2*E*S + 16.85*H*P*S**2 + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code
@@ -131,7 +146,7 @@ extern "C" {
  * @endcode
  * ISA path: xpulpv2; the portable C path is used when the ISA feature macro is absent.
  */
-void kgen_mhsa_s8_s64e64h1p64_xpulpv2(const int8_t *restrict X, const int8_t *restrict Wq, const int32_t *restrict bq, const int8_t *restrict Wk, const int32_t *restrict bk, const int8_t *restrict Wv, const int32_t *restrict bv, const int8_t *restrict Wo, const int32_t *restrict bo, int32_t mul_q, int32_t shift_q, int32_t mul_k, int32_t shift_k, int32_t mul_v, int32_t shift_v, int32_t mul_s, int32_t shift_s, int32_t a, int32_t b, int32_t c, int32_t log2, int32_t mul_av, int32_t shift_av, int32_t mul_o, int32_t shift_o, int8_t *restrict Y);
+void kgen_mhsa_s8_s64e64h1p64_xpulpv2(const int8_t *restrict X, const int8_t *restrict Wq, const int32_t *restrict bq, const int8_t *restrict Wk, const int32_t *restrict bk, const int8_t *restrict Wv, const int32_t *restrict bv, const int8_t *restrict Wo, const int32_t *restrict bo, int32_t mul_q, int32_t shift_q, int32_t mul_k, int32_t shift_k, int32_t mul_v, int32_t shift_v, int32_t mul_s, int32_t shift_s, int32_t a, int32_t b, int32_t c, int32_t log2, int32_t mul_av, int32_t shift_av, int32_t mul_o, int32_t shift_o, int8_t *restrict Y, void *restrict scratch);
 
 #ifdef __cplusplus
 }

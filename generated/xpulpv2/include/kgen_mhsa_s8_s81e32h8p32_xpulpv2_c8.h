@@ -6,10 +6,23 @@
 #define KGEN_MHSA_S8_S81E32H8P32_XPULPV2_C8_H
 
 #include <stdint.h>
+#include <stddef.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/** Bytes of scratch memory kgen_mhsa_s8_s81e32h8p32_xpulpv2_c8() needs (= kgen_mhsa_s8_s81e32h8p32_xpulpv2_c8_get_buffer_size()). */
+#define KGEN_MHSA_S8_S81E32H8P32_XPULPV2_C8_SCRATCH_BYTES 29016u
+
+/**
+ * @brief Bytes of scratch memory (8-byte aligned) to pass as the last argument of
+ *        kgen_mhsa_s8_s81e32h8p32_xpulpv2_c8().
+ *
+ * The buffer holds the kernel's intermediate arrays (Qh, Kh, Vth, T, ybuf, Ar, O);
+ * it is not read before it is written, so it needs no initialisation and can be reused between calls.
+ */
+size_t kgen_mhsa_s8_s81e32h8p32_xpulpv2_c8_get_buffer_size(void);
 
 /**
  * @brief Whole multi-head self-attention, depth-first (the benchmark kernel): X [S][E] → Y [S][E].
@@ -55,11 +68,13 @@ extern "C" {
  * @param[in]     mul_o int32 scalar
  * @param[in]     shift_o int32 scalar
  * @param[out]    Y int8 [S][E], row-major, contiguous
+ * @param[in,out] scratch work memory of kgen_mhsa_s8_s81e32h8p32_xpulpv2_c8_get_buffer_size() bytes, 8-byte aligned, not shared with any other argument; its content is undefined on entry and on return
  *
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
  * - No XpulpV2 pattern applies: specialised portable C.
  * - Every one of the 8 cores calls the function; independent outer loops are split between them, the rest runs on core 0; it ends with a barrier.
+ * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 38284288 instructions, 50521088 cycles; instructions = 22.42*E*H*P*S + 1769.0*E*S + 11.21*H*P*S**2 + 17.0, cycles = 29.93*E*H*P*S + 2133.0*E*S + 14.96*H*P*S**2 + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code
@@ -132,7 +147,7 @@ extern "C" {
  * @endcode
  * ISA path: xpulpv2; the portable C path is used when the ISA feature macro is absent.
  */
-void kgen_mhsa_s8_s81e32h8p32_xpulpv2_c8(const int8_t *restrict X, const int8_t *restrict Wq, const int32_t *restrict bq, const int8_t *restrict Wk, const int32_t *restrict bk, const int8_t *restrict Wv, const int32_t *restrict bv, const int8_t *restrict Wo, const int32_t *restrict bo, int32_t mul_q, int32_t shift_q, int32_t mul_k, int32_t shift_k, int32_t mul_v, int32_t shift_v, int32_t mul_s, int32_t shift_s, int32_t a, int32_t b, int32_t c, int32_t log2, int32_t mul_av, int32_t shift_av, int32_t mul_o, int32_t shift_o, int8_t *restrict Y);
+void kgen_mhsa_s8_s81e32h8p32_xpulpv2_c8(const int8_t *restrict X, const int8_t *restrict Wq, const int32_t *restrict bq, const int8_t *restrict Wk, const int32_t *restrict bk, const int8_t *restrict Wv, const int32_t *restrict bv, const int8_t *restrict Wo, const int32_t *restrict bo, int32_t mul_q, int32_t shift_q, int32_t mul_k, int32_t shift_k, int32_t mul_v, int32_t shift_v, int32_t mul_s, int32_t shift_s, int32_t a, int32_t b, int32_t c, int32_t log2, int32_t mul_av, int32_t shift_av, int32_t mul_o, int32_t shift_o, int8_t *restrict Y, void *restrict scratch);
 
 #ifdef __cplusplus
 }

@@ -6,10 +6,23 @@
 #define KGEN_MHSA_SCORES_SOFTMAX_S8_H8NB27BLK3P32_XPULPV2_H
 
 #include <stdint.h>
+#include <stddef.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/** Bytes of scratch memory kgen_mhsa_scores_softmax_s8_h8nb27blk3p32_xpulpv2() needs (= kgen_mhsa_scores_softmax_s8_h8nb27blk3p32_xpulpv2_get_buffer_size()). */
+#define KGEN_MHSA_SCORES_SOFTMAX_S8_H8NB27BLK3P32_XPULPV2_SCRATCH_BYTES 2624u
+
+/**
+ * @brief Bytes of scratch memory (8-byte aligned) to pass as the last argument of
+ *        kgen_mhsa_scores_softmax_s8_h8nb27blk3p32_xpulpv2().
+ *
+ * The buffer holds the kernel's intermediate arrays (texp, T, ybuf);
+ * it is not read before it is written, so it needs no initialisation and can be reused between calls.
+ */
+size_t kgen_mhsa_scores_softmax_s8_h8nb27blk3p32_xpulpv2_get_buffer_size(void);
 
 /**
  * @brief Fused QKᵀ + requant + integer softmax per block of BLK query rows (paper §4.2 "M1", matmulSoftmax_4x2_S).
@@ -25,6 +38,7 @@ extern "C" {
  *        mul/shift); softmax exactly as softmax_s8_u8 (coefficients a, b, c, log2 with the same ranges).
  *
  * Specialised for H = 8, NB = 27, BLK = 3, P = 32.
+ * @pre NB * BLK <= 2048
  *
  * @param[in]     Q int8 [H][NB * BLK][P], row-major, contiguous
  * @param[in]     K int8 [H][NB * BLK][P], row-major, contiguous
@@ -35,20 +49,32 @@ extern "C" {
  * @param[in]     c int32 scalar
  * @param[in]     log2 int32 scalar
  * @param[out]    A uint8 [H][NB * BLK][NB * BLK], row-major, contiguous
+ * @param[in,out] scratch work memory of kgen_mhsa_scores_softmax_s8_h8nb27blk3p32_xpulpv2_get_buffer_size() bytes, 8-byte aligned, not shared with any other argument; its content is undefined on entry and on return
  *
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
  * - No XpulpV2 pattern applies: specialised portable C.
+ * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 9009664 instructions, 10846848 cycles; instructions = 3.48*BLK**2*H*NB**2*P + 60.29*BLK**2*H*NB**2 + 17.0, cycles = 4.042*BLK**2*H*NB**2*P + 77.31*BLK**2*H*NB**2 + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code
  * var rl2: i32 = (65536 + log2 - 1) / log2;
+ * var texp: u32[511];
+ * for k in 0..256 {
+ *     var xt: i32 = i32(k) - 255;
+ *     var z: i32 = min(-xt * rl2 >> 16, 31);
+ *     var q: i32 = xt + z * log2 + b;
+ *     texp[k] = u32(a * q * q + c >> z);
+ * }
+ * for k in 256..511 {
+ *     texp[k] = u32(0);
+ * }
  * var T: i8[BLK, NB * BLK];
- * var ybuf: i32[NB * BLK];
+ * var ybuf: u32[NB * BLK];
  * for h in 0..H {
  *     for qb in 0..NB {
- *         for j in 0..NB * BLK {
- *             for r in 0..BLK {
+ *         for r in 0..BLK {
+ *             for j in 0..NB * BLK {
  *                 var acc: i32 = 0;
  *                 for p in 0..P {
  *                     acc += i32(Q[h, qb * BLK + r, p]) * i32(K[h, j, p]);
@@ -61,15 +87,13 @@ extern "C" {
  *             for j in 0..NB * BLK {
  *                 xmax = max(xmax, i32(T[r, j]));
  *             }
- *             var sum: i64 = 0;
+ *             var base: i32 = 255 - xmax;
+ *             var sum: u32 = u32(0);
  *             for j in 0..NB * BLK {
- *                 var xt: i32 = i32(T[r, j]) - xmax;
- *                 var z: i32 = min(-xt * rl2 >> 16, 31);
- *                 var q: i32 = xt + z * log2 + b;
- *                 ybuf[j] = a * q * q + c >> z;
- *                 sum += i64(ybuf[j]);
+ *                 ybuf[j] = texp[idx(i32(T[r, j]) + base)];
+ *                 sum += ybuf[j];
  *             }
- *             var recip: i64 = (i64(255 << 32) + (sum >> 1)) / sum;
+ *             var recip: i64 = (i64(255 << 32) + i64(sum >> 1)) / i64(sum);
  *             for j in 0..NB * BLK {
  *                 A[h, qb * BLK + r, j] = u8(i64(ybuf[j]) * recip + 2147483648 >> 32);
  *             }
@@ -79,7 +103,7 @@ extern "C" {
  * @endcode
  * ISA path: xpulpv2; the portable C path is used when the ISA feature macro is absent.
  */
-void kgen_mhsa_scores_softmax_s8_h8nb27blk3p32_xpulpv2(const int8_t *restrict Q, const int8_t *restrict K, int32_t mul, int32_t shift, int32_t a, int32_t b, int32_t c, int32_t log2, uint8_t *restrict A);
+void kgen_mhsa_scores_softmax_s8_h8nb27blk3p32_xpulpv2(const int8_t *restrict Q, const int8_t *restrict K, int32_t mul, int32_t shift, int32_t a, int32_t b, int32_t c, int32_t log2, uint8_t *restrict A, void *restrict scratch);
 
 #ifdef __cplusplus
 }
