@@ -36,7 +36,11 @@ def progress(text: str) -> None:
     print(f"bench/report.py: {text}", file=sys.stderr, flush=True)
 
 
-def _baselines() -> tuple[dict, dict]:
+BASELINE_COPY = HERE / "baselines.json"
+
+
+def _extract_baselines() -> tuple[dict, dict]:
+    """The baseline figures the report compares with, from ../shared/baselines/ (empty if absent)."""
     cmsis, pulp = {}, {}
     try:
         for m in json.loads((BASELINES / "cmsis-nn-cortex-m4.json").read_text())["measurements"]:
@@ -58,6 +62,25 @@ def _baselines() -> tuple[dict, dict]:
     return cmsis, pulp
 
 
+def _save_baselines(cmsis: dict, pulp: dict) -> None:
+    """Keep a copy of the figures in bench/ so --render-only works where ../shared is absent."""
+    data = {"source": "../shared/baselines/ (cmsis-nn-cortex-m4.json gcc-O3 soft-float; pulp-nn-xpulpv2.json clang-O3)",
+            "cmsis": sorted([["softmax" if k == "softmax" else list(k), v] for k, v in cmsis.items()], key=str),
+            "pulp": sorted([[list(k[0]), k[1], v] for k, v in pulp.items()], key=str)}
+    BASELINE_COPY.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def _baselines() -> tuple[dict, dict]:
+    """The committed copy (bench/baselines.json), written by a full run from ../shared/baselines/."""
+    try:
+        data = json.loads(BASELINE_COPY.read_text())
+    except (OSError, ValueError):
+        return _extract_baselines()
+    cmsis = {("softmax" if k == "softmax" else tuple(k)): v for k, v in data["cmsis"]}
+    pulp = {(tuple(shape), cores): v for shape, cores, v in data["pulp"]}
+    return cmsis, pulp
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--render-only", action="store_true", help="render from bench/results/*.json only")
@@ -68,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.render_only:
         records = {n: json.loads((args.results / f"{n}.json").read_text()) for n in RUN_NAMES}
     else:
+        if BASELINES.is_dir():
+            _save_baselines(*_extract_baselines())
         records = run_all(args.results)
     plots = None if args.no_plots else write_plots(records, args.out / "plots")
     args.out.mkdir(parents=True, exist_ok=True)
