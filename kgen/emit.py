@@ -13,6 +13,7 @@ import jinja2
 
 from . import __version__
 from .cgen import c_params, emit_body
+from .deadcode import eliminate_dead_code, unused_parameters
 from .interp import eval_expr
 from .ir import SCALAR_TYPES, BufferParam, Call, Kernel, walk_expr, walk_stmts, stmt_exprs
 from .printer import print_expr, print_stmts
@@ -141,6 +142,7 @@ def emit_kernel(src: KernelSource, lowered: Kernel, isa: str, sizes: dict[str, i
                 qualifier: str = "", cores: int = 1) -> EmittedKernel:
     """Render header and source of one public kernel function."""
     fn = function_name(src.kernel.name, isa, sizes, cores)
+    lowered = eliminate_dead_code(lowered)
     params = c_params(lowered)
     plan = plan_scratch(lowered)
     scratch = _scratch_texts(fn, lowered, plan)
@@ -148,6 +150,8 @@ def emit_kernel(src: KernelSource, lowered: Kernel, isa: str, sizes: dict[str, i
         params.append(f"void *restrict {scratch['param']}")
     prototype = f"void {fn}({', '.join(params) if params else 'void'})"
     body, _helpers = emit_body(lowered, intrinsic, paired, scratch.get("decls"))
+    unused = "".join(f"    (void){name};\n" for name in unused_parameters(lowered))
+    body = unused + body
     dox = doxygen(src, fn, sizes, isa, list(notes), scratch.get("param", ""))
     key = variant_key(src.kernel.name, isa, sizes, cores)
     common = dict(version=__version__, variant_key=key, doxygen=dox, prototype=prototype, scratch=scratch)

@@ -14,3 +14,32 @@ def test_shift_division_and_index_min(compiler):
     src = load_sources([str(DSL)])["bugs"]
     result = verify(src, "generic", {"N": 37}, Target("host", compiler, sanitize=True))
     assert result.ok, result.stdout[-2000:]
+
+
+def test_dead_code_is_removed_and_unused_parameters_are_marked():
+    from kgen.deadcode import eliminate_dead_code, unused_parameters
+    from kgen.ir import Alloc, Decl, walk_stmts
+
+    kernel = load_sources([str(DSL)])["dead_code"].kernel
+    clean = eliminate_dead_code(kernel)
+    assert not [s for s in walk_stmts(clean.body) if isinstance(s, (Decl, Alloc))]
+    assert unused_parameters(clean) == ["unused_w", "unused_k", "M"]
+    assert eliminate_dead_code(load_sources([str(DSL)])["bugs"].kernel) == load_sources([str(DSL)])["bugs"].kernel
+
+
+@pytest.mark.parametrize("isa", ["generic", "armv7em", "xpulpv2"])
+def test_dead_code_compiles_warning_free(isa):
+    """Every target builds with -Wall -Wextra -Werror; before the dead-code pass this failed to compile."""
+    from kgen.sim import arm, riscv
+
+    if isa == "armv7em" and not arm.tools_available():
+        pytest.skip("arm toolchain / qemu missing")
+    if isa == "xpulpv2" and not riscv.tools_available():
+        pytest.skip("spike / clang-19 missing")
+    src = load_sources([str(DSL)])["dead_code"]
+    targets = {"generic": [Target("host", c, sanitize=True) for c in ("gcc", "clang")],
+               "armv7em": [Target("qemu", c, "cortex-m4", "-O3") for c in ("gcc", "clang")],
+               "xpulpv2": [Target("spike", "clang", "rv32", opt="-O3")]}[isa]
+    for target in targets:
+        result = verify(src, isa, {"N": 13, "M": 5}, target)
+        assert result.ok, result.stdout[-2000:]
