@@ -43,6 +43,8 @@ def _complete_sizes(kernel_name: str, symbols: tuple[str, ...], sizes: dict[str,
 
 
 ALL_ISAS = ("generic", "armv7em", "xpulpv2")
+#: Cortex-M cores kgen verifies and benchmarks on QEMU (kgen.sim.arm.MACHINES)
+CPUS = ("cortex-m4", "cortex-m7")
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -280,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("op")
     v.add_argument("--isa", default="generic")
     v.add_argument("--shape", help="sizes, e.g. M=5,K=67,N=3 (unspecified sizes default to 16)")
-    v.add_argument("--cpu", help="cortex-m4 | cortex-m7 (armv7em)")
+    v.add_argument("--cpu", choices=CPUS, help="cortex-m4 | cortex-m7 (armv7em)")
     v.add_argument("--compiler", choices=["gcc", "clang"], help="default: both")
     v.add_argument("--opt", help="optimisation flag (default -O3 on MCUs, -O2 on the host)")
     v.add_argument("--cores", type=int, default=1, help="cluster cores (xpulpv2)")
@@ -292,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     be = sub.add_parser("bench", help="exact instruction counts and modelled cycles on QEMU / Spike")
     be.add_argument("--isa", required=True, help="armv7em | xpulpv2")
-    be.add_argument("--cpu", help="cortex-m4 | cortex-m7 (armv7em; default both)")
+    be.add_argument("--cpu", choices=CPUS, help="cortex-m4 | cortex-m7 (armv7em; default both)")
     be.add_argument("--compiler", choices=["gcc", "clang"], help="default: both (armv7em)")
     be.add_argument("--opt", help="optimisation flag (default -O3)")
     be.add_argument("--cores", type=int, default=1, help="cluster cores (xpulpv2)")
