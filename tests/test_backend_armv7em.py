@@ -72,3 +72,18 @@ def test_attention_head_chains_instruction_counts():
     assert fwsa["bit_exact"] and unfused["bit_exact"]
     assert fwsa["instructions"] <= 1_150_000
     assert unfused["instructions"] <= 5_724_467 / 4  # at least 4x fewer than CMSIS-NN's head
+
+
+def test_fwsa_score_path_at_eeg_dims_costs_fewer_instructions():
+    """Issue #5: at the EEG configuration (S=81, E=32, P=32, H=8; E < 2P) the fused-weight score
+    path must be measured cheaper than the unfused one (Q, K projections + scores + softmax)."""
+    from kgen.bench_chain import chain_entries, chain_record
+
+    entries = {e["kernel"]: e for e in chain_entries()}
+    measured: dict = {}
+    target = Target("qemu", "gcc", "cortex-m4", "-O3")
+    unfused = chain_record(entries["eeg_score_path_s8"], SOURCES, "armv7em", target, measured)
+    fused = chain_record(entries["eeg_score_path_fwsa_s8"], SOURCES, "armv7em", target, measured)
+    assert unfused["bit_exact"] and fused["bit_exact"]
+    assert fused["macs"] < unfused["macs"]
+    assert fused["instructions"] < unfused["instructions"], (fused["instructions"], unfused["instructions"])
