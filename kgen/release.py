@@ -18,6 +18,7 @@ from . import __version__
 from .emit import KernelSource, common_header
 from .errors import KgenError
 from .printer import print_expr
+from .report import isa_path, report_files
 from .verify import build_variant
 
 
@@ -81,6 +82,8 @@ def render_variant(isa: str, req: VariantRequest) -> RenderedVariant:
         "cores": req.cores,
         "scratch": scratch,
         "scratch_bytes": em.scratch.constant if em.scratch is not None else 0,
+        "isa_path": isa_path(lowered.kernel, isa),
+        "model": lowered.model or None,
     }
     support = {f"include/{name}": text for name, text in lowered.support_files.items()}
     return RenderedVariant(files, support, headers, entry, python_fns, lowered.isa_hash)
@@ -164,6 +167,7 @@ def assemble_release(isa: str, variants: list[RenderedVariant]) -> dict[str, str
         files["gap_sdk.mk"] = gap_sdk_fragment(isa, sources)
     manifest = {"kgen_version": __version__, "isa": isa, "isa_sha256": isa_hash or None, "kernels": entries}
     files["manifest.json"] = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    files.update(report_files(isa, entries))
     return files
 
 

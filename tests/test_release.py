@@ -82,7 +82,8 @@ def test_golden_release(release_files, update_golden):
 def test_release_layout_and_manifest(release_files):
     import json
 
-    assert all(r.startswith(("include/", "src/", "python/")) or r in ("manifest.json", "CMakeLists.txt", "kgen.mk")
+    assert all(r.startswith(("include/", "src/", "python/")) or r in ("manifest.json", "CMakeLists.txt", "kgen.mk",
+                                                                         "REPORT.md", "report.json")
                for r in release_files)
     manifest = json.loads(release_files["manifest.json"])
     assert manifest["isa"] == "generic" and manifest["kgen_version"]
@@ -277,3 +278,31 @@ def test_release_builds_with_cmake_and_make(tmp_path):
     (app / "Makefile").write_text(f"include {rel}/kgen.mk\nall:\n\tgcc -std=c99 -Wall -Wextra -Werror "
                                   f"$(KGEN_GENERIC_CFLAGS) -c $(KGEN_GENERIC_SRCS)\n")
     _sp.run(["make", "-s", "-C", str(app)], check=True, capture_output=True)
+
+
+def test_specialised_release_ships_model_formulas_and_build_report():
+    """Issue #6: the cycle/instruction formula of every kernel in the manifest and the build report;
+    issue #5: the MHSA memory-peak report in the build report; fallbacks to portable C are flagged."""
+    import json
+
+    from kgen.library import builtin_sources
+    from kgen.release import VariantRequest, render_release
+
+    src = builtin_sources()
+    files = render_release("armv7em", [VariantRequest(src["matmul_nt_s8"], {"M": 8, "K": 16, "N": 8}),
+                                       VariantRequest(src["gelu_s8"], {"S": 3, "F": 8})])
+    entries = {e["kernel"]: e for e in json.loads(files["manifest.json"])["kernels"]}
+    mm, gelu = entries["matmul_nt_s8"], entries["gelu_s8"]
+    assert mm["isa_path"] == "isa" and gelu["isa_path"] == "portable"
+    model = mm["model"]
+    assert model["tile"] and model["predicted_instructions"] > 0 and model["predicted_cycles"] > 0
+    assert "K*M*N" in model["formula"]["instructions"] and model["formula"]["macs"] == "K*M*N"
+    # the documented prediction is the manifest's
+    assert f"{model['predicted_instructions']} instructions" in files[mm["source"]]
+    report = files["REPORT.md"]
+    assert f"`{gelu['name']}`: no armv7em instruction pattern applies" in report
+    assert f"| `{mm['name']}` | M=8 K=16 N=8 | 1 | isa |" in report and model["formula"]["instructions"] in report
+    assert "## MHSA activation-memory peak" in report and "| ecg | 66 | 16 | 2 | 8 |" in report
+    data = json.loads(files["report.json"])
+    assert data["mhsa_memory_peak"]["ecg"]["peak_depth_first_bytes"] > 0
+    assert [k["name"] for k in data["kernels"]] == [mm["name"], gelu["name"]]

@@ -33,6 +33,9 @@ class Lowered:
     qualifier: str = ""
     #: packing companions: (packed parameter, DSL kernel that computes it from the original argument)
     companions: tuple[tuple[str, Kernel], ...] = ()
+    #: the cost model's view of this lowering (schedule, predicted counts, formulas); set by
+    #: :class:`kgen.model.auto.AutoBackend`, empty for backends used directly
+    model: dict = field(default_factory=dict)
 
 
 class Backend(Protocol):

@@ -93,31 +93,46 @@ class AutoBackend:
                    "k_unroll": sched.chosen.k_unroll if sched.chosen else None, "source": sched.source}
             cache.store(k, hit)
             if self.cores == 1 and sched.lowered is not None:
-                low = sched.lowered
-                return replace(low, notes=low.notes + (cost_note(kernel, low, self.isa, hit, self.cores),))
+                return _with_model(kernel, sched.lowered, self.isa, hit, self.cores)
         if hit["tile"] is None:
             low = self._default.lower(kernel, sizes)
         else:
             low = self.make()(tile=tuple(hit["tile"]), k_unroll=hit["k_unroll"]).lower(kernel, sizes)
-        return replace(low, notes=low.notes + (cost_note(kernel, low, self.isa, hit, self.cores),))
+        return _with_model(kernel, low, self.isa, hit, self.cores)
 
 
-def cost_note(kernel: Kernel, low, isa: str, choice: dict, cores: int) -> str:
-    """The schedule and the predicted cost formula, for the kernel's documentation."""
+def _with_model(kernel: Kernel, low, isa: str, choice: dict, cores: int):
+    """``low`` carrying its model summary (manifest, build report) and the matching documentation line."""
+    model = model_summary(kernel, low, isa, choice, cores)
+    return replace(low, notes=low.notes + (cost_note(model),), model=model)
+
+
+def model_summary(kernel: Kernel, low, isa: str, choice: dict, cores: int) -> dict:
+    """The schedule, the predicted cost of one call at the lowered sizes on the ISA's default
+    platform (one core's critical path when ``cores`` > 1) and the formulas symbolic in the shape."""
     from .formula import kernel_formula
     from .platform import platform_for, toolchain_for
 
     f = kernel_formula(kernel, low.kernel, isa, low.sizes, low.paired)
     plat = platform_for(isa)
-    tc = toolchain_for(isa)
-    at = {k: v for k, v in low.sizes.items()}
-    ins = int(round(float(f.instructions.subs({_sym(k): v for k, v in at.items()}))))
-    cyc = int(round(float(f.cycles.subs({_sym(k): v for k, v in at.items()}))))
-    tile = (f"register tile {choice['tile'][0]}x{choice['tile'][1]}, K-unroll {choice['k_unroll']} "
-            f"({choice['source']}); " if choice["tile"] is not None else "")
-    core = f" per core ({cores} cores)" if cores > 1 else ""
-    return (f"Model (kgen explain): {tile}predicted{core} on {plat.cpu} ({tc.name} model) {ins} instructions, {cyc} "
-            f"cycles; instructions = {f.text()}, cycles = {f.text('cycles')}.")
+    at = {_sym(k): v for k, v in low.sizes.items()}
+    return {"platform": plat.name, "cpu": plat.cpu, "toolchain": toolchain_for(isa).name, "cores": cores,
+            "tile": list(choice["tile"]) if choice.get("tile") is not None else None,
+            "k_unroll": choice.get("k_unroll"), "schedule_source": choice.get("source"),
+            "predicted_instructions": int(round(float(f.instructions.subs(at)))),
+            "predicted_cycles": int(round(float(f.cycles.subs(at)))),
+            "formula": {"instructions": f.text(), "cycles": f.text("cycles"),
+                        "macs": str(f.analysis.macs), "outputs": str(f.analysis.outputs)}}
+
+
+def cost_note(model: dict) -> str:
+    """The schedule and the predicted cost formula, for the kernel's documentation."""
+    tile = (f"register tile {model['tile'][0]}x{model['tile'][1]}, K-unroll {model['k_unroll']} "
+            f"({model['schedule_source']}); " if model["tile"] is not None else "")
+    core = f" per core ({model['cores']} cores)" if model["cores"] > 1 else ""
+    return (f"Model (kgen explain): {tile}predicted{core} on {model['cpu']} ({model['toolchain']} model) "
+            f"{model['predicted_instructions']} instructions, {model['predicted_cycles']} cycles; "
+            f"instructions = {model['formula']['instructions']}, cycles = {model['formula']['cycles']}.")
 
 
 def _sym(name: str):
@@ -126,7 +141,7 @@ def _sym(name: str):
     return sp.Symbol(name, integer=True)
 
 
-__all__ = ["AutoBackend", "refuse_overflow", "source_text"]
+__all__ = ["AutoBackend", "refuse_overflow", "source_text", "model_summary", "cost_note"]
 
 
 def schedule_choice(kernel: Kernel, sizes: Mapping[str, int], isa: str) -> dict | None:
@@ -138,21 +153,3 @@ def schedule_choice(kernel: Kernel, sizes: Mapping[str, int], isa: str) -> dict 
             return hit
     return cache.lookup(cache.key(kernel, ("schedule", tuple(sorted(known.items())), isa, FORCED["tile"],
                                            FORCED["k_unroll"])))
-
-
-def manifest_fields(kernel: Kernel, low, isa: str, cores: int = 1) -> dict:
-    """Model fields for a release manifest entry (``kgen.release`` may add them to each kernel):
-    the schedule, the predicted instructions/cycles on the ISA's default platform and the formulas."""
-    from .formula import kernel_formula
-    from .platform import platform_for, toolchain_for
-    from .predict import predict_lowered
-
-    if not low.sizes:
-        return {}
-    f = kernel_formula(kernel, low.kernel, isa, low.sizes, low.paired)
-    p = predict_lowered(low.kernel, isa, low.paired, sizes=low.sizes)
-    choice = schedule_choice(kernel, low.sizes, isa) or {}
-    return {"model": {"platform": platform_for(isa).name, "toolchain": toolchain_for(isa).name, "cores": cores,
-                      "tile": choice.get("tile"), "k_unroll": choice.get("k_unroll"),
-                      "predicted_instructions": p.instructions, "predicted_cycles": p.cycles,
-                      "formula": f.as_json()}}
