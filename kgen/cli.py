@@ -182,8 +182,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .parser import parse_file
     from .printer import print_kernel
 
+    from .deadcode import unused_warnings
+
     for path in args.files:
         kernels = parse_file(path)
+        for k in kernels:
+            for warning in unused_warnings(k):
+                print(warning, file=sys.stderr)
         if args.print:
             for k in kernels:
                 sys.stdout.write(print_kernel(k))

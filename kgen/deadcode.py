@@ -94,4 +94,20 @@ def unused_parameters(kernel: Kernel) -> list[str]:
     return [n for n in [p.name for p in kernel.params] + list(kernel.sizes) if n not in used]
 
 
-__all__ = ["eliminate_dead_code", "unused_parameters"]
+def unused_warnings(kernel: Kernel) -> list[str]:
+    """``file:line:col: warning: …`` lines for what the DSL kernel declares but never uses (the
+    generated C drops or voids it; it is still most likely a mistake in the kernel)."""
+    names, loaded = _reads(kernel.body)
+    dead_arrays = _dead_arrays(kernel.body, loaded)
+    out = []
+    for s in walk_stmts(kernel.body):
+        if isinstance(s, Decl) and s.name not in names:
+            out.append((s.loc, f"local '{s.name}' is never read"))
+        elif isinstance(s, Alloc) and s.name in dead_arrays:
+            out.append((s.loc, f"local array '{s.name}' is never loaded"))
+    unused = set(unused_parameters(kernel))
+    out += [(p.loc, f"parameter '{p.name}' is never used") for p in kernel.params if p.name in unused]
+    return [f"{loc}: warning: {msg}" if loc else f"warning: {msg}" for loc, msg in out]
+
+
+__all__ = ["eliminate_dead_code", "unused_parameters", "unused_warnings"]

@@ -43,3 +43,16 @@ def test_dead_code_compiles_warning_free(isa):
     for target in targets:
         result = verify(src, isa, {"N": 13, "M": 5}, target)
         assert result.ok, result.stdout[-2000:]
+
+
+def test_kgen_check_warns_about_unused_declarations():
+    from conftest import run_kgen
+
+    proc = run_kgen("check", str(DSL))
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line.split(str(DSL) + ":", 1)[1] for line in proc.stderr.splitlines() if "warning:" in line]
+    assert warnings == ["13:5: warning: local 'never' is never read",
+                        "14:5: warning: local 'set_only' is never read",
+                        "15:5: warning: local array 'sink' is never loaded",
+                        "12:31: warning: parameter 'unused_w' is never used",
+                        "12:51: warning: parameter 'unused_k' is never used"]
