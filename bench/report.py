@@ -39,6 +39,11 @@ def progress(text: str) -> None:
 BASELINE_COPY = HERE / "baselines.json"
 
 
+#: CMSIS-NN measurements (gcc -O3, Cortex-M4) that kgen records are compared with, by key.
+NAMED_BASELINES = {"softmax": "softmax_s8_64x64", "head": "attn_head_total_public_api",
+                   "add": "elementwise_add_s8_4096"}
+
+
 def _extract_baselines() -> tuple[dict, dict]:
     """The baseline figures the report compares with, from ../shared/baselines/ (empty if absent)."""
     cmsis, pulp = {}, {}
@@ -46,10 +51,13 @@ def _extract_baselines() -> tuple[dict, dict]:
         for m in json.loads((BASELINES / "cmsis-nn-cortex-m4.json").read_text())["measurements"]:
             if "cortex-m4" not in m.get("cflags", "") or "soft" not in m.get("cflags", ""):
                 continue
-            if m.get("variant") == "gcc-O3" and m.get("macs") and "nt_t" in m["function"]:
+            if m.get("variant") != "gcc-O3":
+                continue
+            if m["name"].startswith("mm_") and m["function"] == "arm_nn_mat_mult_nt_t_s8":
                 cmsis[tuple(m["shape"].values())] = m["instructions"]
-            if m.get("variant") == "gcc-O3" and m["name"] == "softmax_s8_64x64":
-                cmsis["softmax"] = m["instructions"]
+            for key, name in NAMED_BASELINES.items():
+                if m["name"] == name:
+                    cmsis[key] = m["instructions"]
         data = json.loads((BASELINES / "pulp-nn-xpulpv2.json").read_text())
         for m in data["measurements_single_core"]:
             if m["function"] == "pulp_nn_matmul_i8_i8_i8" and m.get("variant") == "clang-O3":
@@ -65,7 +73,7 @@ def _extract_baselines() -> tuple[dict, dict]:
 def _save_baselines(cmsis: dict, pulp: dict) -> None:
     """Keep a copy of the figures in bench/ so --render-only works where ../shared is absent."""
     data = {"source": "../shared/baselines/ (cmsis-nn-cortex-m4.json gcc-O3 soft-float; pulp-nn-xpulpv2.json clang-O3)",
-            "cmsis": sorted([["softmax" if k == "softmax" else list(k), v] for k, v in cmsis.items()], key=str),
+            "cmsis": sorted([[k if isinstance(k, str) else list(k), v] for k, v in cmsis.items()], key=str),
             "pulp": sorted([[list(k[0]), k[1], v] for k, v in pulp.items()], key=str)}
     BASELINE_COPY.write_text(json.dumps(data, indent=1) + "\n")
 
@@ -76,7 +84,7 @@ def _baselines() -> tuple[dict, dict]:
         data = json.loads(BASELINE_COPY.read_text())
     except (OSError, ValueError):
         return _extract_baselines()
-    cmsis = {("softmax" if k == "softmax" else tuple(k)): v for k, v in data["cmsis"]}
+    cmsis = {(k if isinstance(k, str) else tuple(k)): v for k, v in data["cmsis"]}
     pulp = {(tuple(shape), cores): v for shape, cores, v in data["pulp"]}
     return cmsis, pulp
 
@@ -148,7 +156,7 @@ def render(all_records: dict, plots: list[tuple[str, str]] | str | None = None) 
              "dynamic counts of one kernel call (QEMU TCG plugin on Cortex-M, Spike `minstret` on XpulpV2), each",
              "from a run whose outputs were bit-exact against the reference. Cycles are model estimates",
              "(Cortex-M4 TRM table at P = 2, zero wait states; CV32E40P table with branch-form loops). Baselines:",
-             "`../shared/baselines/` (CMSIS-NN `arm_nn_mat_mult_nt_t_s8` and `arm_softmax_s8`, gcc -O3, Cortex-M4;",
+             "`../shared/baselines/` (CMSIS-NN `arm_nn_mat_mult_nt_t_s8`, `arm_softmax_s8`, `arm_elementwise_add_s8` and the attention head through its public API, gcc -O3, Cortex-M4;",
              "PULP-NN `pulp_nn_matmul_i8_i8_i8`, clang-19 -O3). Requantization contract: kgen uses the paper's",
              "`clip8((acc*mul) >> shift)`; CMSIS-NN does TFLite double rounding with zero points (more work per output).",
              "Stack bytes: the kernel function's frame as the compiler reports it (`-fstack-usage`, same flags);",
@@ -162,8 +170,8 @@ def render(all_records: dict, plots: list[tuple[str, str]] | str | None = None) 
         lines += ["## Plots", "", f"Not generated: {plots}.", ""]
     for name, records in all_records.items():
         lines += [f"## {name}", "", "| kernel | shape | compiler | instructions | per MAC / element | cycles (model) | "
-                  ".text bytes | stack bytes | scratch bytes | baseline | ratio |",
-                  "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "MAC / cycle | .text bytes | stack bytes | scratch bytes | baseline | ratio |",
+                  "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in records:
             order = SIZE_ORDER.get(r["kernel"], tuple(sorted(r["shape"])))  # JSON keeps shapes sorted
             shape = " ".join(f"{k}={r['shape'][k]}" for k in order)
@@ -171,8 +179,11 @@ def render(all_records: dict, plots: list[tuple[str, str]] | str | None = None) 
             base = None
             if name.startswith("armv7em-m4") and r["kernel"] == "matmul_nt_s8" and "gcc" in r["compiler"]:
                 base = cmsis.get(tuple(r["shape"][k] for k in ("M", "K", "N")))
-            if name.startswith("armv7em-m4") and r["kernel"] == "softmax_s8_u8" and "gcc" in r["compiler"]:
-                base = cmsis.get("softmax")
+            if name.startswith("armv7em-m4") and "gcc" in r["compiler"]:
+                key = {"softmax_s8_u8": "softmax", "mhsa_head_s8": "head", "mhsa_head_fwsa_s8": "head"}.get(r["kernel"])
+                if r["kernel"] == "add_requant_s8" and r["shape"].get("S", 0) * r["shape"].get("E", 0) == 4096:
+                    key = "add"
+                base = cmsis.get(key) if key else base
             if name.startswith("xpulpv2") and r["kernel"] == "matmul_nt_s8":
                 base = pulp.get((tuple(r["shape"][k] for k in ("M", "K", "N")), r["cores"]))
             ratio = f"{base / r['instructions']:.2f}×" if base and r["instructions"] else ""
@@ -180,8 +191,9 @@ def render(all_records: dict, plots: list[tuple[str, str]] | str | None = None) 
             stack = r.get("stack_bytes", "")
             if stack != "" and r.get("stack_kind", "static") != "static":
                 stack = f"{stack} ({r['stack_kind']})"
+            mpc = f"{r['macs'] / r['cycles_est']:.3f}" if r.get("macs") and isinstance(r.get("cycles_est"), int) else ""
             lines.append(f"| {r['kernel']} | {shape} | {r['compiler']} | {r['instructions']:,} | {per} | {cycles} | "
-                         f"{r.get('text_bytes', '')} | {stack} | {r.get('scratch_bytes', '')} | {base or ''} | "
+                         f"{mpc} | {r.get('text_bytes', '')} | {stack} | {r.get('scratch_bytes', '')} | {base or ''} | "
                          f"{ratio} |")
         lines.append("")
     return "\n".join(lines)
