@@ -27,6 +27,7 @@ from ..ir import (BOOL, IDX, Alloc, Assign, Bin, Cast, Const, Decl, Expr, For, I
                   Stmt, Store, Type, Var, View, walk_expr, walk_stmts)
 from ..rewrite import map_body_exprs, substitute_body
 from .contraction import Contraction, Packing, _product_loads, from_sympy
+from .padding import PadBound, padded_fill
 
 
 # --------------------------------------------------------------------------- loop names
@@ -257,20 +258,18 @@ def flatten_operands(kernel: Kernel, nest: Nest, a_name: str, b_name: str) -> tu
 
 def stage_b(kernel: Kernel, c: Contraction, p: Packing, t: Type) -> Kernel:
     """Copy view ``p.src`` ([N][K]) into a local ``p.dst`` [N/C][K/L][C][L] of type ``t`` (zero
-    padded) right after the view's declaration, and read it from there.  The local is declared at
+    padded, without index guards) right after the view's declaration, and read it from there.  The local is declared at
     function scope."""
     names = (f"{p.dst}_nb", f"{p.dst}_kb", f"{p.dst}_c", f"{p.dst}_l")
     v = {x: Var(x, IDX) for x in names}
     n_ix = Bin("add", Bin("mul", Const(p.C, IDX), v[names[0]], IDX), v[names[2]], IDX)
     k_ix = Bin("add", Bin("mul", Const(p.L, IDX), v[names[1]], IDX), v[names[3]], IDX)
     src_t = storages(kernel)[p.src].type
-    fill: Stmt = Store(p.dst, tuple(v[x] for x in names), Cast(Load(p.src, (n_ix, k_ix), src_t), t))
-    if p.N % p.C or p.K % p.L:
-        inside = Bin("land", Bin("lt", n_ix, Const(p.N, IDX), BOOL), Bin("lt", k_ix, Const(p.K, IDX), BOOL), BOOL)
-        fill = If(inside, (fill,), (Store(p.dst, tuple(v[x] for x in names), Const(0, t)),))
-    nest: tuple[Stmt, ...] = (fill,)
-    for x, extent in reversed(list(zip(names, p.shape))):
-        nest = (For(x, Const(0, IDX), Const(extent, IDX), nest),)
+    fill = Store(p.dst, tuple(v[x] for x in names), Cast(Load(p.src, (n_ix, k_ix), src_t), t))
+    zero = Store(p.dst, tuple(v[x] for x in names), Const(0, t))
+    bounds = tuple(b for b in (PadBound(names[0], p.C, names[2], p.N), PadBound(names[1], p.L, names[3], p.K))
+                   if b.extent % b.factor)
+    nest = padded_fill(tuple((x, 0, extent) for x, extent in zip(names, p.shape)), bounds, fill, zero)
     alloc = Alloc(p.dst, t, tuple(Const(d, IDX) for d in p.shape))
 
     def fn(e: Expr) -> Expr:
