@@ -26,7 +26,7 @@ from ..algebra import peel_zero_updates
 from ..rewrite import expand_requant
 from ..schedule import specialize
 from ..schedule.auto import unroll_innermost
-from .nests import find_nests, flatten_operands, stage_b, uniquify_loops
+from .nests import expose_row, find_nests, flatten_operands, stage_b, uniquify_loops
 from .padding import PaddedLayout, pad_reduction_tails
 
 #: Default register block (rows × cols): 4 accumulators + 2 activation words + 4 weight words
@@ -96,6 +96,7 @@ class ArmBackend:
             if not nests:
                 break
             nest = nests[0]
+            s = expose_row(s, nest)
             R = min(self.tile[0], nest.M)  # a block of fewer rows than the tile: one block of all of them
             s, c = flatten_operands(s, nest, f"{nest.a.buf}_v{i}", f"{nest.b.buf}_v{i}")
             s = tile_contraction(s, sizes, c, R, C, G, jam_row_tail=True)

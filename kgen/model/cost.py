@@ -17,6 +17,9 @@ to the structure, no more:
   execution;
 - **loop overhead**: ``iteration`` per iteration (the back branch is taken except on exit),
   ``counter`` when no pointer stream can serve as the induction variable, ``entry`` per execution;
+- **register pressure**: a block that needs more registers than the ISA allows spills
+  (:meth:`CostWalk.spills`); invariant values a rolled loop leaves no register for are reloaded
+  once per iteration (:meth:`CostWalk.reloads`);
 - **full unrolling**: a loop with a constant trip count ``T <= full_unroll_max_trip`` whose
   unrolled size ``T × body`` stays within ``full_unroll_max_insns`` has no loop overhead;
 - **data-dependent branches** take either side with equal probability; index-only conditions
@@ -401,7 +404,7 @@ class CostWalk(ExprCosts):
                 body = dict(body, load_use=body["load_use"] * float(lp.get("unrolled_load_use", 1.0)))
             _iadd(total, body, sym_trip)
         else:
-            per_iter = add(body, scale(lp["stream_step"], n_step))
+            per_iter = add(add(body, scale(lp["stream_step"], n_step)), self.reloads(pressure))
             it = dict(lp["iteration"])
             back = it.pop("branch", 0)
             _iadd(per_iter, it)
@@ -419,6 +422,14 @@ class CostWalk(ExprCosts):
 
     def declared_outside(self, s: For) -> frozenset[str]:
         return self.all_scalars - scalars_declared(s.body)
+
+    def reloads(self, p: Pressure) -> Counts:
+        """Invariant values a rolled loop's body leaves no register for: the body's live values,
+        a pointer per buffer it addresses, the scalars it reads from outside and the loop's bound
+        compete for the allocatable registers; each value that does not fit stays in memory and is
+        loaded once per iteration (where the block's own values have died, e.g. the epilogue)."""
+        excess = p.live + p.carried + p.addressed + self.reserved + p.inputs + 1 - self.allocatable
+        return scale(self.op("load"), excess) if excess > 0 and p.updates else {}
 
     def spills(self, p: Pressure) -> Counts:
         """Spill code of a block that needs more registers than the ISA allows: per update, a
