@@ -224,23 +224,31 @@ class CEmitter:
         self.lines.append("    " * depth + text)
 
     def launder_staged(self, loop: For, depth: int) -> dict[str, Layout]:
-        """Read paired local arrays that ``loop`` only loads through a pointer made opaque in each
-        iteration (``KGEN_LAUNDER``); returns the layouts to restore after the loop body."""
+        """Read local arrays that ``loop`` only loads through a pointer made opaque in each
+        iteration (``KGEN_LAUNDER``): the paired (staged) arrays, and in register-blocked kernels
+        (those with paired arrays) every local array, so that no compiler hoists their loads out
+        of the loop or keeps values stored before it in registers (with more values than registers
+        both end in spills).  Returns the layouts to restore after the loop body."""
         saved: dict[str, Layout] = {}
-        for name in sorted(self.paired):
-            lay = self.layouts.get(name)
-            if name not in self.alloc_types or lay is None or not lay.pointer.endswith("_storage"):
+        if not self.paired:
+            return saved
+        by_ptr: dict[str, list[str]] = {}
+        for name, lay in self.layouts.items():
+            if lay.pointer.endswith("_storage") and lay.pointer.removesuffix("_storage") in self.alloc_types:
+                by_ptr.setdefault(lay.pointer, []).append(name)
+        loaded = {x.buf for st in walk_stmts(loop.body) for e in stmt_exprs(st) for x in walk_expr(e)
+                  if isinstance(x, Load)}
+        stored = {st.buf for st in walk_stmts(loop.body) if isinstance(st, Store)}
+        for ptr, names in sorted(by_ptr.items()):
+            if not set(names) & loaded or set(names) & stored:
                 continue
-            loads = any(isinstance(x, Load) and x.buf == name for st in walk_stmts(loop.body)
-                        for e in stmt_exprs(st) for x in walk_expr(e))
-            stores = any(isinstance(st, Store) and st.buf == name for st in walk_stmts(loop.body))
-            if not loads or stores:
-                continue
-            ptr = f"{name}_rd"
-            self.emit(depth, f"const {self.alloc_types[name].ctype} *{ptr} = {lay.pointer};")
-            self.emit(depth, f"KGEN_LAUNDER({ptr});")
-            saved[name] = lay
-            self.layouts[name] = replace(lay, pointer=ptr)
+            root = ptr.removesuffix("_storage")
+            new = f"{root}_rd"
+            self.emit(depth, f"const {self.alloc_types[root].ctype} *{new} = {ptr};")
+            self.emit(depth, f"KGEN_LAUNDER({new});")
+            for n in names:
+                saved[n] = self.layouts[n]
+                self.layouts[n] = replace(self.layouts[n], pointer=new)
         return saved
 
     def split_offset(self, lay: Layout, index: tuple[Expr, ...], group: int) -> tuple[str, int] | None:

@@ -6,7 +6,10 @@ The placement rule (documented in README.md, "Use the generated library"):
   the top level of a one-core region (``kgen_serial``) of a multi-core kernel — and every local
   array whose size is only known at run time is carved out of a scratch buffer that the caller
   passes as the kernel's last parameter (``void *restrict scratch``);
-* local arrays of constant size nested inside loops (the per-tile staging buffers of
+* so is every local array larger than :data:`STACK_LIMIT` bytes nested inside loops (the run-time
+  copies of a contraction's operands, declared where the copy runs so that copies of different
+  loop nests can share bytes), except inside multi-core loops;
+* smaller local arrays of constant size nested inside loops (the per-tile staging buffers of
   register-blocked kernels: at most a few hundred bytes, private to the core that runs the
   iteration) stay on the stack.
 
@@ -32,6 +35,8 @@ from .ir import (Alloc, Bin, Call, Const, Expr, For, Kernel, Load, Stmt, Store, 
                  sub_bodies, walk_expr)
 
 ALIGN = 8
+#: Bytes above which a local array never goes on the stack (Cortex-M stacks are a few kB).
+STACK_LIMIT = 1024
 
 
 class Round8(sp.Function):
@@ -117,6 +122,14 @@ def _to_sympy(e: Expr, symbols: dict[str, sp.Symbol]) -> sp.Expr:
     raise KgenError(f"scratch array size must be an expression of the kernel's sizes, got {e}")
 
 
+def _bytes(a: Alloc) -> int:
+    """Bytes of a constant-size local array."""
+    n = a.type.bits // 8
+    for d in a.shape:
+        n *= d.value if isinstance(d, Const) else 0
+    return n
+
+
 @dataclass
 class _Local:
     alloc: Alloc
@@ -143,7 +156,7 @@ class _Lifetimes:
             refs: set[int] = set()
             if isinstance(s, Alloc):
                 constant = all(not any(isinstance(x, Var) for x in walk_expr(d)) for d in s.shape)
-                in_scratch = function_scope or not constant
+                in_scratch = function_scope or not constant or (not parallel and _bytes(s) > STACK_LIMIT)
                 if in_scratch and parallel:
                     raise KgenError(f"local array {s.name} has a run-time size inside a multi-core loop: "
                                     "it cannot be placed in the (shared) scratch buffer", s.loc)
@@ -279,5 +292,5 @@ def scratch_macro(function: str) -> str:
     return f"{function.upper()}_SCRATCH_BYTES"
 
 
-__all__ = ["ScratchPlan", "ScratchArray", "plan_scratch", "c_size_expr", "scratch_param_name",
+__all__ = ["STACK_LIMIT", "ScratchPlan", "ScratchArray", "plan_scratch", "c_size_expr", "scratch_param_name",
            "get_buffer_size_name", "scratch_macro", "Round8"]

@@ -23,7 +23,7 @@ def _cases(ins, n=24, seed=0):
 
 def test_required_instructions_declared():
     names = {i.mnemonic for i in ISA.instrs}
-    for m in ("smlad", "smladx", "sxtb16", "sxtb16.ror8", "sxtab16", "uxtb16", "pkhbt", "pkhtb",
+    for m in ("smlad", "smuad", "smladx", "sxtb16", "sxtb16.ror8", "sxtab16", "uxtb16", "pkhbt", "pkhtb",
               "ssat8", "usat8", "qadd", "qsub", "smull.lo", "smull.hi", "smlal.hi", "smmulr"):
         assert m in names
 

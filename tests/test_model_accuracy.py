@@ -27,7 +27,7 @@ ODD = {
     "matmul_nt_s8": {"M": 29, "K": 50, "N": 23},
     "matmul_nn_s8": {"M": 21, "K": 37, "N": 19},
     "add_requant_s8": {"S": 37, "E": 29},
-    "encoder_block_s8": {"S": 19, "E": 20, "H": 2, "P": 10, "F": 36},
+    "encoder_block_s8": {"NB": 19, "BLK": 1, "E": 20, "H": 2, "P": 10, "F": 36},
     "fwsa_scores_softmax_s8": {"S": 23, "E": 20, "H": 3},
     "gelu_s8": {"S": 19, "F": 45},
     "layernorm_s8": {"S": 19, "E": 44},
@@ -38,7 +38,7 @@ ODD = {
     "mhsa_scores_s8": {"H": 3, "S": 37, "P": 10},
     "mhsa_depth_first_s8": {"H": 3, "NB": 9, "BLK": 3, "P": 10},
     "mhsa_scores_softmax_s8": {"H": 3, "NB": 9, "BLK": 3, "P": 10},
-    "mhsa_s8": {"S": 29, "E": 22, "H": 2, "P": 10},
+    "mhsa_s8": {"NB": 29, "BLK": 1, "E": 22, "H": 2, "P": 10},
     "softmax_s8_u8": {"R": 19, "C": 53},
 }
 ISAS = ("armv7em", "xpulpv2")

@@ -97,6 +97,43 @@ kernel k(X: in i8[N], Y: out i32[N], a: i32, b: i32) {
     assert hoisted < plain + 100
 
 
+SIGN = """
+kernel sgn(X: in i8[N], Y: out i32[N], one: i32) {
+    for i in 0..N {
+        var x: i32 = i32(X[i]);
+        var sg: i32 = select(x > 0, 1, select(x < 0, -1, 0));
+        Y[i] = sg * (one - abs(x));
+    }
+}
+"""
+
+
+def test_constant_select_that_multiplies_is_priced_as_split_paths():
+    from kgen.model.paths import constant_arms, fold, signs, specialise
+    from kgen.ir import I32, Bin, Const, Decl, Un, Var
+
+    k = specialize(kernel_source(SIGN).kernel, {"N": 1})
+    x, one = Var("x", I32), Var("one", I32)
+    body = k.body[0].body
+    arms = constant_arms(body[1].init)
+    assert [(p, v.value) for p, _, v in arms] == [(0.5, 1), (0.25, -1), (0.25, 0)]
+    assert [signs(c) for _, c, _ in arms] == [{"x": 1}, {"x": -1}, {}]
+    assert fold(Bin("mul", Const(-1, I32), Bin("sub", one, x, I32), I32)) == Un("neg", Bin("sub", one, x, I32), I32)
+    assert fold(Bin("add", Bin("mul", Const(0, I32), x, I32), one, I32)) == one
+    pos = specialise(body[2:], "sg", Const(1, I32), {"x": 1})
+    assert "sg" not in str(pos) and "abs" not in str(pos)
+    # gcc: branches (cmp + branch, the second half of the time), each path folds the product and
+    # abs; without the split the model charges two selects, abs and the multiply on every element
+    from dataclasses import replace
+
+    gcc = load_toolchain("armv7em-gcc")
+    plain = replace(gcc, loops={**gcc.loops, "split_constant_selects": False})
+    k2 = specialize(kernel_source(SIGN).kernel, {"N": 1000})
+    split, _ = count_kernel(k2, gcc, (), {"N": 1000})
+    unsplit, _ = count_kernel(k2, plain, (), {"N": 1000})
+    assert float(instructions_of(split, gcc)) < float(instructions_of(unsplit, gcc)) - 3 * 1000
+
+
 def test_register_pressure_of_a_register_block():
     k = builtin("matmul_nt_s8").kernel
     from kgen.backends import raw_backend_class

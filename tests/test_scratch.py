@@ -6,6 +6,7 @@ The harness gives a kernel exactly ``get_buffer_size`` bytes between two canary-
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -27,25 +28,34 @@ def _plan(name: str, isa: str, sizes: dict[str, int]):
     return lowered, em, plan_scratch(lowered.kernel)
 
 
-ENC = {"S": 81, "E": 32, "H": 8, "P": 32, "F": 64}
+ENC = {"NB": 27, "BLK": 3, "E": 32, "H": 8, "P": 32, "F": 64}
 
 
 def test_function_scope_arrays_go_to_scratch_and_share_bytes_when_lifetimes_do_not_overlap():
+    from kgen.scratch import STACK_LIMIT
+
     _, em, plan = _plan("encoder_block_s8", "armv7em", ENC)
     arrays = {a.name: a for a in plan.arrays}
-    assert set(arrays) == {"Qh", "Kh", "Vth", "T", "ybuf", "Ar", "O", "y", "r", "x1", "hid"}
+    dsl = {"texp", "Qh", "Kh", "Vth", "T", "ybuf", "At", "O", "y", "r", "x1", "hid"}
+    # the DSL's local arrays, and the run-time int16 copies of the contractions' B operands (one per
+    # projection and attention nest), declared inside the head loop where the copy runs
+    assert dsl <= set(arrays) and all(n.endswith("_wide") for n in set(arrays) - dsl)
+    assert {"Wq_v0_wide", "Wk_v1_wide", "Kh_v3_wide", "Vth_v4_wide"} <= set(arrays)
     assert all(int(a.offset) % 8 == 0 and int(a.size) % 8 == 0 for a in plan.arrays)
-    # O lives through both phases; Qh..Ar die after the attention phase, y..hid are born after it
+    # O lives through both phases; Qh..At die after the attention phase, y..hid are born after it;
+    # the Q projection's copy of Wq and the K projection's copy of Wk share bytes
     total_sizes = sum(int(a.size) for a in plan.arrays)
     assert plan.constant < total_sizes
-    assert plan.constant == 81 * 256 + 3 * 81 * 32 + 88 + 81 * 4 + 4 + 88  # O + Qh,Kh,Vth + T, ybuf, Ar
+    assert arrays["Wq_v0_wide"].offset == arrays["Wk_v1_wide"].offset
+    assert int(arrays["O"].size) == 81 * 256 and int(arrays["Qh"].size) == 81 * 32
     for a in plan.arrays:  # arrays alive at the same time never overlap in memory
         for b in plan.arrays:
             if a is not b and a.live[0] <= b.live[1] and b.live[0] <= a.live[1]:
                 lo_a, hi_a = int(a.offset), int(a.offset + a.size)
                 lo_b, hi_b = int(b.offset), int(b.offset + b.size)
                 assert hi_a <= lo_b or hi_b <= lo_a, (a.name, b.name)
-    assert "KGEN_ALIGN8" not in em.source  # nothing left on the stack
+    for m in re.finditer(r"KGEN_ALIGN8 int16_t \w+\[(\d+) \* (\d+) \* (\d+)\];", em.source):
+        assert 2 * int(m[1]) * int(m[2]) * int(m[3]) <= STACK_LIMIT  # only small per-tile buffers on the stack
     assert em.prototype.endswith(", void *restrict scratch)")
     assert f"#define {em.function.upper()}_SCRATCH_BYTES {plan.constant}u" in em.header
     assert f"size_t {em.function}_get_buffer_size(void);" in em.header
@@ -56,8 +66,12 @@ def test_generic_release_has_no_stack_arrays_and_sizes_are_formulas():
     assert plan.constant is None and "KGEN_ALIGN8" not in em.source
     assert not re.search(r"^\s+\w+ \w+_storage\[", em.source, re.M)  # no (variable-length) array on the stack
     assert re.search(r"^    int8_t \*const O_storage = \(int8_t \*\)scratch;$", em.source, re.M)
-    assert plan.bytes_for(ENC) == _plan("encoder_block_s8", "armv7em", ENC)[2].constant
-    assert f"size_t {em.function}_get_buffer_size(int32_t S, int32_t E, int32_t H, int32_t P, int32_t F);" in em.header
+    # the run-time formula at a shape is the plan of the kernel specialised for it
+    from kgen.schedule import specialize
+
+    assert plan.bytes_for(ENC) == plan_scratch(specialize(builtin("encoder_block_s8").kernel, ENC)).constant
+    assert f"size_t {em.function}_get_buffer_size(int32_t NB, int32_t BLK, int32_t E, int32_t H, int32_t P, " \
+           f"int32_t F);" in em.header
 
 
 def test_kernels_without_local_arrays_keep_their_signature():
@@ -68,9 +82,12 @@ def test_kernels_without_local_arrays_keep_their_signature():
 @pytest.mark.parametrize("isa,name,sizes", [("armv7em", "matmul_nt_s8", {"M": 16, "K": 64, "N": 64}),
                                              ("armv7em", "matmul_nt_s8", {"M": 81, "K": 64, "N": 64}),
                                              ("armv7em", "softmax_s8_u8", {"R": 64, "C": 64}),
-                                             ("xpulpv2", "mhsa_s8", {"S": 64, "E": 64, "H": 1, "P": 64})])
+                                             ("xpulpv2", "mhsa_s8", {"NB": 32, "BLK": 2, "E": 64, "H": 1, "P": 64}),
+                                             ("armv7em", "mhsa_s8", {"NB": 32, "BLK": 2, "E": 64, "H": 1, "P": 64})])
 def test_placement_rule(isa, name, sizes):
-    """Function-scope arrays are in scratch; constant-size arrays nested in loops stay on the stack."""
+    """Function-scope arrays are in scratch; constant-size arrays nested in loops stay on the stack
+    unless they are bigger than STACK_LIMIT bytes."""
+    from kgen.scratch import STACK_LIMIT
     from kgen.ir import Alloc, For, walk_stmts
 
     lowered, em, plan = _plan(name, isa, sizes)
@@ -78,12 +95,15 @@ def test_placement_rule(isa, name, sizes):
     top = [s for s in body if isinstance(s, Alloc)]
     top += [x for s in body if isinstance(s, For) and s.var == "kgen_serial" for x in s.body if isinstance(x, Alloc)]
     nested = [s for s in walk_stmts(body) if isinstance(s, Alloc) and s not in top]
+    big = [a for a in nested if a.type.bits // 8 * math.prod(d.value for d in a.shape) > STACK_LIMIT]
     in_plan = {a.name for a in plan.arrays} if plan else set()
-    assert {a.name for a in top} == in_plan
-    assert not {a.name for a in nested} & in_plan
+    assert {a.name for a in top + big} == in_plan
+    assert not {a.name for a in nested if a not in big} & in_plan
     for line in em.source.splitlines():
         if "KGEN_ALIGN8" in line and "_storage[" in line:
             assert line.startswith("        "), line  # only inside a loop
+    if name == "mhsa_s8" and isa == "armv7em":  # the per-head copies of K and Vᵀ (8 kB each)
+        assert {"Kh_v3_wide", "Vth_v4_wide"} <= {a.name for a in big}
     assert ("void *restrict scratch" in em.prototype) == bool(in_plan)
 
 
@@ -104,9 +124,9 @@ def test_manifest_records_scratch(tmp_path):
     files = render_release("armv7em", release_requests("armv7em", [builtin("encoder_block_s8"),
                                                                     builtin("matmul_nt_s8")]))
     entries = {e["name"]: e for e in json.loads(files["manifest.json"])["kernels"]}
-    enc = entries["kgen_encoder_block_s8_s81e32h8p32f64_armv7em"]
+    enc = entries["kgen_encoder_block_s8_nb27blk3e32h8p32f64_armv7em"]
     assert enc["scratch_bytes"] == enc["scratch"]["bytes"] == _plan("encoder_block_s8", "armv7em", ENC)[2].constant
-    assert enc["scratch"]["get_buffer_size"].startswith("size_t kgen_encoder_block_s8_s81e32h8p32f64_armv7em_get")
+    assert enc["scratch"]["get_buffer_size"].startswith("size_t kgen_encoder_block_s8_nb27blk3e32h8p32f64_armv7em_get")
     assert enc["prototype"].endswith("void *restrict scratch);")
     for e in entries.values():  # kernels without scratch keep their signature and say so
         assert (e["scratch"] is None) == (e["scratch_bytes"] == 0) == ("scratch" not in e["prototype"])
@@ -117,10 +137,11 @@ def test_get_buffer_size_agrees_with_the_plan_for_many_sizes(tmp_path):
     src = builtin("encoder_block_s8")
     lowered, em = build_variant(src, "generic", {})
     plan = em.scratch
-    tuples = [dict(zip("SEHPF", t)) for t in
-              [(1, 1, 1, 1, 1), (81, 32, 8, 32, 64), (7, 9, 3, 5, 11), (64, 64, 1, 64, 128), (3, 200, 2, 17, 5)]]
-    calls = "\n".join(f'    printf("%zu\\n", {em.function}_get_buffer_size({t["S"]}, {t["E"]}, {t["H"]}, {t["P"]}, '
-                      f'{t["F"]}));' for t in tuples)
+    tuples = [dict(zip(("NB", "BLK", "E", "H", "P", "F"), t)) for t in
+              [(1, 1, 1, 1, 1, 1), (27, 3, 32, 8, 32, 64), (7, 1, 9, 3, 5, 11), (32, 2, 64, 1, 64, 128),
+               (1, 3, 200, 2, 17, 5)]]
+    calls = "\n".join(f'    printf("%zu\\n", {em.function}_get_buffer_size({t["NB"]}, {t["BLK"]}, {t["E"]}, '
+                      f'{t["H"]}, {t["P"]}, {t["F"]}));' for t in tuples)
     (tmp_path / "inc").mkdir()
     (tmp_path / "inc" / "kgen_common.h").write_text(common_header())
     (tmp_path / "inc" / em.header_name).write_text(em.header)

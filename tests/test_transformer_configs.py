@@ -43,8 +43,8 @@ def _jobs() -> list[tuple[str, str, str, Target]]:
 ODD = {"linear_qk_s8": dict(S=7, E=9, H=3, P=5), "linear_vt_s8": dict(S=7, E=9, H=3, P=5),
        "mhsa_scores_s8": dict(H=3, S=7, P=5), "mhsa_av_s8": dict(H=3, S=7, P=5),
        "mhsa_scores_softmax_s8": dict(H=3, NB=3, BLK=3, P=5), "mhsa_depth_first_s8": dict(H=3, NB=7, BLK=1, P=5),
-       "fwsa_scores_softmax_s8": dict(S=7, E=9, H=3), "mhsa_s8": dict(S=7, E=9, H=3, P=5),
-       "encoder_block_s8": dict(S=7, E=9, H=1, P=5, F=11)}
+       "fwsa_scores_softmax_s8": dict(S=7, E=9, H=3), "mhsa_s8": dict(NB=3, BLK=3, E=9, H=3, P=5),
+       "encoder_block_s8": dict(NB=7, BLK=1, E=9, H=1, P=5, F=11)}
 
 JOBS = _jobs() + [("odd", name, "armv7em", t) for name in ODD for t in TARGETS["armv7em"]]
 

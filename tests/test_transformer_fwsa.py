@@ -68,7 +68,7 @@ def test_counts_from_kernels_match_closed_forms(S, E, P, H):
 
 
 def test_count_walker_on_library_kernels():
-    z = dict(S=81, E=32, P=32, H=8, F=64)
+    z = dict(S=81, NB=27, BLK=3, E=32, P=32, H=8, F=64)  # mhsa_s8, encoder_block_s8: S = NB·BLK
     assert macs(library_kernel("mhsa_s8"), z) == 4 * 81 * 32 * 256 + 2 * 8 * 81 * 81 * 32
     enc = count_ops(library_kernel("encoder_block_s8"), z)
     assert enc.macs == 4 * 81 * 32 * 256 + 2 * 8 * 81 * 81 * 32 + 2 * 81 * 32 * 64

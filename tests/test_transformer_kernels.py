@@ -28,11 +28,11 @@ SHAPES: dict[str, list[dict[str, int]]] = {
     "mhsa_scores_softmax_s8": [dict(H=2, NB=5, BLK=1, P=3), dict(H=2, NB=2, BLK=3, P=3)],
     "mhsa_av_s8": [dict(H=2, S=5, P=3)],
     "mhsa_depth_first_s8": [dict(H=2, NB=5, BLK=1, P=3), dict(H=2, NB=3, BLK=2, P=3)],
-    "mhsa_s8": [dict(S=5, E=7, H=2, P=3)],
+    "mhsa_s8": [dict(NB=5, BLK=1, E=7, H=2, P=3), dict(NB=2, BLK=3, E=7, H=2, P=3)],
     "gelu_s8": [dict(S=3, F=5)],
     "layernorm_s8": [dict(S=4, E=7), dict(S=2, E=1)],
     "add_requant_s8": [dict(S=3, E=5)],
-    "encoder_block_s8": [dict(S=5, E=7, H=2, P=3, F=6)],
+    "encoder_block_s8": [dict(NB=5, BLK=1, E=7, H=2, P=3, F=6), dict(NB=2, BLK=2, E=7, H=2, P=3, F=6)],
     "fwsa_scores_softmax_s8": [dict(S=5, E=7, H=2)],
 }
 KERNELS = list(SHAPES)
@@ -81,6 +81,11 @@ def block():
     S, E, P, H, F = 6, 8, 4, 2, 12
     g = realistic_block_args(S, E, P, H, F, np.random.default_rng(21))
     return dict(S=S, E=E, P=P, H=H, F=F), g
+
+
+def blocked(d: dict[str, int], blk: int) -> dict[str, int]:
+    """The sizes of mhsa_s8 / encoder_block_s8 (S = NB·BLK) for the sizes ``d`` of the block fixture."""
+    return {"NB": d["S"] // blk, "BLK": blk, **{k: v for k, v in d.items() if k != "S"}}
 
 
 def _qkv(block):
@@ -144,7 +149,9 @@ def test_softmax_realistic_coefficients():
 def test_mhsa_s8_equals_the_five_kernel_chain(block):
     d, g = block
     args = {p.name: g[p.name] for p in library_kernel("mhsa_s8").params if p.name in g}
-    y = assert_same("mhsa_s8", d, args)["Y"]
+    y = assert_same("mhsa_s8", blocked(d, 2), args)["Y"]
+    for blk in (1, 3, 6):  # every block size gives the same result
+        assert np.array_equal(run("mhsa_s8", blocked(d, blk), args)["Y"], y)
     q, k, vt = _qkv(block)
     sz = dict(H=d["H"], NB=d["S"] // 2, BLK=2, P=d["P"])
     o = run("mhsa_depth_first_s8", sz, dict(Q=q, K=k, Vt=vt, mul_s=1, shift_s=g["shift_s"], a=g["a"], b=g["b"],
@@ -158,9 +165,9 @@ def test_encoder_block_equals_library_chain(block):
     d, g = block
     S, E, F = d["S"], d["E"], d["F"]
     enc = library_kernel("encoder_block_s8")
-    y = assert_same("encoder_block_s8", d, {p.name: g[p.name] for p in enc.params if p.name in g})["Y"]
+    y = assert_same("encoder_block_s8", blocked(d, 3), {p.name: g[p.name] for p in enc.params if p.name in g})["Y"]
     mh = library_kernel("mhsa_s8")
-    y1 = run("mhsa_s8", d, {p.name: g[p.name] for p in mh.params if p.name in g})["Y"]
+    y1 = run("mhsa_s8", blocked(d, 3), {p.name: g[p.name] for p in mh.params if p.name in g})["Y"]
     r1 = run("add_requant_s8", dict(S=S, E=E), dict(A=g["X"], B=y1, mul_a=g["mul_r1x"], shift_a=g["shift_r1x"],
                                                     mul_b=g["mul_r1y"], shift_b=g["shift_r1y"]))["Y"]
     x1 = run("layernorm_s8", dict(S=S, E=E), dict(X=r1, gamma=g["g1"], beta=g["be1"], shift=g["ln1_shift"]))["Y"]

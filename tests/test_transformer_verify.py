@@ -18,6 +18,7 @@ GCC = Target("host", "gcc", sanitize=True)
 CLANG = Target("host", "clang", sanitize=True)
 
 ODD = dict(S=5, E=7, H=2, P=3)
+BLOCKED = dict(NB=5, BLK=1, E=7, H=2, P=3)  # mhsa_s8 and encoder_block_s8 take S = NB·BLK
 JOBS: list[tuple[str, dict[str, int], Target]] = [
     ("linear_qk_s8", ODD, GCC),
     ("linear_vt_s8", ODD, GCC),
@@ -30,16 +31,17 @@ JOBS: list[tuple[str, dict[str, int], Target]] = [
     ("mhsa_av_s8", dict(H=2, S=5, P=3), GCC),
     ("mhsa_depth_first_s8", dict(H=2, NB=3, BLK=2, P=3), GCC),
     ("mhsa_depth_first_s8", dict(H=1, NB=5, BLK=1, P=1), GCC),
-    ("mhsa_s8", ODD, GCC),
+    ("mhsa_s8", BLOCKED, GCC),
+    ("mhsa_s8", dict(BLOCKED, NB=2, BLK=3), GCC),
     ("gelu_s8", dict(S=3, F=5), GCC),
     ("layernorm_s8", dict(S=3, E=7), GCC),
     ("add_requant_s8", dict(S=3, E=5), GCC),
-    ("encoder_block_s8", dict(ODD, F=6), GCC),
+    ("encoder_block_s8", dict(BLOCKED, F=6), GCC),
     ("fwsa_scores_softmax_s8", dict(S=5, E=7, H=2), GCC),
 ]
 if compiler_available("clang"):
     JOBS += [("softmax_s8_u8", dict(R=3, C=7), CLANG), ("layernorm_s8", dict(S=3, E=7), CLANG),
-             ("encoder_block_s8", dict(ODD, F=6), CLANG)]
+             ("encoder_block_s8", dict(BLOCKED, F=6), CLANG)]
 
 
 def _id(job) -> str:

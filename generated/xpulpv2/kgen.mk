@@ -4,8 +4,8 @@ KGEN_XPULPV2_DIR := $(dir $(lastword $(MAKEFILE_LIST)))
 KGEN_XPULPV2_SRCS := \
   $(KGEN_XPULPV2_DIR)src/kgen_add_requant_s8_s81e32_xpulpv2.c \
   $(KGEN_XPULPV2_DIR)src/kgen_add_requant_s8_s81e32_xpulpv2_c8.c \
-  $(KGEN_XPULPV2_DIR)src/kgen_encoder_block_s8_s81e32h8p32f64_xpulpv2.c \
-  $(KGEN_XPULPV2_DIR)src/kgen_encoder_block_s8_s81e32h8p32f64_xpulpv2_c8.c \
+  $(KGEN_XPULPV2_DIR)src/kgen_encoder_block_s8_nb27blk3e32h8p32f64_xpulpv2.c \
+  $(KGEN_XPULPV2_DIR)src/kgen_encoder_block_s8_nb27blk3e32h8p32f64_xpulpv2_c8.c \
   $(KGEN_XPULPV2_DIR)src/kgen_fwsa_scores_softmax_s8_s81e32h8_xpulpv2.c \
   $(KGEN_XPULPV2_DIR)src/kgen_fwsa_scores_softmax_s8_s81e32h8_xpulpv2_c8.c \
   $(KGEN_XPULPV2_DIR)src/kgen_gelu_s8_s81f64_xpulpv2.c \
@@ -35,10 +35,10 @@ KGEN_XPULPV2_SRCS := \
   $(KGEN_XPULPV2_DIR)src/kgen_mhsa_av_s8_h8s81p32_xpulpv2_c8.c \
   $(KGEN_XPULPV2_DIR)src/kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2.c \
   $(KGEN_XPULPV2_DIR)src/kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2_c8.c \
-  $(KGEN_XPULPV2_DIR)src/kgen_mhsa_s8_s64e64h1p64_xpulpv2.c \
-  $(KGEN_XPULPV2_DIR)src/kgen_mhsa_s8_s64e64h1p64_xpulpv2_c8.c \
-  $(KGEN_XPULPV2_DIR)src/kgen_mhsa_s8_s81e32h8p32_xpulpv2.c \
-  $(KGEN_XPULPV2_DIR)src/kgen_mhsa_s8_s81e32h8p32_xpulpv2_c8.c \
+  $(KGEN_XPULPV2_DIR)src/kgen_mhsa_s8_nb27blk3e32h8p32_xpulpv2.c \
+  $(KGEN_XPULPV2_DIR)src/kgen_mhsa_s8_nb27blk3e32h8p32_xpulpv2_c8.c \
+  $(KGEN_XPULPV2_DIR)src/kgen_mhsa_s8_nb32blk2e64h1p64_xpulpv2.c \
+  $(KGEN_XPULPV2_DIR)src/kgen_mhsa_s8_nb32blk2e64h1p64_xpulpv2_c8.c \
   $(KGEN_XPULPV2_DIR)src/kgen_mhsa_scores_s8_h8s81p32_xpulpv2.c \
   $(KGEN_XPULPV2_DIR)src/kgen_mhsa_scores_s8_h8s81p32_xpulpv2_c8.c \
   $(KGEN_XPULPV2_DIR)src/kgen_mhsa_scores_softmax_s8_h8nb27blk3p32_xpulpv2.c \

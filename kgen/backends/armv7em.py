@@ -22,16 +22,21 @@ from ..isel import select_instructions
 from . import Lowered
 from .contraction import (Packing, extent as _extent, find_contraction, pack_param, stage_rows,
                           stage_row_tail, tile_contraction, unroll_k as _unroll_k)
+from ..algebra import peel_zero_updates
 from ..rewrite import expand_requant
 from ..schedule import specialize
 from ..schedule.auto import unroll_innermost
-from .nests import find_nests, flatten_operands, stage_b, uniquify_loops
+from .nests import expose_row, find_nests, flatten_operands, stage_b, uniquify_loops
+from .padding import PaddedLayout, pad_reduction_tails
 
 #: Default register block (rows × cols): 4 accumulators + 2 activation words + 4 weight words
 #: (two LDRD pairs) + 2 pointers stay well inside the 14 allocatable registers.  Measured on
 #: Cortex-M4 (instructions per MAC at 64³ / 128³): 2×2 gcc 0.92 / 0.84, clang 0.94 / 0.84;
 #: 3×2 gcc 0.88 / 0.79 but clang 1.06 / 0.97 (clang spills); 2×4 and 4×2 are worse on both.
 DEFAULT_TILE = (2, 2)
+#: Instruction classes selected in register blocks: SMLAD, SMUAD (a reduction that starts from zero
+#: begins with it, so no register holds the zero), SSAT.
+CLASSES = ["dot2_s16_acc32", "dot2_s16", "clip_s8"]
 
 
 class ArmBackend:
@@ -62,8 +67,10 @@ class ArmBackend:
         if M >= R:
             s = stage_rows(s, c, f"{c.m}_o", R, G, M, K, I16, f"{c.a}_wide")
             s = stage_row_tail(s, c, f"{c.m}_o", R, G, M, K, I16, f"{c.a}_tail")
-        s = replace(s, body=expand_requant(s.body))
-        s = select_instructions(s, isa, ["dot2_s16_acc32", "clip_s8"], {f"{c.a}_wide": True, f"{c.a}_tail": True, packing.dst: True})
+        s = pad_reduction_tails(s, {f"{c.a}_wide": PaddedLayout(0, G, K), f"{c.a}_tail": PaddedLayout(0, G, K),
+                                    packing.dst: PaddedLayout(1, G, K)})
+        s = replace(s, body=expand_requant(peel_zero_updates(s.body)))
+        s = select_instructions(s, isa, CLASSES, {f"{c.a}_wide": True, f"{c.a}_tail": True, packing.dst: True})
         notes = (f"`{packing.dst}` holds `{c.b}` packed offline as int16 pairs "
                  f"[{packing.shape[0]}][{packing.shape[1]}][{C}][{G}] (n-block, k-group, column, lane; "
                  f"zero padded; 8-byte aligned); produce it with the packing companion.",
@@ -81,6 +88,7 @@ class ArmBackend:
         C = self.tile[1]
         G = 4
         staged: set[str] = set()
+        layouts: dict[str, PaddedLayout] = {}
         notes = []
         for i in range(64):
             nests = [n for n in find_nests(s) if n.a.buf not in staged and n.b.buf not in staged
@@ -88,6 +96,7 @@ class ArmBackend:
             if not nests:
                 break
             nest = nests[0]
+            s = expose_row(s, nest)
             R = min(self.tile[0], nest.M)  # a block of fewer rows than the tile: one block of all of them
             s, c = flatten_operands(s, nest, f"{nest.a.buf}_v{i}", f"{nest.b.buf}_v{i}")
             s = tile_contraction(s, sizes, c, R, C, G, jam_row_tail=True)
@@ -99,6 +108,8 @@ class ArmBackend:
                 s = stage_rows(s, c, f"{c.m}_o", R, G, nest.M, nest.K, I16, f"{c.a}_wide")
                 s = stage_row_tail(s, c, f"{c.m}_o", R, G, nest.M, nest.K, I16, f"{c.a}_tail")
                 names |= {f"{c.a}_wide", f"{c.a}_tail"}
+                layouts.update({f"{c.a}_wide": PaddedLayout(0, G, nest.K), f"{c.a}_tail": PaddedLayout(0, G, nest.K)})
+            layouts[packing.dst] = PaddedLayout(1, G, nest.K)
             staged |= names
             notes.append(f"Contraction over {nest.k} ({nest.M}x{nest.N}x{nest.K}): register block {R}x{C} with "
                          f"SMLAD, operands widened at run time into local int16 arrays.")
@@ -106,9 +117,10 @@ class ArmBackend:
             return Lowered(unroll_innermost(specialize(kernel, sizes)), sizes, (isa.header,),
                            ("No DSP pattern applies: specialised portable C, innermost loops unrolled.",), {},
                            isa.sha256, support)
-        s = replace(s, body=expand_requant(s.body))
+        s = pad_reduction_tails(s, layouts)
+        s = replace(s, body=expand_requant(peel_zero_updates(s.body)))
         wide = {n for n in staged if n.endswith(("_wide", "_tail"))}
-        s = select_instructions(s, isa, ["dot2_s16_acc32", "clip_s8"], {n: True for n in wide})
+        s = select_instructions(s, isa, CLASSES, {n: True for n in wide})
         s = unroll_innermost(s)
         return Lowered(s, sizes, (isa.header,), tuple(notes), {}, isa.sha256, support,
                        paired=frozenset(wide), qualifier="KGEN_REGISTER_BLOCKED")

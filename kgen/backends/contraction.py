@@ -27,6 +27,7 @@ from ..ir import (I32, IDX, Alloc, Assign, Bin, BufferParam, Cast, Const, Decl, 
                   Load, Stmt, Store, Type, Var, walk_stmts)
 from ..rewrite import map_body_exprs, map_expr
 from ..interp import eval_expr
+from .padding import PadBound, padded_fill
 from ..schedule import ScheduleError, distribute, fuse_updates, reorder, specialize, split, unroll, unroll_jam
 
 
@@ -259,11 +260,9 @@ def buffer_type(kernel: Kernel, name: str) -> Type:
 
 
 def staging_nest(kernel: Kernel, c: Contraction, name: str, first: Expr, R: int, L: int, K: int, t: Type
-                 ) -> tuple[Stmt, Stmt]:
-    """``Alloc name[K/L][R][L]`` and the nest that fills it with rows first..first+R-1 of A,
-    widened to ``t`` (zero padded in k)."""
-    from ..ir import BOOL
-
+                 ) -> tuple[Stmt, ...]:
+    """``Alloc name[K/L][R][L]`` followed by the nests that fill it with rows first..first+R-1 of A,
+    widened to ``t`` (zero padded in k, without index guards: see :func:`padded_fill`)."""
     m_dim, k_dim = c.a_dims.index(c.m), c.a_dims.index(c.k)
     K2 = ceil(K / L)
     k2, r, j = Var(f"{name}_k", IDX), Var(f"{name}_r", IDX), Var(f"{name}_j", IDX)
@@ -273,11 +272,9 @@ def staging_nest(kernel: Kernel, c: Contraction, name: str, first: Expr, R: int,
     src_idx[m_dim], src_idx[k_dim] = row, kk
     fill = Store(name, (k2, r, j), Cast(Load(c.a, tuple(src_idx), buffer_type(kernel, c.a)), t))
     zero = Store(name, (k2, r, j), Const(0, t))
-    guard = If(Bin("lt", kk, Const(K, IDX), BOOL), (fill,), (zero,)) if K % L else fill
-    nest = For(k2.name, Const(0, IDX), Const(K2, IDX),
-               (For(r.name, Const(0, IDX), Const(R, IDX),
-                    (For(j.name, Const(0, IDX), Const(L, IDX), (guard,)),)),))
-    return Alloc(name, t, (Const(K2, IDX), Const(R, IDX), Const(L, IDX))), nest
+    bounds = (PadBound(k2.name, L, j.name, K),) if K % L else ()
+    nest = padded_fill(((k2.name, 0, K2), (r.name, 0, R), (j.name, 0, L)), bounds, fill, zero)
+    return (Alloc(name, t, (Const(K2, IDX), Const(R, IDX), Const(L, IDX))),) + nest
 
 
 def stage_row_tail(kernel: Kernel, c: Contraction, block_var: str, R: int, L: int, M: int, K: int,
@@ -318,11 +315,11 @@ def stage_row_tail(kernel: Kernel, c: Contraction, block_var: str, R: int, L: in
         tail = [i for i, x in enumerate(body) if i > pos and a_rows(x)]
         if not tail or any(not (a_rows(body[i]) or set()) <= set(range(first, M)) for i in tail):
             return body
-        alloc, fill = staging_nest(kernel, c, name, Const(first, IDX), rows, L, K, t)
+        staged = staging_nest(kernel, c, name, Const(first, IDX), rows, L, K, t)
         out = list(body)
         for i in tail:
             out[i] = replace(body[i], body=map_body_exprs(body[i].body, fn)) if isinstance(body[i], For) else body[i]
-        out[tail[0]:tail[0]] = [alloc, fill]
+        out[tail[0]:tail[0]] = list(staged)
         return tuple(out)
 
     return replace(kernel, body=rewrite_body(kernel.body))

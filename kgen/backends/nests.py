@@ -27,6 +27,7 @@ from ..ir import (BOOL, IDX, Alloc, Assign, Bin, Cast, Const, Decl, Expr, For, I
                   Stmt, Store, Type, Var, View, walk_expr, walk_stmts)
 from ..rewrite import map_body_exprs, substitute_body
 from .contraction import Contraction, Packing, _product_loads, from_sympy
+from .padding import PadBound, padded_fill
 
 
 # --------------------------------------------------------------------------- loop names
@@ -99,6 +100,8 @@ class Nest:
     M: int
     N: int
     K: int
+    #: a matrix-vector product: A has no row index and ``m`` names the one-trip row loop to add
+    matvec: bool = False
 
 
 def _trip(lp: For) -> int | None:
@@ -124,38 +127,92 @@ def _role(ld: Load, outer: str, k: str) -> bool:
     return True
 
 
+def _reduction(inner: For) -> tuple[str, For, Load, Load] | None:
+    """``for n { var acc = init; …; for k { acc += i32(A) * i32(B) }; … }`` → (acc, the k loop, A, B)."""
+    decls = [s for s in inner.body if isinstance(s, Decl)]
+    loops = [s for s in inner.body if isinstance(s, For)]
+    if len(loops) != 1 or not decls or len(loops[0].body) != 1:
+        return None
+    red = loops[0]
+    upd = red.body[0]
+    if not (isinstance(upd, Assign) and isinstance(upd.value, Bin) and upd.value.op == "add"
+            and isinstance(upd.value.a, Var) and upd.value.a.name == upd.name
+            and upd.name in {d.name for d in decls}):
+        return None
+    loads = _product_loads(upd.value.b)
+    return None if loads is None else (upd.name, red, *loads)
+
+
+def _k_role(ld: Load, n: str, k: str) -> bool:
+    """``k`` appears in exactly one index component, as ``invariant + k``, and ``n`` in none."""
+    comps = [c for c in ld.index if _uses(c, {n, k})]
+    if len(comps) != 1 or _uses(comps[0], {n, k}) != {k}:
+        return False
+    s = sp.expand(to_sympy(comps[0], {}))
+    return s.coeff(sp.Symbol(k, integer=True)) == 1 or s.coeff(sp.Symbol(k)) == 1
+
+
 def find_nests(kernel: Kernel) -> list[Nest]:
     """Every ``for m { for n { var acc = init; for k { acc += A*B } ; … } }`` nest with constant
-    trip counts (a specialised kernel), whose two operands are indexed by (m, k) and (n, k)."""
+    trip counts (a specialised kernel), whose two operands are indexed by (m, k) and (n, k); and
+    every matrix-vector product ``for n { var acc = init; for k { acc += A*B }; … }`` (A indexed by
+    k alone) outside such a nest, as a nest of one row (``matvec``: :func:`expose_row` gives it its
+    one-trip row loop ``m``)."""
     out = []
+    inners = set()
     for outer in walk_stmts(kernel.body):
         if not (isinstance(outer, For) and len(outer.body) == 1 and isinstance(outer.body[0], For)):
             continue
         inner = outer.body[0]
-        decls = [s for s in inner.body if isinstance(s, Decl)]
-        loops = [s for s in inner.body if isinstance(s, For)]
-        if len(loops) != 1 or not decls or len(loops[0].body) != 1:
+        found = _reduction(inner)
+        if found is None:
             continue
-        red = loops[0]
-        upd = red.body[0]
-        if not (isinstance(upd, Assign) and isinstance(upd.value, Bin) and upd.value.op == "add"
-                and isinstance(upd.value.a, Var) and upd.value.a.name == upd.name
-                and upd.name in {d.name for d in decls}):
-            continue
-        loads = _product_loads(upd.value.b)
+        acc, red, la, lb = found
         trips = [_trip(lp) for lp in (outer, inner, red)]
-        if loads is None or any(t is None for t in trips):
+        if any(t is None for t in trips):
             continue
         m, n, k = outer.var, inner.var, red.var
-        la, lb = loads
         if _role(lb, m, k) and _role(la, n, k):
             la, lb = lb, la
         if not (_role(la, m, k) and _role(lb, n, k)):
             continue
         if {m, n} & (_uses(la, {n}) | _uses(lb, {m})):
             continue
-        out.append(Nest(m, n, k, upd.name, la, lb, *trips))  # type: ignore[arg-type]
+        out.append(Nest(m, n, k, acc, la, lb, *trips))  # type: ignore[arg-type]
+        inners.add(n)
+    for inner in walk_stmts(kernel.body):
+        if not isinstance(inner, For) or inner.var in inners:
+            continue
+        found = _reduction(inner)
+        if found is None:
+            continue
+        acc, red, la, lb = found
+        trips = [_trip(lp) for lp in (inner, red)]
+        if any(t is None for t in trips):
+            continue
+        n, k = inner.var, red.var
+        if _role(la, n, k) and _k_role(lb, n, k):
+            la, lb = lb, la
+        if _k_role(la, n, k) and _role(lb, n, k):
+            out.append(Nest(f"{n}_row", n, k, acc, la, lb, 1, *trips, matvec=True))  # type: ignore[arg-type]
     return out
+
+
+def expose_row(kernel: Kernel, nest: Nest) -> Kernel:
+    """Wrap a matrix-vector product's ``n`` loop in its one-trip row loop ``nest.m`` (exact)."""
+    def body(stmts: tuple[Stmt, ...]) -> tuple[Stmt, ...]:
+        out: list[Stmt] = []
+        for s in stmts:
+            if isinstance(s, For) and s.var == nest.n:
+                s = For(nest.m, Const(0, IDX), Const(1, IDX), (s,), (), s.loc)
+            elif isinstance(s, For):
+                s = replace(s, body=body(s.body))
+            elif isinstance(s, If):
+                s = replace(s, then=body(s.then), orelse=body(s.orelse))
+            out.append(s)
+        return tuple(out)
+
+    return replace(kernel, body=body(kernel.body)) if nest.matvec else kernel
 
 
 # ------------------------------------------------------------------------------ 2-D operands
@@ -204,6 +261,8 @@ def _flat_view(ld: Load, outer: str, k: str, rows: int, K: int, st: _Storage, na
             k_stride = stride
             s = s - sp.Symbol(k, integer=True)
         off += s * stride
+    if row_stride is None:  # a vector (one row): any row stride
+        row_stride = K
     view = View(name, st.root, (Const(rows, IDX), Const(K, IDX)),
                 (from_sympy(sp.sympify(row_stride)), from_sympy(sp.sympify(k_stride))), from_sympy(sp.expand(off)))
     return view, Load(name, (Var(outer, IDX), Var(k, IDX)), ld.type, ld.loc)
@@ -224,30 +283,37 @@ def flatten_operands(kernel: Kernel, nest: Nest, a_name: str, b_name: str) -> tu
 
     loops = {x.var for x in walk_stmts(kernel.body) if isinstance(x, For)}
 
+    def writes(stmt: Stmt, root: str) -> bool:
+        return any(isinstance(x, (Store, Alloc)) and (x.buf if isinstance(x, Store) else x.name) in st
+                   and st[x.buf if isinstance(x, Store) else x.name].root == root for x in walk_stmts((stmt,)))
+
+    def holds_nest(stmt: Stmt) -> bool:
+        return any(isinstance(x, For) and x.var == nest.m for x in walk_stmts((stmt,)))
+
     def place(body: tuple[Stmt, ...], pending: list[View], defined: set[str]) -> tuple[Stmt, ...]:
-        """Declare each view at the top of the innermost enclosing loop whose variable its offset
-        uses (views using no loop variable go first in the kernel body)."""
+        """Declare each view right before the outermost statement around the nest that does not
+        write its array and that its offset's loop variables are defined outside of: a copy made
+        there runs once per value of the array, not once per iteration of the loops around the
+        nest, and lives only as long as that statement."""
         out: list[Stmt] = []
-        for st in body:
-            if isinstance(st, For) and st.var == nest.m:
+        for stmt in body:
+            if isinstance(stmt, For) and stmt.var == nest.m:
                 out.extend(pending)
-                out.append(replace(st, body=map_body_exprs(st.body, fn)))
-            elif isinstance(st, For) and any(isinstance(x, For) and x.var == nest.m for x in walk_stmts(st.body)):
-                inside = defined | {st.var}
-                here = [v for v in pending if v.base in params and st.var in _uses(v.offset, loops)
-                        and _uses(v.offset, loops) <= inside]
-                rest = [v for v in pending if v not in here]
-                out.append(replace(st, body=tuple(here) + place(st.body, rest, inside)))
-            elif isinstance(st, If) and any(isinstance(x, For) and x.var == nest.m for x in walk_stmts((st,))):
-                out.append(replace(st, then=place(st.then, pending, defined), orelse=place(st.orelse, pending, defined)))
+                out.append(replace(stmt, body=map_body_exprs(stmt.body, fn)))
+            elif isinstance(stmt, (For, If)) and holds_nest(stmt):
+                before = [v for v in pending if _uses(v.offset, loops) <= defined and not writes(stmt, v.base)]
+                out.extend(before)
+                pending = [v for v in pending if v not in before]
+                if isinstance(stmt, For):
+                    out.append(replace(stmt, body=place(stmt.body, pending, defined | {stmt.var})))
+                else:
+                    out.append(replace(stmt, then=place(stmt.then, pending, defined),
+                                       orelse=place(stmt.orelse, pending, defined)))
             else:
-                out.append(st)
+                out.append(stmt)
         return tuple(out)
 
-    views = [va, vb]
-    params = {q.name for q in kernel.buffers}
-    top = [v for v in views if not _uses(v.offset, loops) and v.base in params]
-    body = tuple(top) + place(kernel.body, [v for v in views if v not in top], set())
+    body = place(kernel.body, [va, vb], set())
     c = Contraction(nest.m, nest.n, nest.k, nest.acc, a_name, (nest.m, nest.k), b_name, (nest.n, nest.k))
     return replace(kernel, body=body), c
 
@@ -257,20 +323,20 @@ def flatten_operands(kernel: Kernel, nest: Nest, a_name: str, b_name: str) -> tu
 
 def stage_b(kernel: Kernel, c: Contraction, p: Packing, t: Type) -> Kernel:
     """Copy view ``p.src`` ([N][K]) into a local ``p.dst`` [N/C][K/L][C][L] of type ``t`` (zero
-    padded) right after the view's declaration, and read it from there.  The local is declared at
-    function scope."""
+    padded, without index guards) right after the view's declaration, and read it from there.  The
+    local is declared there too, so copies of different nests can share scratch memory (arrays
+    above ``kgen.scratch.STACK_LIMIT`` bytes live in the caller's scratch buffer wherever they are
+    declared)."""
     names = (f"{p.dst}_nb", f"{p.dst}_kb", f"{p.dst}_c", f"{p.dst}_l")
     v = {x: Var(x, IDX) for x in names}
     n_ix = Bin("add", Bin("mul", Const(p.C, IDX), v[names[0]], IDX), v[names[2]], IDX)
     k_ix = Bin("add", Bin("mul", Const(p.L, IDX), v[names[1]], IDX), v[names[3]], IDX)
     src_t = storages(kernel)[p.src].type
-    fill: Stmt = Store(p.dst, tuple(v[x] for x in names), Cast(Load(p.src, (n_ix, k_ix), src_t), t))
-    if p.N % p.C or p.K % p.L:
-        inside = Bin("land", Bin("lt", n_ix, Const(p.N, IDX), BOOL), Bin("lt", k_ix, Const(p.K, IDX), BOOL), BOOL)
-        fill = If(inside, (fill,), (Store(p.dst, tuple(v[x] for x in names), Const(0, t)),))
-    nest: tuple[Stmt, ...] = (fill,)
-    for x, extent in reversed(list(zip(names, p.shape))):
-        nest = (For(x, Const(0, IDX), Const(extent, IDX), nest),)
+    fill = Store(p.dst, tuple(v[x] for x in names), Cast(Load(p.src, (n_ix, k_ix), src_t), t))
+    zero = Store(p.dst, tuple(v[x] for x in names), Const(0, t))
+    bounds = tuple(b for b in (PadBound(names[0], p.C, names[2], p.N), PadBound(names[1], p.L, names[3], p.K))
+                   if b.extent % b.factor)
+    nest = padded_fill(tuple((x, 0, extent) for x, extent in zip(names, p.shape)), bounds, fill, zero)
     alloc = Alloc(p.dst, t, tuple(Const(d, IDX) for d in p.shape))
 
     def fn(e: Expr) -> Expr:
@@ -285,7 +351,7 @@ def stage_b(kernel: Kernel, c: Contraction, p: Packing, t: Type) -> Kernel:
         out: list[Stmt] = []
         for s in stmts:
             if isinstance(s, View) and s.name == p.src:
-                out.extend((s,) + nest)
+                out.extend((s, alloc) + nest)
                 continue
             if isinstance(s, For):
                 s = replace(s, body=body(s.body))
@@ -294,9 +360,7 @@ def stage_b(kernel: Kernel, c: Contraction, p: Packing, t: Type) -> Kernel:
             out.append(s)
         return tuple(out)
 
-    # the array lives at function scope (so a release carves it out of the caller's scratch
-    # instead of the stack); the copy runs where the view is declared
-    return replace(kernel, body=(alloc,) + body(map_body_exprs(kernel.body, fn)))
+    return replace(kernel, body=body(map_body_exprs(kernel.body, fn)))
 
 
-__all__ = ["uniquify_loops", "find_nests", "flatten_operands", "stage_b", "storages", "Nest"]
+__all__ = ["uniquify_loops", "find_nests", "expose_row", "flatten_operands", "stage_b", "storages", "Nest"]

@@ -17,10 +17,16 @@ to the structure, no more:
   execution;
 - **loop overhead**: ``iteration`` per iteration (the back branch is taken except on exit),
   ``counter`` when no pointer stream can serve as the induction variable, ``entry`` per execution;
+- **register pressure**: a block that needs more registers than the ISA allows spills
+  (:meth:`CostWalk.spills`); invariant values a rolled loop leaves no register for are reloaded
+  once per iteration (:meth:`CostWalk.reloads`);
 - **full unrolling**: a loop with a constant trip count ``T <= full_unroll_max_trip`` whose
   unrolled size ``T × body`` stays within ``full_unroll_max_insns`` has no loop overhead;
 - **data-dependent branches** take either side with equal probability; index-only conditions
   take the side their index values select (fraction computed exactly over the loop space);
+- **path splitting** (toolchains with ``split_constant_selects``): a scalar that takes one of a
+  few constants and multiplies later in its block makes the compiler branch and specialise the
+  rest of the block per constant (:mod:`kgen.model.paths`);
 - ``@parallel(P)`` loops are charged with ``ceil(T / P)`` iterations: the critical path of one core.
 
 Trip counts may be sympy expressions (a symbolic formula in the shape symbols); unrolling and branch
@@ -38,6 +44,7 @@ from ..ir import (IDX, Alloc, Assign, Bin, Call, Const, Decl, Expr, For, If, Ker
                   stmt_exprs, walk_expr, walk_stmts)
 from .platform import Toolchain, instructions_of
 from .cost_expr import ExprCosts, _free, _iadd, add, scale
+from .paths import dependents, signs, specialise, splits
 from .regs import Pressure, block_pressure, scalars_declared
 
 Counts = dict[str, Any]
@@ -185,7 +192,15 @@ class CostWalk(ExprCosts):
         total: Counts = {}
         if self.only is not None:
             return self.masked_block(body, avail)
-        for s in body:
+        split = bool(self.tc.loops.get("split_constant_selects", False))
+        todo = list(body)
+        while todo:
+            s = todo.pop(0)
+            arms = splits(s, tuple(todo)) if split else None
+            if arms is not None:
+                dep, todo = dependents(s, todo)
+                _iadd(total, self.split_paths(s, arms, dep, avail))
+                continue
             if isinstance(s, Decl):
                 if s.init is not None:
                     _iadd(total, self.expr(s.init, avail))
@@ -205,6 +220,28 @@ class CostWalk(ExprCosts):
                 _iadd(total, self.loop(s, avail))
             elif isinstance(s, (Alloc, View)):
                 continue
+        return total
+
+    def split_paths(self, s: Decl, arms: list, rest: tuple[Stmt, ...], avail: "_Avail") -> Counts:
+        """A block whose scalar ``s`` takes one of a few constants, split into one path per
+        constant (:mod:`kgen.model.paths`): the conditions on the way to each arm (a compare and a
+        data-dependent branch, weighted by how often they are reached), then each arm's copy of
+        ``rest`` (the statements that depend on ``s``) with the constant folded in, weighted by the
+        arm's probability, and the jump back to the join on every path but the fall-through one."""
+        total: Counts = {}
+        reach: dict[tuple, float] = {}
+        for p, conds, _ in arms:
+            cs = tuple(c for c, _ in conds)
+            for j in range(len(cs)):
+                reach[cs[:j + 1]] = reach.get(cs[:j + 1], 0.0) + p
+        for node, p in reach.items():
+            _iadd(total, add(self.expr(node[-1], avail.copy()), self.op("branch_if")), p)
+        for i, (p, conds, value) in enumerate(arms):
+            _iadd(total, self.block(specialise(rest, s.name, value, signs(conds)), avail.copy()), p)
+            if i:  # every path but the fall-through one jumps back to where the paths join
+                _iadd(total, {"branch_taken": p})
+        names, bufs = _assigned(rest)
+        avail.invalidate(names | {s.name}, bufs)
         return total
 
     def masked_block(self, body: tuple[Stmt, ...], avail: "_Avail") -> Counts:
@@ -367,7 +404,7 @@ class CostWalk(ExprCosts):
                 body = dict(body, load_use=body["load_use"] * float(lp.get("unrolled_load_use", 1.0)))
             _iadd(total, body, sym_trip)
         else:
-            per_iter = add(body, scale(lp["stream_step"], n_step))
+            per_iter = add(add(body, scale(lp["stream_step"], n_step)), self.reloads(pressure))
             it = dict(lp["iteration"])
             back = it.pop("branch", 0)
             _iadd(per_iter, it)
@@ -385,6 +422,14 @@ class CostWalk(ExprCosts):
 
     def declared_outside(self, s: For) -> frozenset[str]:
         return self.all_scalars - scalars_declared(s.body)
+
+    def reloads(self, p: Pressure) -> Counts:
+        """Invariant values a rolled loop's body leaves no register for: the body's live values,
+        a pointer per buffer it addresses, the scalars it reads from outside and the loop's bound
+        compete for the allocatable registers; each value that does not fit stays in memory and is
+        loaded once per iteration (where the block's own values have died, e.g. the epilogue)."""
+        excess = p.live + p.carried + p.addressed + self.reserved + p.inputs + 1 - self.allocatable
+        return scale(self.op("load"), excess) if excess > 0 and p.updates else {}
 
     def spills(self, p: Pressure) -> Counts:
         """Spill code of a block that needs more registers than the ISA allows: per update, a

@@ -25,6 +25,8 @@ class Pressure:
     updates: int
     #: values defined outside and read inside (parameters, outer locals): live across iterations
     inputs: int = 0
+    #: buffers the block addresses (each needs a pointer register), packed-operand streams or not
+    addressed: int = 0
 
     def need(self, reserved: int) -> int:
         return self.live + self.carried + self.bases + reserved
@@ -75,7 +77,8 @@ def _facts(s: Stmt) -> _Facts:
 
 
 def block_pressure(body: tuple[Stmt, ...], outer_scalars: frozenset[str] = frozenset()) -> Pressure:
-    """Pressure of ``body`` (nested loops count as single statements reading what they read).
+    """Pressure of ``body`` (a nested loop is one statement reading what it reads, whose own live
+    values add to those live across it).
 
     ``outer_scalars`` are scalars declared outside the block; those the block assigns are
     loop-carried (live throughout)."""
@@ -111,13 +114,18 @@ def block_pressure(body: tuple[Stmt, ...], outer_scalars: frozenset[str] = froze
     for ld, a in first_load.items():
         events[a] += 1
         events[last_load[ld] + 1] -= 1
+    for i, s in enumerate(body):  # a nested loop needs its own values on top of those live across it
+        if isinstance(s, For):
+            inner = block_pressure(s.body, outer_scalars | frozenset(declared)).live
+            events[i] += inner
+            events[i + 1] -= inner
     live = peak = 0
     for v in events:
         live += v
         peak = max(peak, live)
     inputs = {n for s in body for n in _facts(s).names} & outer_scalars
     inputs -= carried
-    return Pressure(peak, len(carried), len(hot) if hot else len(bufs), updates, len(inputs))
+    return Pressure(peak, len(carried), len(hot) if hot else len(bufs), updates, len(inputs), len(bufs))
 
 
 def scalars_declared(body: tuple[Stmt, ...]) -> frozenset[str]:

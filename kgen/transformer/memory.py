@@ -17,7 +17,8 @@ Flows (S, E, P, H from the configuration; BLK query rows per depth-first block):
   paper's M1: the int8 score map never exists, A still does).
 - ``depth_first``: the projections, then mhsa_depth_first_s8 (a BLK×S tile per head and block),
   then linear_o_s8.
-- ``fused``: mhsa_s8, the whole MHSA in one kernel (one head's Q, K, Vᵀ at a time, one attention row).
+- ``fused``: mhsa_s8, the whole MHSA in one kernel (one head's Q, K, Vᵀ at a time, a BLK×S tile of
+  the attention map).
 """
 from __future__ import annotations
 
@@ -79,7 +80,7 @@ def flows(cfg: Config, blk: int | None = None) -> dict[str, list[Step]]:
         "depth_first": proj + [
             Step("mhsa_depth_first_s8", {"Q": "Q", "K": "K", "Vt": "Vt", "O": "O"}, blocked),
         ] + out,
-        "fused": [Step("mhsa_s8", {"X": "X", "Y": "Y"}, d)],
+        "fused": [Step("mhsa_s8", {"X": "X", "Y": "Y"}, {**blocked, "E": E})],
     }
 
 

@@ -16,14 +16,15 @@ extern "C" {
  * @brief Bytes of scratch memory (8-byte aligned) to pass as the last argument of
  *        kgen_encoder_block_s8_generic() for these sizes.
  *
- * The buffer holds the kernel's intermediate arrays (Qh, Kh, Vth, T, ybuf, Ar, O, y, r, x1, hid);
+ * The buffer holds the kernel's intermediate arrays (texp, Qh, Kh, Vth, T, ybuf, At, O, y, r, x1, hid);
  * it is not read before it is written, so it needs no initialisation and can be reused between calls.
  */
-size_t kgen_encoder_block_s8_generic_get_buffer_size(int32_t S, int32_t E, int32_t H, int32_t P, int32_t F);
+size_t kgen_encoder_block_s8_generic_get_buffer_size(int32_t NB, int32_t BLK, int32_t E, int32_t H, int32_t P, int32_t F);
 
 /**
- * @brief Tiny-Transformer encoder block, fully fused and depth-first: X [S][E] → Y [S][E].
+ * @brief Tiny-Transformer encoder block, fully fused and depth-first: X [S][E] → Y [S][E], S = NB·BLK.
  *        O   = multi-head attention of X, exactly as mhsa_s8 up to the head concat O [S][H·P]
+ *        (per head: Q, K, Vᵀ projection nests; per block of BLK query rows: scores, softmax, A·V)
  *        then per token row s (every step below works on one row):
  *        y   = requant(bo + O[s]·Woᵀ, mul_o, shift_o)                               (linear_o_s8)
  *        r   = clip8(requant(X[s], mul_r1x, shift_r1x) + requant(y, mul_r1y, shift_r1y)) (add_requant_s8)
@@ -33,16 +34,19 @@ size_t kgen_encoder_block_s8_generic_get_buffer_size(int32_t S, int32_t E, int32
  *        r2  = clip8(requant(x1, mul_r2x, shift_r2x) + requant(y2, mul_r2y, shift_r2y))
  *        Y[s] = LayerNorm(r2; g2, be2, ln2_shift)
  *        Bit-exact with that chain of library kernels. Intermediates are local arrays: one head's Q, K, Vᵀ
- *        (3·S·P), one attention row (S int8 + S int32 + S uint8), O [S][H·P], and E- or F-long rows.
+ *        (3·S·P), a BLK×S slice of the attention map (int8 scores and uint8 probabilities) and one uint32
+ *        row, the 511-entry i-exp table, O [S][H·P], and E- or F-long rows. The sequence length is
+ *        S = NB·BLK (BLK = 1 covers any S).
  *        Layouts: X, Y [S][E] int8; Wq, Wk, Wv [H·P][E] int8; bq, bk, bv [H·P] int32; Wo [E][H·P] int8;
  *        bo [E] int32; W1 [F][E] int8, b1 [F] int32; W2 [E][F] int8, b2 [E] int32; g1, be1, g2, be2 [E]
  *        int32 (LayerNorm gamma/beta). F is the FFN hidden width.
  *        Quantization: every requant clip8(wrap32(acc·mul) >> shift), floor rounding, shifts 0..31;
  *        softmax, GELU and LayerNorm exactly as softmax_s8_u8, gelu_s8 and layernorm_s8.
  *
- * Sizes are run-time arguments: S, E, H, P, F.
+ * Sizes are run-time arguments: NB, BLK, E, H, P, F.
+ * @pre NB * BLK <= 2048
  *
- * @param[in]     X int8 [S][E], row-major, contiguous
+ * @param[in]     X int8 [NB * BLK][E], row-major, contiguous
  * @param[in]     Wq int8 [H * P][E], row-major, contiguous
  * @param[in]     bq int32 [H * P], row-major, contiguous
  * @param[in]     Wk int8 [H * P][E], row-major, contiguous
@@ -93,8 +97,9 @@ size_t kgen_encoder_block_s8_generic_get_buffer_size(int32_t S, int32_t E, int32
  * @param[in]     mul_r2y int32 scalar
  * @param[in]     shift_r2y int32 scalar
  * @param[in]     ln2_shift int32 scalar
- * @param[out]    Y int8 [S][E], row-major, contiguous
- * @param[in]     S size symbol S (>= 1)
+ * @param[out]    Y int8 [NB * BLK][E], row-major, contiguous
+ * @param[in]     NB size symbol NB (>= 1)
+ * @param[in]     BLK size symbol BLK (>= 1)
  * @param[in]     E size symbol E (>= 1)
  * @param[in]     H size symbol H (>= 1)
  * @param[in]     P size symbol P (>= 1)
@@ -107,59 +112,86 @@ size_t kgen_encoder_block_s8_generic_get_buffer_size(int32_t S, int32_t E, int32
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code
  * var rl2: i32 = (65536 + log2 - 1) / log2;
- * var Qh: i8[S, P];
- * var Kh: i8[S, P];
- * var Vth: i8[P, S];
- * var T: i8[S];
- * var ybuf: i32[S];
- * var Ar: u8[S];
- * var O: i8[S, H * P];
+ * var texp: u32[511];
+ * for k in 0..256 {
+ *     var xt: i32 = i32(k) - 255;
+ *     var z: i32 = min(-xt * rl2 >> 16, 31);
+ *     var q: i32 = xt + z * log2 + b;
+ *     texp[k] = u32(a * q * q + c >> z);
+ * }
+ * for k in 256..511 {
+ *     texp[k] = u32(0);
+ * }
+ * var Qh: i8[NB * BLK, P];
+ * var Kh: i8[NB * BLK, P];
+ * var Vth: i8[P, NB * BLK];
+ * var T: i8[BLK, NB * BLK];
+ * var ybuf: u32[NB * BLK];
+ * var At: u8[BLK, NB * BLK];
+ * var O: i8[NB * BLK, H * P];
+ * view Oh = O[H, NB * BLK, P] strides [P, H * P, 1];
  * for h in 0..H {
- *     for s in 0..S {
+ *     for s in 0..NB * BLK {
  *         for p in 0..P {
- *             var aq: i32 = bq[h * P + p];
- *             var ak: i32 = bk[h * P + p];
- *             var av: i32 = bv[h * P + p];
+ *             var acc: i32 = bq[h * P + p];
  *             for e in 0..E {
- *                 aq += i32(X[s, e]) * i32(Wq[h * P + p, e]);
- *                 ak += i32(X[s, e]) * i32(Wk[h * P + p, e]);
- *                 av += i32(X[s, e]) * i32(Wv[h * P + p, e]);
+ *                 acc += i32(X[s, e]) * i32(Wq[h * P + p, e]);
  *             }
- *             Qh[s, p] = requant(aq, mul_q, shift_q, floor);
- *             Kh[s, p] = requant(ak, mul_k, shift_k, floor);
- *             Vth[p, s] = requant(av, mul_v, shift_v, floor);
+ *             Qh[s, p] = requant(acc, mul_q, shift_q, floor);
  *         }
  *     }
- *     for i in 0..S {
- *         for j in 0..S {
- *             var acc: i32 = 0;
- *             for p in 0..P {
- *                 acc += i32(Qh[i, p]) * i32(Kh[j, p]);
- *             }
- *             T[j] = requant(acc, mul_s, shift_s, floor);
- *         }
- *         var xmax: i32 = -128;
- *         for j in 0..S {
- *             xmax = max(xmax, i32(T[j]));
- *         }
- *         var sum: i64 = 0;
- *         for j in 0..S {
- *             var xt: i32 = i32(T[j]) - xmax;
- *             var z: i32 = min(-xt * rl2 >> 16, 31);
- *             var q: i32 = xt + z * log2 + b;
- *             ybuf[j] = a * q * q + c >> z;
- *             sum += i64(ybuf[j]);
- *         }
- *         var recip: i64 = (i64(255 << 32) + (sum >> 1)) / sum;
- *         for j in 0..S {
- *             Ar[j] = u8(i64(ybuf[j]) * recip + 2147483648 >> 32);
- *         }
+ *     for s in 0..NB * BLK {
  *         for p in 0..P {
- *             var acc: i32 = 0;
- *             for j in 0..S {
- *                 acc += i32(Ar[j]) * i32(Vth[p, j]);
+ *             var acc: i32 = bk[h * P + p];
+ *             for e in 0..E {
+ *                 acc += i32(X[s, e]) * i32(Wk[h * P + p, e]);
  *             }
- *             O[i, h * P + p] = requant(acc, mul_av, shift_av, floor);
+ *             Kh[s, p] = requant(acc, mul_k, shift_k, floor);
+ *         }
+ *     }
+ *     for p in 0..P {
+ *         for s in 0..NB * BLK {
+ *             var acc: i32 = bv[h * P + p];
+ *             for e in 0..E {
+ *                 acc += i32(X[s, e]) * i32(Wv[h * P + p, e]);
+ *             }
+ *             Vth[p, s] = requant(acc, mul_v, shift_v, floor);
+ *         }
+ *     }
+ *     for qb in 0..NB {
+ *         for r in 0..BLK {
+ *             for j in 0..NB * BLK {
+ *                 var acc: i32 = 0;
+ *                 for p in 0..P {
+ *                     acc += i32(Qh[qb * BLK + r, p]) * i32(Kh[j, p]);
+ *                 }
+ *                 T[r, j] = requant(acc, mul_s, shift_s, floor);
+ *             }
+ *         }
+ *         for r in 0..BLK {
+ *             var xmax: i32 = -128;
+ *             for j in 0..NB * BLK {
+ *                 xmax = max(xmax, i32(T[r, j]));
+ *             }
+ *             var base: i32 = 255 - xmax;
+ *             var sum: u32 = u32(0);
+ *             for j in 0..NB * BLK {
+ *                 ybuf[j] = texp[idx(i32(T[r, j]) + base)];
+ *                 sum += ybuf[j];
+ *             }
+ *             var recip: i64 = (i64(255 << 32) + i64(sum >> 1)) / i64(sum);
+ *             for j in 0..NB * BLK {
+ *                 At[r, j] = u8(i64(ybuf[j]) * recip + 2147483648 >> 32);
+ *             }
+ *         }
+ *         for r in 0..BLK {
+ *             for p in 0..P {
+ *                 var acc: i32 = 0;
+ *                 for j in 0..NB * BLK {
+ *                     acc += i32(At[r, j]) * i32(Vth[p, j]);
+ *                 }
+ *                 Oh[h, qb * BLK + r, p] = requant(acc, mul_av, shift_av, floor);
+ *             }
  *         }
  *     }
  * }
@@ -167,7 +199,7 @@ size_t kgen_encoder_block_s8_generic_get_buffer_size(int32_t S, int32_t E, int32
  * var r: i8[E];
  * var x1: i8[E];
  * var hid: i8[F];
- * for s in 0..S {
+ * for s in 0..NB * BLK {
  *     for e in 0..E {
  *         var acc: i32 = bo[e];
  *         for k in 0..H * P {
@@ -262,7 +294,7 @@ size_t kgen_encoder_block_s8_generic_get_buffer_size(int32_t S, int32_t E, int32
  * @endcode
  * ISA path: generic; the portable C path is used when the ISA feature macro is absent.
  */
-void kgen_encoder_block_s8_generic(const int8_t *restrict X, const int8_t *restrict Wq, const int32_t *restrict bq, const int8_t *restrict Wk, const int32_t *restrict bk, const int8_t *restrict Wv, const int32_t *restrict bv, const int8_t *restrict Wo, const int32_t *restrict bo, const int32_t *restrict g1, const int32_t *restrict be1, const int8_t *restrict W1, const int32_t *restrict b1, const int8_t *restrict W2, const int32_t *restrict b2, const int32_t *restrict g2, const int32_t *restrict be2, int32_t mul_q, int32_t shift_q, int32_t mul_k, int32_t shift_k, int32_t mul_v, int32_t shift_v, int32_t mul_s, int32_t shift_s, int32_t a, int32_t b, int32_t c, int32_t log2, int32_t mul_av, int32_t shift_av, int32_t mul_o, int32_t shift_o, int32_t mul_r1x, int32_t shift_r1x, int32_t mul_r1y, int32_t shift_r1y, int32_t ln1_shift, int32_t mul_f1, int32_t shift_f1, int32_t gelu_b, int32_t gelu_one, int32_t gelu_mul, int32_t gelu_shift, int32_t mul_f2, int32_t shift_f2, int32_t mul_r2x, int32_t shift_r2x, int32_t mul_r2y, int32_t shift_r2y, int32_t ln2_shift, int8_t *restrict Y, int32_t S, int32_t E, int32_t H, int32_t P, int32_t F, void *restrict scratch);
+void kgen_encoder_block_s8_generic(const int8_t *restrict X, const int8_t *restrict Wq, const int32_t *restrict bq, const int8_t *restrict Wk, const int32_t *restrict bk, const int8_t *restrict Wv, const int32_t *restrict bv, const int8_t *restrict Wo, const int32_t *restrict bo, const int32_t *restrict g1, const int32_t *restrict be1, const int8_t *restrict W1, const int32_t *restrict b1, const int8_t *restrict W2, const int32_t *restrict b2, const int32_t *restrict g2, const int32_t *restrict be2, int32_t mul_q, int32_t shift_q, int32_t mul_k, int32_t shift_k, int32_t mul_v, int32_t shift_v, int32_t mul_s, int32_t shift_s, int32_t a, int32_t b, int32_t c, int32_t log2, int32_t mul_av, int32_t shift_av, int32_t mul_o, int32_t shift_o, int32_t mul_r1x, int32_t shift_r1x, int32_t mul_r1y, int32_t shift_r1y, int32_t ln1_shift, int32_t mul_f1, int32_t shift_f1, int32_t gelu_b, int32_t gelu_one, int32_t gelu_mul, int32_t gelu_shift, int32_t mul_f2, int32_t shift_f2, int32_t mul_r2x, int32_t shift_r2x, int32_t mul_r2y, int32_t shift_r2y, int32_t ln2_shift, int8_t *restrict Y, int32_t NB, int32_t BLK, int32_t E, int32_t H, int32_t P, int32_t F, void *restrict scratch);
 
 #ifdef __cplusplus
 }

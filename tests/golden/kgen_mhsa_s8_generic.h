@@ -16,30 +16,35 @@ extern "C" {
  * @brief Bytes of scratch memory (8-byte aligned) to pass as the last argument of
  *        kgen_mhsa_s8_generic() for these sizes.
  *
- * The buffer holds the kernel's intermediate arrays (Qh, Kh, Vth, T, ybuf, Ar, O);
+ * The buffer holds the kernel's intermediate arrays (texp, Qh, Kh, Vth, T, ybuf, At, O);
  * it is not read before it is written, so it needs no initialisation and can be reused between calls.
  */
-size_t kgen_mhsa_s8_generic_get_buffer_size(int32_t S, int32_t E, int32_t H, int32_t P);
+size_t kgen_mhsa_s8_generic_get_buffer_size(int32_t NB, int32_t BLK, int32_t E, int32_t H, int32_t P);
 
 /**
- * @brief Whole multi-head self-attention, depth-first (the benchmark kernel): X [S][E] → Y [S][E].
- *        Per head h (depth-first over heads, paper §6):
+ * @brief Whole multi-head self-attention, depth-first (the benchmark kernel): X [S][E] → Y [S][E], S = NB·BLK.
+ *        Per head h (depth-first over heads, paper §6), every contraction its own nest:
  *        Qh[s][p] = requant(bq[h·P+p] + X[s]·Wq[h·P+p], mul_q, shift_q)    (= linear_qk_s8, head h)
  *        Kh[s][p] = requant(bk[h·P+p] + X[s]·Wk[h·P+p], mul_k, shift_k)    (= linear_qk_s8, head h)
  *        Vth[p][s] = requant(bv[h·P+p] + X[s]·Wv[h·P+p], mul_v, shift_v)   (= linear_vt_s8, head h)
- *        per query row i (block of 1 row): T = requant(Qh[i]·Khᵀ, mul_s, shift_s); Ar = isoftmax(T);
- *        O[i][h·P+p] = requant(Ar·Vth[p], mul_av, shift_av)                 (= mhsa_depth_first_s8)
+ *        per block of BLK query rows: T = requant(Q rows·Khᵀ, mul_s, shift_s) (BLK×S int8), At = isoftmax
+ *        of each row (BLK×S uint8), O[i][h·P+p] = requant(At row·Vth[p], mul_av, shift_av)
+ *        (= mhsa_depth_first_s8)
  *        then Y[s][e] = requant(bo[e] + O[s]·Wo[e], mul_o, shift_o)           (= linear_o_s8).
- *        Bit-exact with that five-kernel chain. Only one S-long attention row exists at a time; Q, K, Vᵀ
- *        exist for one head at a time (3·S·P bytes); O [S][H·P] is the only full-size intermediate.
+ *        Bit-exact with that five-kernel chain (mhsa_depth_first_s8 at the same BLK; every BLK gives the
+ *        same result). The sequence length is S = NB·BLK (the DSL introduces size symbols only through
+ *        buffer shapes); BLK = 1 covers any S. Only a BLK×S slice of the attention map exists at a time
+ *        (never the H×S×S map); Q, K, Vᵀ exist for one head at a time (3·S·P bytes); O [S][H·P] is the
+ *        only full-size intermediate. Scratch also holds softmax_s8_u8's 511-entry i-exp table.
  *        Layouts: X, Y [S][E] int8; Wq, Wk, Wv [H·P][E] int8 (one row per output channel, head-major);
  *        bq, bk, bv [H·P] int32; Wo [E][H·P] int8; bo [E] int32.
  *        Quantization: every requant is clip8(wrap32(acc·mul) >> shift), floor rounding, shifts 0..31;
  *        softmax as softmax_s8_u8 (a, b, c, log2 with the same ranges; 1/√P folded into mul_s/shift_s).
  *
- * Sizes are run-time arguments: S, E, H, P.
+ * Sizes are run-time arguments: NB, BLK, E, H, P.
+ * @pre NB * BLK <= 2048
  *
- * @param[in]     X int8 [S][E], row-major, contiguous
+ * @param[in]     X int8 [NB * BLK][E], row-major, contiguous
  * @param[in]     Wq int8 [H * P][E], row-major, contiguous
  * @param[in]     bq int32 [H * P], row-major, contiguous
  * @param[in]     Wk int8 [H * P][E], row-major, contiguous
@@ -64,8 +69,9 @@ size_t kgen_mhsa_s8_generic_get_buffer_size(int32_t S, int32_t E, int32_t H, int
  * @param[in]     shift_av int32 scalar
  * @param[in]     mul_o int32 scalar
  * @param[in]     shift_o int32 scalar
- * @param[out]    Y int8 [S][E], row-major, contiguous
- * @param[in]     S size symbol S (>= 1)
+ * @param[out]    Y int8 [NB * BLK][E], row-major, contiguous
+ * @param[in]     NB size symbol NB (>= 1)
+ * @param[in]     BLK size symbol BLK (>= 1)
  * @param[in]     E size symbol E (>= 1)
  * @param[in]     H size symbol H (>= 1)
  * @param[in]     P size symbol P (>= 1)
@@ -77,63 +83,90 @@ size_t kgen_mhsa_s8_generic_get_buffer_size(int32_t S, int32_t E, int32_t H, int
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code
  * var rl2: i32 = (65536 + log2 - 1) / log2;
- * var Qh: i8[S, P];
- * var Kh: i8[S, P];
- * var Vth: i8[P, S];
- * var T: i8[S];
- * var ybuf: i32[S];
- * var Ar: u8[S];
- * var O: i8[S, H * P];
+ * var texp: u32[511];
+ * for k in 0..256 {
+ *     var xt: i32 = i32(k) - 255;
+ *     var z: i32 = min(-xt * rl2 >> 16, 31);
+ *     var q: i32 = xt + z * log2 + b;
+ *     texp[k] = u32(a * q * q + c >> z);
+ * }
+ * for k in 256..511 {
+ *     texp[k] = u32(0);
+ * }
+ * var Qh: i8[NB * BLK, P];
+ * var Kh: i8[NB * BLK, P];
+ * var Vth: i8[P, NB * BLK];
+ * var T: i8[BLK, NB * BLK];
+ * var ybuf: u32[NB * BLK];
+ * var At: u8[BLK, NB * BLK];
+ * var O: i8[NB * BLK, H * P];
+ * view Oh = O[H, NB * BLK, P] strides [P, H * P, 1];
  * for h in 0..H {
- *     for s in 0..S {
+ *     for s in 0..NB * BLK {
  *         for p in 0..P {
- *             var aq: i32 = bq[h * P + p];
- *             var ak: i32 = bk[h * P + p];
- *             var av: i32 = bv[h * P + p];
+ *             var acc: i32 = bq[h * P + p];
  *             for e in 0..E {
- *                 aq += i32(X[s, e]) * i32(Wq[h * P + p, e]);
- *                 ak += i32(X[s, e]) * i32(Wk[h * P + p, e]);
- *                 av += i32(X[s, e]) * i32(Wv[h * P + p, e]);
+ *                 acc += i32(X[s, e]) * i32(Wq[h * P + p, e]);
  *             }
- *             Qh[s, p] = requant(aq, mul_q, shift_q, floor);
- *             Kh[s, p] = requant(ak, mul_k, shift_k, floor);
- *             Vth[p, s] = requant(av, mul_v, shift_v, floor);
+ *             Qh[s, p] = requant(acc, mul_q, shift_q, floor);
  *         }
  *     }
- *     for i in 0..S {
- *         for j in 0..S {
- *             var acc: i32 = 0;
- *             for p in 0..P {
- *                 acc += i32(Qh[i, p]) * i32(Kh[j, p]);
- *             }
- *             T[j] = requant(acc, mul_s, shift_s, floor);
- *         }
- *         var xmax: i32 = -128;
- *         for j in 0..S {
- *             xmax = max(xmax, i32(T[j]));
- *         }
- *         var sum: i64 = 0;
- *         for j in 0..S {
- *             var xt: i32 = i32(T[j]) - xmax;
- *             var z: i32 = min(-xt * rl2 >> 16, 31);
- *             var q: i32 = xt + z * log2 + b;
- *             ybuf[j] = a * q * q + c >> z;
- *             sum += i64(ybuf[j]);
- *         }
- *         var recip: i64 = (i64(255 << 32) + (sum >> 1)) / sum;
- *         for j in 0..S {
- *             Ar[j] = u8(i64(ybuf[j]) * recip + 2147483648 >> 32);
- *         }
+ *     for s in 0..NB * BLK {
  *         for p in 0..P {
- *             var acc: i32 = 0;
- *             for j in 0..S {
- *                 acc += i32(Ar[j]) * i32(Vth[p, j]);
+ *             var acc: i32 = bk[h * P + p];
+ *             for e in 0..E {
+ *                 acc += i32(X[s, e]) * i32(Wk[h * P + p, e]);
  *             }
- *             O[i, h * P + p] = requant(acc, mul_av, shift_av, floor);
+ *             Kh[s, p] = requant(acc, mul_k, shift_k, floor);
+ *         }
+ *     }
+ *     for p in 0..P {
+ *         for s in 0..NB * BLK {
+ *             var acc: i32 = bv[h * P + p];
+ *             for e in 0..E {
+ *                 acc += i32(X[s, e]) * i32(Wv[h * P + p, e]);
+ *             }
+ *             Vth[p, s] = requant(acc, mul_v, shift_v, floor);
+ *         }
+ *     }
+ *     for qb in 0..NB {
+ *         for r in 0..BLK {
+ *             for j in 0..NB * BLK {
+ *                 var acc: i32 = 0;
+ *                 for p in 0..P {
+ *                     acc += i32(Qh[qb * BLK + r, p]) * i32(Kh[j, p]);
+ *                 }
+ *                 T[r, j] = requant(acc, mul_s, shift_s, floor);
+ *             }
+ *         }
+ *         for r in 0..BLK {
+ *             var xmax: i32 = -128;
+ *             for j in 0..NB * BLK {
+ *                 xmax = max(xmax, i32(T[r, j]));
+ *             }
+ *             var base: i32 = 255 - xmax;
+ *             var sum: u32 = u32(0);
+ *             for j in 0..NB * BLK {
+ *                 ybuf[j] = texp[idx(i32(T[r, j]) + base)];
+ *                 sum += ybuf[j];
+ *             }
+ *             var recip: i64 = (i64(255 << 32) + i64(sum >> 1)) / i64(sum);
+ *             for j in 0..NB * BLK {
+ *                 At[r, j] = u8(i64(ybuf[j]) * recip + 2147483648 >> 32);
+ *             }
+ *         }
+ *         for r in 0..BLK {
+ *             for p in 0..P {
+ *                 var acc: i32 = 0;
+ *                 for j in 0..NB * BLK {
+ *                     acc += i32(At[r, j]) * i32(Vth[p, j]);
+ *                 }
+ *                 Oh[h, qb * BLK + r, p] = requant(acc, mul_av, shift_av, floor);
+ *             }
  *         }
  *     }
  * }
- * for s in 0..S {
+ * for s in 0..NB * BLK {
  *     for e in 0..E {
  *         var acc: i32 = bo[e];
  *         for k in 0..H * P {
@@ -145,7 +178,7 @@ size_t kgen_mhsa_s8_generic_get_buffer_size(int32_t S, int32_t E, int32_t H, int
  * @endcode
  * ISA path: generic; the portable C path is used when the ISA feature macro is absent.
  */
-void kgen_mhsa_s8_generic(const int8_t *restrict X, const int8_t *restrict Wq, const int32_t *restrict bq, const int8_t *restrict Wk, const int32_t *restrict bk, const int8_t *restrict Wv, const int32_t *restrict bv, const int8_t *restrict Wo, const int32_t *restrict bo, int32_t mul_q, int32_t shift_q, int32_t mul_k, int32_t shift_k, int32_t mul_v, int32_t shift_v, int32_t mul_s, int32_t shift_s, int32_t a, int32_t b, int32_t c, int32_t log2, int32_t mul_av, int32_t shift_av, int32_t mul_o, int32_t shift_o, int8_t *restrict Y, int32_t S, int32_t E, int32_t H, int32_t P, void *restrict scratch);
+void kgen_mhsa_s8_generic(const int8_t *restrict X, const int8_t *restrict Wq, const int32_t *restrict bq, const int8_t *restrict Wk, const int32_t *restrict bk, const int8_t *restrict Wv, const int32_t *restrict bv, const int8_t *restrict Wo, const int32_t *restrict bo, int32_t mul_q, int32_t shift_q, int32_t mul_k, int32_t shift_k, int32_t mul_v, int32_t shift_v, int32_t mul_s, int32_t shift_s, int32_t a, int32_t b, int32_t c, int32_t log2, int32_t mul_av, int32_t shift_av, int32_t mul_o, int32_t shift_o, int8_t *restrict Y, int32_t NB, int32_t BLK, int32_t E, int32_t H, int32_t P, void *restrict scratch);
 
 #ifdef __cplusplus
 }

@@ -11,7 +11,7 @@
 #include "kgen_matmul_nn_s8_m64k64n64_armv7em.h"
 #include "kgen_matmul_nn_s8_pack_W_m64k64n64_armv7em.h"
 #include "kgen_add_requant_s8_s81e32_armv7em.h"
-#include "kgen_encoder_block_s8_s81e32h8p32f64_armv7em.h"
+#include "kgen_encoder_block_s8_nb27blk3e32h8p32f64_armv7em.h"
 #include "kgen_fwsa_scores_softmax_s8_s81e32h8_armv7em.h"
 #include "kgen_gelu_s8_s81f64_armv7em.h"
 #include "kgen_layernorm_s8_s81e32_armv7em.h"
@@ -23,8 +23,8 @@
 #include "kgen_mhsa_scores_s8_h8s81p32_armv7em.h"
 #include "kgen_mhsa_depth_first_s8_h8nb27blk3p32_armv7em.h"
 #include "kgen_mhsa_scores_softmax_s8_h8nb27blk3p32_armv7em.h"
-#include "kgen_mhsa_s8_s64e64h1p64_armv7em.h"
-#include "kgen_mhsa_s8_s81e32h8p32_armv7em.h"
+#include "kgen_mhsa_s8_nb32blk2e64h1p64_armv7em.h"
+#include "kgen_mhsa_s8_nb27blk3e32h8p32_armv7em.h"
 #include "kgen_softmax_s8_u8_r64c64_armv7em.h"
 
 #endif /* KGEN_ARMV7EM_H */

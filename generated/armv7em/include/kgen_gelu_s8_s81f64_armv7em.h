@@ -32,7 +32,7 @@ extern "C" {
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
  * - No DSP pattern applies: specialised portable C, innermost loops unrolled.
- * - Model (kgen explain): predicted on cortex-m4 (armv7em-gcc model) 137956 instructions, 144440 cycles; instructions = 26.61*F*S + 11.0, cycles = 27.86*F*S + 14.0.
+ * - Model (kgen explain): predicted on cortex-m4 (armv7em-gcc model) 113334 instructions, 132776 cycles; instructions = 21.86*F*S + 11.0, cycles = 25.61*F*S + 14.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

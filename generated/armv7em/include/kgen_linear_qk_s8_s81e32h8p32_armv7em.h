@@ -46,7 +46,7 @@ size_t kgen_linear_qk_s8_s81e32h8p32_armv7em_get_buffer_size(void);
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
  * - Contraction over e (81x32x32): register block 2x2 with SMLAD, operands widened at run time into local int16 arrays.
- * - Model (kgen explain): predicted on cortex-m4 (armv7em-gcc model) 679368 instructions, 1063296 cycles; instructions = 0.7951*E*H*P*S + 7.319*H*P*S + 11.0, cycles = 1.314*E*H*P*S + 9.229*H*P*S + 14.0.
+ * - Model (kgen explain): predicted on cortex-m4 (armv7em-gcc model) 694752 instructions, 1093936 cycles; instructions = 0.8182*E*H*P*S + 7.322*H*P*S + 11.0, cycles = 1.36*E*H*P*S + 9.235*H*P*S + 14.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

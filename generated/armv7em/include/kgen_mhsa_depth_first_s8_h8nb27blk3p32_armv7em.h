@@ -19,7 +19,7 @@ extern "C" {
  * @brief Bytes of scratch memory (8-byte aligned) to pass as the last argument of
  *        kgen_mhsa_depth_first_s8_h8nb27blk3p32_armv7em().
  *
- * The buffer holds the kernel's intermediate arrays (Vt_v1_wide, K_v0_wide, texp, T, ybuf, At);
+ * The buffer holds the kernel's intermediate arrays (texp, T, ybuf, At, K_v0_wide, Vt_v1_wide);
  * it is not read before it is written, so it needs no initialisation and can be reused between calls.
  */
 size_t kgen_mhsa_depth_first_s8_h8nb27blk3p32_armv7em_get_buffer_size(void);
@@ -60,7 +60,7 @@ size_t kgen_mhsa_depth_first_s8_h8nb27blk3p32_armv7em_get_buffer_size(void);
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
  * - Contraction over p (3x81x32): register block 2x2 with SMLAD, operands widened at run time into local int16 arrays.
  * - Contraction over j4 (3x32x81): register block 2x2 with SMLAD, operands widened at run time into local int16 arrays.
- * - Model (kgen explain): predicted on cortex-m4 (armv7em-gcc model) 4472064 instructions, 7000320 cycles; instructions = 1.669*BLK**2*H*NB**2*P + 80.46*BLK*H*NB*P + 11.0, cycles = 2.874*BLK**2*H*NB**2*P + 104.8*BLK*H*NB*P + 14.0.
+ * - Model (kgen explain): predicted on cortex-m4 (armv7em-gcc model) 4351872 instructions, 6855680 cycles; instructions = 1.698*BLK**2*H*NB**2*P + 72.3*BLK*H*NB*P + 11.0, cycles = 2.938*BLK**2*H*NB**2*P + 92.64*BLK*H*NB*P + 14.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

@@ -19,7 +19,7 @@ extern "C" {
  * @brief Bytes of scratch memory (8-byte aligned) to pass as the last argument of
  *        kgen_mhsa_scores_softmax_s8_h8nb27blk3p32_armv7em().
  *
- * The buffer holds the kernel's intermediate arrays (K_v0_wide, texp, T, ybuf);
+ * The buffer holds the kernel's intermediate arrays (texp, T, ybuf, K_v0_wide);
  * it is not read before it is written, so it needs no initialisation and can be reused between calls.
  */
 size_t kgen_mhsa_scores_softmax_s8_h8nb27blk3p32_armv7em_get_buffer_size(void);
@@ -54,7 +54,7 @@ size_t kgen_mhsa_scores_softmax_s8_h8nb27blk3p32_armv7em_get_buffer_size(void);
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
  * - Contraction over p (3x81x32): register block 2x2 with SMLAD, operands widened at run time into local int16 arrays.
- * - Model (kgen explain): predicted on cortex-m4 (armv7em-gcc model) 2688960 instructions, 4064384 cycles; instructions = 0.8428*BLK**2*H*NB**2*P + 24.26*BLK**2*H*NB**2 + 11.0, cycles = 1.452*BLK**2*H*NB**2*P + 30.97*BLK**2*H*NB**2 + 14.0.
+ * - Model (kgen explain): predicted on cortex-m4 (armv7em-gcc model) 2656064 instructions, 4027648 cycles; instructions = 0.8551*BLK**2*H*NB**2*P + 23.24*BLK**2*H*NB**2 + 11.0, cycles = 1.477*BLK**2*H*NB**2*P + 29.47*BLK**2*H*NB**2 + 14.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

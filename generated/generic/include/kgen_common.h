@@ -29,9 +29,10 @@
 #define KGEN_REGISTER_BLOCKED
 #endif
 
-/* A staged local array that a loop reads but does not change is read through a pointer that is
- * made opaque in every iteration, so compilers cannot hoist its loads out of the loop (with more
- * values than registers, they would spill them to another stack copy and reload that instead). */
+/* In register-blocked kernels, a local array that a loop reads but does not change is read through
+ * a pointer that is made opaque in every iteration, so compilers can neither hoist its loads out of
+ * the loop nor keep values stored before the loop in registers (with more values than registers,
+ * they would spill them to another stack copy and reload that instead). */
 #if defined(__GNUC__) || defined(__clang__)
 #define KGEN_LAUNDER(p) __asm__("" : "+r"(p))
 #else
