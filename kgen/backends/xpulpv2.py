@@ -31,6 +31,7 @@ from . import Lowered
 from .contraction import (Packing, extent as _extent, find_contraction, pack_param, stage_rows,
                           tile_contraction, unroll_k as _unroll_k)
 from .parallel import parallelize_blocks, parallelize_outer, runtime_header
+from .xpulpv2_nests import DOT_CLASSES, block_all_nests
 from .xpulpv2_sched import hoist_invariant_products, hwloop_note, interchange_blocks, mark_loops, pack_row_stores
 
 DEFAULT_TILE = (4, 4)
@@ -52,13 +53,7 @@ class XpulpBackend:
         support = {isa.header: intrinsic_header(isa), "kgen_runtime.h": runtime_header()}
         c = find_contraction(kernel)
         if c is None or kernel.param(c.a).type != I8 or kernel.param(c.b).type != I8:
-            s = specialize(kernel, sizes)
-            notes = ["No XpulpV2 pattern applies: specialised portable C."]
-            if self.cores > 1:
-                s = parallelize_outer(s, self.cores)
-                notes.append(f"Every one of the {self.cores} cores calls the function; independent outer "
-                             f"loops are split between them, the rest runs on core 0; it ends with a barrier.")
-            return Lowered(s, sizes, (isa.header, "kgen_runtime.h"), tuple(notes), {}, isa.sha256, support)
+            return self.lower_nests(kernel, sizes, isa, support)
         R, C = self.tile
         L = 4
         M = _extent(kernel, c.a, c.a_dims, c.m, sizes)
@@ -110,3 +105,24 @@ class XpulpBackend:
         return Lowered(s, sizes, includes, tuple(notes),
                        {packing.dst: lambda args, p=packing: p.pack(args[p.src])}, isa.sha256, support,
                        companions=((packing.dst, packing.companion(specialize(kernel, sizes))),))
+
+    def lower_nests(self, kernel: Kernel, sizes: dict[str, int], isa, support: dict[str, str]) -> Lowered:
+        """Kernels without a plain parameter contraction: every contraction nest (attention, over
+        views and local arrays) is register-blocked (:mod:`kgen.backends.xpulpv2_nests`); the rest
+        is specialised portable C."""
+        s, stager, notes = block_all_nests(kernel, sizes, self.tile, self.k_unroll)
+        if notes:
+            s = sink_accumulator_init(s)
+            s = replace(s, body=peel_zero_updates(distribute_requant_bias(expand_requant(s.body))))
+            s = mask_ranged_shifts(s)
+            s = select_instructions(s, isa, CLASSES + DOT_CLASSES, stager.contiguous)
+            for p in sorted(stager.aligned_params):
+                notes.append(f"`{p}` must be 4-byte aligned (its rows are read as packed words).")
+        else:
+            s = specialize(kernel, sizes)
+            notes = ["No XpulpV2 pattern applies: specialised portable C."]
+        if self.cores > 1:
+            s = parallelize_outer(s, self.cores)
+            notes.append(f"Every one of the {self.cores} cores calls the function; independent outer "
+                         f"loops are split between them, the rest runs on core 0; it ends with a barrier.")
+        return Lowered(s, sizes, (isa.header, "kgen_runtime.h"), tuple(notes), {}, isa.sha256, support)
