@@ -19,7 +19,9 @@ import sympy as sp
 
 from ..ir import Kernel, Type
 from .contraction import Contraction, Packing, stage_row_tail, stage_rows
-from .nests import Nest, block_nests, stage_b, storages
+from ..schedule import specialize
+from .nests import Nest, block_nests, stage_b, storages, uniquify_loops
+from .rowblock import block_rows, split_reductions
 
 #: dot-product classes the nests use (signed × signed and unsigned × signed, with and without accumulator)
 DOT_CLASSES = ["dot4_s8s8_acc32", "dot4_s8s8", "dot4_u8s8_acc32", "dot4_u8s8"]
@@ -91,9 +93,12 @@ class NestStager:
 
 def block_all_nests(kernel: Kernel, sizes: Mapping[str, int], tile: tuple[int, int], k_unroll: int
                     ) -> tuple[Kernel, NestStager, list[str]]:
-    """Every 8-bit contraction nest of ``kernel`` register-blocked for the XpulpV2 dot products."""
+    """Every 8-bit contraction nest of ``kernel`` register-blocked for the XpulpV2 dot products,
+    after exposing nests in multi-accumulator reductions and row-at-a-time loops
+    (:mod:`kgen.backends.rowblock`, blocks of ``tile[0]`` rows)."""
     stager = NestStager()
-    s, staged, notes = block_nests(kernel, sizes, tile, LANES, k_unroll, stager)
+    s = block_rows(split_reductions(uniquify_loops(specialize(kernel, sizes))), tile[0])
+    s, staged, notes = block_nests(s, sizes, tile, LANES, k_unroll, stager)
     return s, stager, notes if staged else []
 
 
