@@ -22,11 +22,12 @@ from typing import Mapping
 
 from ..cgen import STORE_HELPERS
 from ..algebra import distribute_requant_bias, mask_ranged_shifts, peel_zero_updates, sink_accumulator_init
-from ..ir import I8, Kernel
+from ..ir import I8, Bin, Kernel
 from ..isafile import intrinsic_header, load_isa
 from ..isel import select_instructions
 from ..rewrite import expand_requant
 from ..schedule import specialize
+from ..schedule.auto import unroll_innermost
 from . import Lowered
 from .contraction import (Packing, extent as _extent, find_contraction, pack_param, stage_rows,
                           tile_contraction, unroll_k as _unroll_k)
@@ -36,6 +37,13 @@ from .xpulpv2_sched import hoist_invariant_products, hwloop_note, interchange_bl
 
 DEFAULT_TILE = (4, 4)
 CLASSES = ["dot4_s8s8_acc32", "dot4_s8s8", "add_sra_reg", "clip_s8"]
+#: scalar instructions that replace compare-and-branch sequences of RV32IMC in any kernel
+SCALAR_CLASSES = ["min_i32", "max_i32", "abs_i32"]
+
+
+def _wide_division(e) -> bool:
+    """64-bit division and remainder: an inline sequence of some 45 instructions on RV32."""
+    return isinstance(e, Bin) and e.op in ("div", "mod") and e.type.bits == 64
 
 
 class XpulpBackend:
@@ -114,13 +122,16 @@ class XpulpBackend:
         if notes:
             s = sink_accumulator_init(s)
             s = replace(s, body=peel_zero_updates(distribute_requant_bias(expand_requant(s.body))))
-            s = mask_ranged_shifts(s)
-            s = select_instructions(s, isa, CLASSES + DOT_CLASSES, stager.contiguous)
             for p in sorted(stager.aligned_params):
                 notes.append(f"`{p}` must be 4-byte aligned (its rows are read as packed words).")
         else:
             s = specialize(kernel, sizes)
-            notes = ["No XpulpV2 pattern applies: specialised portable C."]
+            s = replace(s, body=expand_requant(s.body))
+            notes = ["No contraction: specialised C with XpulpV2 scalar instructions (min/max/abs/clip), "
+                     "innermost loops unrolled."]
+        s = mask_ranged_shifts(s)
+        s = select_instructions(s, isa, CLASSES + DOT_CLASSES + SCALAR_CLASSES, stager.contiguous)
+        s = unroll_innermost(s, heavy=_wide_division)
         if self.cores > 1:
             s = parallelize_outer(s, self.cores)
             notes.append(f"Every one of the {self.cores} cores calls the function; independent outer "
