@@ -254,24 +254,15 @@ def partitioned(offsets: list[sp.Expr], var: str, trip: tuple[int, int], inner: 
             return False
         g0 = g
         syms = sorted(local.free_symbols - {v}, key=str)
-        if any(str(x) not in inner for x in syms):
-            return False
         ranges = [np.arange(trip[0], trip[1] + 1)] + [np.arange(inner[str(x)][0], inner[str(x)][1] + 1) for x in syms]
         if np.prod([len(r) for r in ranges], dtype=np.int64) > POINTS:
             return False
         grids = np.meshgrid(*ranges, indexing="ij")
-        total = np.zeros(grids[0].shape, dtype=np.int64)
-        for term in sp.Add.make_args(local):
-            coeff, rest = term.as_coeff_Mul()
-            if rest == 1:
-                total += int(coeff)
-            elif rest == v:
-                total += int(coeff) * grids[0]
-            elif rest.is_Symbol:
-                total += int(coeff) * grids[1 + syms.index(rest)]
-            else:
-                return False
-        values.append(total.reshape(-1))
+        fn = sp.lambdify([v] + syms, local, "numpy")
+        total = np.broadcast_to(np.asarray(fn(*grids)), grids[0].shape)
+        if not np.all(np.isfinite(total)) if total.dtype.kind == "f" else False:
+            return False
+        values.append(np.rint(total).astype(np.int64).reshape(-1))
         owners.append(grids[0].reshape(-1))
     if not values:
         return True

@@ -256,6 +256,46 @@ def flatten_operands(kernel: Kernel, nest: Nest, a_name: str, b_name: str) -> tu
     return replace(kernel, body=body), c
 
 
+def hoist_view(kernel: Kernel, name: str) -> Kernel:
+    """Move the declaration of view ``name`` out of the loops around it that neither bind a variable
+    of its offset nor write its storage (so what is staged where the view is declared — see
+    :func:`stage_b` — is copied once per value of the loops it really depends on)."""
+    st = storages(kernel)
+    if name not in st:
+        return kernel
+    root = st[name].root
+
+    def writes_root(body: tuple[Stmt, ...]) -> bool:
+        return any(isinstance(x, Store) and x.buf in st and st[x.buf].root == root for x in walk_stmts(body))
+
+    def lift(body: tuple[Stmt, ...]) -> tuple[tuple[Stmt, ...], bool]:
+        out: list[Stmt] = []
+        moved = False
+        for x in body:
+            if isinstance(x, For):
+                view = next((v for v in x.body if isinstance(v, View) and v.name == name), None)
+                if view is not None and x.var not in _uses(view.offset, {x.var}) and not writes_root(x.body):
+                    out.append(view)
+                    out.append(replace(x, body=tuple(v for v in x.body if v is not view)))
+                    moved = True
+                    continue
+                inner, m = lift(x.body)
+                x = replace(x, body=inner)
+                moved = moved or m
+            elif isinstance(x, If):
+                t, m1 = lift(x.then)
+                e, m2 = lift(x.orelse)
+                x = replace(x, then=t, orelse=e)
+                moved = moved or m1 or m2
+            out.append(x)
+        return tuple(out), moved
+
+    body, moved = lift(kernel.body)
+    while moved:
+        body, moved = lift(body)
+    return replace(kernel, body=body)
+
+
 # ------------------------------------------------------------------------- run-time B staging
 
 
@@ -338,4 +378,4 @@ def block_nests(kernel: Kernel, sizes: Mapping[str, int], tile: tuple[int, int],
 
 
 __all__ = ["uniquify_loops", "find_nests", "flatten_operands", "stage_b", "storages", "Nest", "block_nests",
-           "Stager"]
+           "Stager", "hoist_view"]

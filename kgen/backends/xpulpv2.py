@@ -31,7 +31,8 @@ from ..schedule.auto import unroll_innermost
 from . import Lowered
 from .contraction import (Packing, extent as _extent, find_contraction, pack_param, stage_rows,
                           tile_contraction, unroll_k as _unroll_k)
-from .parallel import parallelize_blocks, parallelize_outer, runtime_header
+from .parallel import parallelize_blocks, runtime_header
+from .spmd import parallel_note, parallelize
 from .xpulpv2_nests import DOT_CLASSES, block_all_nests
 from .xpulpv2_sched import hoist_invariant_products, hwloop_note, interchange_blocks, mark_loops, pack_row_stores
 
@@ -133,7 +134,6 @@ class XpulpBackend:
         s = select_instructions(s, isa, CLASSES + DOT_CLASSES + SCALAR_CLASSES, stager.contiguous)
         s = unroll_innermost(s, heavy=_wide_division)
         if self.cores > 1:
-            s = parallelize_outer(s, self.cores)
-            notes.append(f"Every one of the {self.cores} cores calls the function; independent outer "
-                         f"loops are split between them, the rest runs on core 0; it ends with a barrier.")
+            s = parallelize(s, self.cores)
+            notes.append(parallel_note(s, self.cores))
         return Lowered(s, sizes, (isa.header, "kgen_runtime.h"), tuple(notes), {}, isa.sha256, support)

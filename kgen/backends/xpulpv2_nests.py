@@ -20,7 +20,7 @@ import sympy as sp
 from ..ir import Kernel, Type
 from .contraction import Contraction, Packing, stage_row_tail, stage_rows
 from ..schedule import specialize
-from .nests import Nest, block_nests, stage_b, storages, uniquify_loops
+from .nests import Nest, block_nests, hoist_view, stage_b, storages, uniquify_loops
 from .rowblock import block_rows, split_reductions
 
 #: dot-product classes the nests use (signed × signed and unsigned × signed, with and without accumulator)
@@ -69,7 +69,7 @@ class NestStager:
                 self.aligned_params.add(storages(s)[c.b].root)
         else:
             packing = Packing(c.b, f"{c.b}_q", t_b, 0, 1, C, LANES, nest.N, nest.K)
-            s = stage_b(s, c, packing, t_b)
+            s = stage_b(hoist_view(s, c.b), c, packing, t_b)
             self.contiguous[packing.dst] = True
             names.add(packing.dst)
             how.append(f"{nest.b.buf} staged as quads where its view is declared")
