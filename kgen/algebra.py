@@ -79,8 +79,8 @@ def _is_update_of(s: Stmt, name: str) -> bool:
 
 
 def _leaves_alone_or_updates(s: Stmt, name: str) -> bool:
-    if isinstance(s, Decl):
-        return True
+    if isinstance(s, Decl):  # another local: fine unless its initialiser reads ``name``
+        return s.init is None or not _uses((s,), name)
     if isinstance(s, Assign):
         return _is_update_of(s, name) or not _uses((s,), name)
     if isinstance(s, For):
@@ -114,6 +114,8 @@ def sink_accumulator_init(kernel: Kernel) -> Kernel:
                 j += 1
             if any(isinstance(x, Assign) and x.name == s.name for x in walk_stmts(tuple(out[j:]))):
                 continue
+            if not any(isinstance(x, Assign) and x.name == s.name for x in walk_stmts(tuple(out[i + 1:j]))):
+                continue  # not an accumulator: nothing to sink the initial value past
             out[i] = replace(s, init=Const(0, I32))
             acc_plus = Bin("add", Var(s.name, I32), init, I32)
             for k in range(j, len(out)):

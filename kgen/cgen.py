@@ -90,6 +90,7 @@ class CEmitter:
         self.lines: list[str] = []
         self.uses_helpers: set[str] = set()
         self.alloc_types: dict[str, Type] = {}
+        self.alloc_strides: dict[str, int] = {}
         for p in kernel.buffers:
             strides = p.strides if p.strides else _row_major(p.shape)
             self.layouts[p.name] = Layout(p.name, strides)
@@ -203,7 +204,8 @@ class CEmitter:
 
     # ----------------------------------------------------------------------- statements
     def parallel_loop(self, s: For, depth: int) -> None:
-        """Every core runs this code and takes a balanced contiguous chunk of the iterations."""
+        """Every core runs this code and takes a balanced contiguous chunk of the iterations; arrays
+        listed in ``@private`` are used through the calling core's copy (see :mod:`kgen.backends.spmd`)."""
         P = _parallel_cores(s)
         lo, hi = _strip(self.ex(s.lo)), _strip(self.ex(s.hi))
         v = s.var
@@ -215,10 +217,20 @@ class CEmitter:
         self.emit(d, f"const int32_t {v}_extra = {v}_core < {v}_n % {P} ? {v}_core : {v}_n % {P};")
         self.emit(d, f"const int32_t {v}_lo = ({lo}) + {v}_core * ({v}_n / {P}) + {v}_extra;")
         self.emit(d, f"const int32_t {v}_hi = {v}_lo + {v}_n / {P} + ({v}_core < {v}_n % {P} ? 1 : 0);")
+        saved = dict(self.layouts)
+        for name in _private_names(s):
+            old = self.layouts[name].pointer
+            t = self.alloc_types[name]
+            self.emit(d, f"{t.ctype} *const {name}_own = ({t.ctype} *)(void *)((unsigned char *){old} + "
+                         f"{v}_core * {self.alloc_strides[name]});")
+            for key, lay in list(self.layouts.items()):
+                if lay.pointer == old:
+                    self.layouts[key] = replace(lay, pointer=f"{name}_own")
         self.emit(d, f"for (int32_t {v} = {v}_lo; {v} < {v}_hi; ++{v}) {{")
         self.body(s.body, d + 1)
         self.emit(d, "}")
         self.emit(depth, "}")
+        self.layouts = saved
 
     def emit(self, depth: int, text: str) -> None:
         self.lines.append("    " * depth + text)
@@ -292,7 +304,10 @@ class CEmitter:
         self.pairs = saved
 
     def stmt(self, s: Stmt, depth: int) -> None:
-        if isinstance(s, For) and s.has("parallel"):
+        if isinstance(s, For) and s.has("barrier") and not s.body:
+            self.uses_parallel = True
+            self.emit(depth, "kgen_barrier();")
+        elif isinstance(s, For) and s.has("parallel"):
             self.parallel_loop(s, depth)
         elif isinstance(s, For) and s.has("pointer_ivs"):  # opt-in (set by backends, never by the DSL)
             from .backends.pointer_loops import emit_pointer_loop
@@ -312,6 +327,15 @@ class CEmitter:
             flat = " * ".join(_strip(self.ex(d)) for d in s.shape)
             self.emit(depth, self.scratch.get(s.name, f"KGEN_ALIGN8 {s.type.ctype} {s.name}_storage[{flat}];"))
             self.alloc_types[s.name] = s.type
+            try:  # bytes between the per-core copies of a privatised array (kgen.scratch.private_copies)
+                from .interp import eval_const
+
+                n = 1
+                for d in s.shape:
+                    n *= eval_const(d)
+                self.alloc_strides[s.name] = -(-n * (s.type.bits // 8) // 8) * 8
+            except KeyError:
+                pass
             self.layouts[s.name] = Layout(f"{s.name}_storage", _row_major(s.shape))
         elif isinstance(s, View):
             base = self.layouts[s.base]
@@ -352,6 +376,11 @@ def canonical_affine(e: Expr) -> Expr:
             __import__("sympy").expand(s))):
         return e
     return from_sympy(s)
+
+
+def _private_names(s: For) -> tuple[str, ...]:
+    attr = next((a for a in s.attrs if a.name == "private"), None)
+    return tuple(a.name for a in attr.args if isinstance(a, Var)) if attr else ()
 
 
 def _parallel_cores(s: For) -> int:
@@ -403,7 +432,7 @@ def emit_body(kernel: Kernel, intrinsic: Callable[[Call, list[str]], str] | None
     """The C statements of ``kernel``'s body (indented one level) and the helpers they use."""
     em = CEmitter(kernel, intrinsic, paired, scratch)
     em.body(kernel.body, 1)
-    if em.uses_parallel:
+    if em.uses_parallel and em.lines[-1].strip() != "kgen_barrier();":
         em.emit(1, "kgen_barrier();")
     return "\n".join(em.lines), em.uses_helpers
 

@@ -32,7 +32,7 @@ import sympy as sp
 
 from .errors import KgenError
 from .ir import (Alloc, Bin, Call, Const, Expr, For, Kernel, Load, Stmt, Store, Un, Var, View, stmt_exprs,
-                 sub_bodies, walk_expr)
+                 sub_bodies, walk_expr, walk_stmts)
 
 ALIGN = 8
 #: Bytes above which a local array never goes on the stack (Cortex-M stacks are a few kB).
@@ -197,17 +197,31 @@ def plan_scratch(kernel: Kernel) -> ScratchPlan | None:
     if dup is not None:
         raise KgenError(f"two scratch arrays are named '{dup}'; local array names must be unique in a kernel")
     symbols = _positive_symbols(kernel)
+    copies = private_copies(kernel)
     sizes = []
     for loc in chosen:
         count: sp.Expr = sp.Integer(1)
         for d in loc.alloc.shape:
             count = count * _to_sympy(d, symbols)
-        sizes.append(Round8(sp.expand(count * (loc.alloc.type.bits // 8))))
+        sizes.append(Round8(sp.expand(count * (loc.alloc.type.bits // 8))) * copies.get(loc.alloc.name, 1))
     offsets = _place(chosen, sizes)
     arrays = tuple(ScratchArray(loc.alloc.name, loc.alloc.type.ctype, size, off, loc.live)
                    for loc, size, off in zip(chosen, sizes, offsets))
     total = sp.Max(*(a.offset + a.size for a in arrays))
     return ScratchPlan(arrays, total, tuple(kernel.sizes))
+
+
+def private_copies(kernel: Kernel) -> dict[str, int]:
+    """Arrays that multi-core loops privatise (``@private``): one copy per core, each starting at a
+    multiple of 8 bytes (see :mod:`kgen.backends.spmd`)."""
+    out: dict[str, int] = {}
+    for s in walk_stmts(kernel.body):
+        if isinstance(s, For) and s.has("private"):
+            par = next(a for a in s.attrs if a.name == "parallel")
+            attr = next(a for a in s.attrs if a.name == "private")
+            for v in attr.args:
+                out[v.name] = max(out.get(v.name, 1), par.args[0].value)  # type: ignore[union-attr]
+    return out
 
 
 def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:

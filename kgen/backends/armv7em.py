@@ -26,7 +26,7 @@ from ..algebra import peel_zero_updates
 from ..rewrite import expand_requant
 from ..schedule import specialize
 from ..schedule.auto import unroll_innermost
-from .nests import expose_row, find_nests, flatten_operands, stage_b, uniquify_loops
+from .nests import block_nests, stage_b
 from .padding import PaddedLayout, pad_reduction_tails
 
 #: Default register block (rows × cols): 4 accumulators + 2 activation words + 4 weight words
@@ -84,23 +84,10 @@ class ArmBackend:
     def lower_nests(self, kernel: Kernel, sizes: dict[str, int], isa, support) -> Lowered:
         """Kernels whose contractions sit inside other loops or read views and local arrays
         (attention): every nest gets the register block, both operands staged at run time."""
-        s = uniquify_loops(specialize(kernel, sizes))
-        C = self.tile[1]
         G = 4
-        staged: set[str] = set()
-        layouts: dict[str, PaddedLayout] = {}
-        notes = []
-        for i in range(64):
-            nests = [n for n in find_nests(s) if n.a.buf not in staged and n.b.buf not in staged
-                     and n.a.type.bits == 8 and n.b.type.bits == 8]
-            if not nests:
-                break
-            nest = nests[0]
-            s = expose_row(s, nest)
-            R = min(self.tile[0], nest.M)  # a block of fewer rows than the tile: one block of all of them
-            s, c = flatten_operands(s, nest, f"{nest.a.buf}_v{i}", f"{nest.b.buf}_v{i}")
-            s = tile_contraction(s, sizes, c, R, C, G, jam_row_tail=True)
-            s = _unroll_k(s, f"{c.k}_o", ceil(nest.K / G), self.k_unroll // 2)
+        layouts: dict[str, PaddedLayout] = {}  # staged operands zero-padded to whole k-groups
+
+        def stage(s: Kernel, nest, c, R: int, C: int) -> tuple[Kernel, set[str], str]:
             packing = Packing(c.b, f"{c.b}_wide", I16, 0, 1, C, G, nest.N, nest.K)
             s = stage_b(s, c, packing, I16)
             names = {c.a, c.b, packing.dst}
@@ -110,9 +97,10 @@ class ArmBackend:
                 names |= {f"{c.a}_wide", f"{c.a}_tail"}
                 layouts.update({f"{c.a}_wide": PaddedLayout(0, G, nest.K), f"{c.a}_tail": PaddedLayout(0, G, nest.K)})
             layouts[packing.dst] = PaddedLayout(1, G, nest.K)
-            staged |= names
-            notes.append(f"Contraction over {nest.k} ({nest.M}x{nest.N}x{nest.K}): register block {R}x{C} with "
-                         f"SMLAD, operands widened at run time into local int16 arrays.")
+            return s, names, (f"Contraction over {nest.k} ({nest.M}x{nest.N}x{nest.K}): register block {R}x{C} "
+                              f"with SMLAD, operands widened at run time into local int16 arrays.")
+
+        s, staged, notes = block_nests(kernel, sizes, self.tile, G, self.k_unroll // 2, stage)
         if not staged:
             return Lowered(unroll_innermost(specialize(kernel, sizes)), sizes, (isa.header,),
                            ("No DSP pattern applies: specialised portable C, innermost loops unrolled.",), {},

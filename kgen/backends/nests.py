@@ -19,6 +19,9 @@ Every step is a semantics-preserving rewrite; the reference interpreter runs the
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from math import ceil
+from typing import Callable, Mapping
+
 import sympy as sp
 
 from ..check import to_sympy
@@ -26,7 +29,8 @@ from ..interp import eval_const
 from ..ir import (BOOL, IDX, Alloc, Assign, Bin, Cast, Const, Decl, Expr, For, If, Kernel, Load,
                   Stmt, Store, Type, Var, View, walk_expr, walk_stmts)
 from ..rewrite import map_body_exprs, substitute_body
-from .contraction import Contraction, Packing, _product_loads, from_sympy
+from ..schedule import specialize
+from .contraction import Contraction, Packing, _product_loads, from_sympy, tile_contraction, unroll_k
 from .padding import PadBound, padded_fill
 
 
@@ -318,6 +322,46 @@ def flatten_operands(kernel: Kernel, nest: Nest, a_name: str, b_name: str) -> tu
     return replace(kernel, body=body), c
 
 
+def hoist_view(kernel: Kernel, name: str) -> Kernel:
+    """Move the declaration of view ``name`` out of the loops around it that neither bind a variable
+    of its offset nor write its storage (so what is staged where the view is declared — see
+    :func:`stage_b` — is copied once per value of the loops it really depends on)."""
+    st = storages(kernel)
+    if name not in st:
+        return kernel
+    root = st[name].root
+
+    def writes_root(body: tuple[Stmt, ...]) -> bool:
+        return any(isinstance(x, Store) and x.buf in st and st[x.buf].root == root for x in walk_stmts(body))
+
+    def lift(body: tuple[Stmt, ...]) -> tuple[tuple[Stmt, ...], bool]:
+        out: list[Stmt] = []
+        moved = False
+        for x in body:
+            if isinstance(x, For):
+                view = next((v for v in x.body if isinstance(v, View) and v.name == name), None)
+                if view is not None and x.var not in _uses(view.offset, {x.var}) and not writes_root(x.body):
+                    out.append(view)
+                    out.append(replace(x, body=tuple(v for v in x.body if v is not view)))
+                    moved = True
+                    continue
+                inner, m = lift(x.body)
+                x = replace(x, body=inner)
+                moved = moved or m
+            elif isinstance(x, If):
+                t, m1 = lift(x.then)
+                e, m2 = lift(x.orelse)
+                x = replace(x, then=t, orelse=e)
+                moved = moved or m1 or m2
+            out.append(x)
+        return tuple(out), moved
+
+    body, moved = lift(kernel.body)
+    while moved:
+        body, moved = lift(body)
+    return replace(kernel, body=body)
+
+
 # ------------------------------------------------------------------------- run-time B staging
 
 
@@ -363,4 +407,40 @@ def stage_b(kernel: Kernel, c: Contraction, p: Packing, t: Type) -> Kernel:
     return replace(kernel, body=body(map_body_exprs(kernel.body, fn)))
 
 
-__all__ = ["uniquify_loops", "find_nests", "expose_row", "flatten_operands", "stage_b", "storages", "Nest"]
+# ------------------------------------------------------------------------------ the driver
+
+#: ISA-specific part of :func:`block_nests`: ``(kernel, nest, contraction, R, C) -> (kernel, names, note)``
+#: packs or stages the tiled nest's operands; ``names`` are the buffers it created or now reads
+#: (never contraction nests of their own) and ``note`` documents the choice.
+Stager = Callable[[Kernel, Nest, Contraction, int, int], tuple[Kernel, set[str], str]]
+
+
+def block_nests(kernel: Kernel, sizes: Mapping[str, int], tile: tuple[int, int], group: int, k_unroll: int,
+                stage: Stager, max_nests: int = 64) -> tuple[Kernel, set[str], list[str]]:
+    """Register-block every 8-bit contraction nest of ``kernel`` (specialised at ``sizes``): operands
+    flattened to 2-D views, an R×C tile (R at most the nest's rows, leftover rows jammed into one
+    block), K split by ``group`` and unrolled by ``k_unroll`` groups, then ``stage``.  Returns the
+    kernel, every buffer name the stagers reported (plus the flattened views) and their notes."""
+    s = uniquify_loops(specialize(kernel, sizes))
+    C = tile[1]
+    staged: set[str] = set()
+    notes: list[str] = []
+    for i in range(max_nests):
+        nests = [n for n in find_nests(s) if n.a.buf not in staged and n.b.buf not in staged
+                 and n.a.type.bits == 8 and n.b.type.bits == 8]
+        if not nests:
+            break
+        nest = nests[0]
+        s = expose_row(s, nest)
+        R = min(tile[0], nest.M)  # a block of fewer rows than the tile: one block of all of them
+        s, c = flatten_operands(s, nest, f"{nest.a.buf}_v{i}", f"{nest.b.buf}_v{i}")
+        s = tile_contraction(s, sizes, c, R, C, group, jam_row_tail=True)
+        s = unroll_k(s, f"{c.k}_o", ceil(nest.K / group), k_unroll)
+        s, names, note = stage(s, nest, c, R, C)
+        staged |= names | {c.a, c.b}
+        notes.append(note)
+    return s, staged, notes
+
+
+__all__ = ["uniquify_loops", "find_nests", "expose_row", "flatten_operands", "stage_b", "storages", "Nest",
+           "block_nests", "Stager", "hoist_view"]

@@ -22,19 +22,29 @@ from typing import Mapping
 
 from ..cgen import STORE_HELPERS
 from ..algebra import distribute_requant_bias, mask_ranged_shifts, peel_zero_updates, sink_accumulator_init
-from ..ir import I8, Kernel
+from ..ir import I8, Bin, Kernel
 from ..isafile import intrinsic_header, load_isa
 from ..isel import select_instructions
 from ..rewrite import expand_requant
 from ..schedule import specialize
+from ..schedule.auto import unroll_innermost
 from . import Lowered
 from .contraction import (Packing, extent as _extent, find_contraction, pack_param, stage_rows,
                           tile_contraction, unroll_k as _unroll_k)
-from .parallel import parallelize_blocks, parallelize_outer, runtime_header
+from .parallel import parallelize_blocks, runtime_header
+from .spmd import parallel_note, parallelize
+from .xpulpv2_nests import DOT_CLASSES, block_all_nests
 from .xpulpv2_sched import hoist_invariant_products, hwloop_note, interchange_blocks, mark_loops, pack_row_stores
 
 DEFAULT_TILE = (4, 4)
 CLASSES = ["dot4_s8s8_acc32", "dot4_s8s8", "add_sra_reg", "clip_s8"]
+#: scalar instructions that replace compare-and-branch sequences of RV32IMC in any kernel
+SCALAR_CLASSES = ["min_i32", "max_i32", "abs_i32"]
+
+
+def _wide_division(e) -> bool:
+    """64-bit division and remainder: an inline sequence of some 45 instructions on RV32."""
+    return isinstance(e, Bin) and e.op in ("div", "mod") and e.type.bits == 64
 
 
 class XpulpBackend:
@@ -52,13 +62,7 @@ class XpulpBackend:
         support = {isa.header: intrinsic_header(isa), "kgen_runtime.h": runtime_header()}
         c = find_contraction(kernel)
         if c is None or kernel.param(c.a).type != I8 or kernel.param(c.b).type != I8:
-            s = specialize(kernel, sizes)
-            notes = ["No XpulpV2 pattern applies: specialised portable C."]
-            if self.cores > 1:
-                s = parallelize_outer(s, self.cores)
-                notes.append(f"Every one of the {self.cores} cores calls the function; independent outer "
-                             f"loops are split between them, the rest runs on core 0; it ends with a barrier.")
-            return Lowered(s, sizes, (isa.header, "kgen_runtime.h"), tuple(notes), {}, isa.sha256, support)
+            return self.lower_nests(kernel, sizes, isa, support)
         R, C = self.tile
         L = 4
         M = _extent(kernel, c.a, c.a_dims, c.m, sizes)
@@ -110,3 +114,26 @@ class XpulpBackend:
         return Lowered(s, sizes, includes, tuple(notes),
                        {packing.dst: lambda args, p=packing: p.pack(args[p.src])}, isa.sha256, support,
                        companions=((packing.dst, packing.companion(specialize(kernel, sizes))),))
+
+    def lower_nests(self, kernel: Kernel, sizes: dict[str, int], isa, support: dict[str, str]) -> Lowered:
+        """Kernels without a plain parameter contraction: every contraction nest (attention, over
+        views and local arrays) is register-blocked (:mod:`kgen.backends.xpulpv2_nests`); the rest
+        is specialised portable C."""
+        s, stager, notes = block_all_nests(kernel, sizes, self.tile, self.k_unroll)
+        if notes:
+            s = sink_accumulator_init(s)
+            s = replace(s, body=peel_zero_updates(distribute_requant_bias(expand_requant(s.body))))
+            for p in sorted(stager.aligned_params):
+                notes.append(f"`{p}` must be 4-byte aligned (its rows are read as packed words).")
+        else:
+            s = specialize(kernel, sizes)
+            s = replace(s, body=expand_requant(s.body))
+            notes = ["No contraction: specialised C with XpulpV2 scalar instructions (min/max/abs/clip), "
+                     "innermost loops unrolled."]
+        s = mask_ranged_shifts(s)
+        s = select_instructions(s, isa, CLASSES + DOT_CLASSES + SCALAR_CLASSES, stager.contiguous)
+        s = unroll_innermost(s, heavy=_wide_division)
+        if self.cores > 1:
+            s = parallelize(s, self.cores)
+            notes.append(parallel_note(s, self.cores))
+        return Lowered(s, sizes, (isa.header, "kgen_runtime.h"), tuple(notes), {}, isa.sha256, support)

@@ -216,6 +216,9 @@ class CostWalk(ExprCosts):
                 avail.invalidate((), (s.buf,))
             elif isinstance(s, If):
                 _iadd(total, self.if_stmt(s, avail))
+            elif isinstance(s, For) and s.has("barrier") and not s.body:  # kgen_barrier()
+                self.has_parallel = True
+                _iadd(total, self.tc.parallel.get("barrier", {}))
             elif isinstance(s, For):
                 _iadd(total, self.loop(s, avail))
             elif isinstance(s, (Alloc, View)):

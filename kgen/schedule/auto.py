@@ -7,8 +7,10 @@ does not unroll without -funroll-loops).
 """
 from __future__ import annotations
 
+from typing import Callable
+
 from ..interp import eval_const
-from ..ir import For, Kernel, stmt_exprs, walk_expr, walk_stmts
+from ..ir import Expr, For, Kernel, stmt_exprs, walk_expr, walk_stmts
 from .primitives import ScheduleError, split, unroll
 
 #: Innermost loops whose body has more expression nodes than this are left rolled (code size).
@@ -26,9 +28,11 @@ def _size(lp: For) -> int:
     return sum(1 for s in walk_stmts(lp.body) for e in stmt_exprs(s) for _ in walk_expr(e))
 
 
-def unroll_innermost(kernel: Kernel, factor: int = 8) -> Kernel:
+def unroll_innermost(kernel: Kernel, factor: int = 8, heavy: Callable[[Expr], bool] | None = None) -> Kernel:
     """Unroll every innermost constant-trip loop by ``factor`` (completely when its trip count is at
-    most ``factor``); loops with large bodies or non-constant trips are left alone."""
+    most ``factor``); loops with large bodies or non-constant trips are left alone, and so are
+    loops with an expression ``heavy`` selects (an operation the target expands into a long
+    inline sequence, whose copies would only add register pressure)."""
     loops = [s for s in walk_stmts(kernel.body) if isinstance(s, For)]
     by_var: dict[str, list[For]] = {}
     for lp in loops:
@@ -39,6 +43,9 @@ def unroll_innermost(kernel: Kernel, factor: int = 8) -> Kernel:
         if not innermost or any(t is None or t < 2 for t in trips) or any(lp.attrs for lp in group):
             continue
         if max(_size(lp) for lp in group) > MAX_BODY_NODES:
+            continue
+        if heavy is not None and any(heavy(x) for lp in group for st in walk_stmts(lp.body)
+                                     for e in stmt_exprs(st) for x in walk_expr(e)):
             continue
         try:
             if max(trips) <= factor:  # type: ignore[type-var]

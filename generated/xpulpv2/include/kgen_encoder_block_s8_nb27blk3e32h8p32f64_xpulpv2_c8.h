@@ -13,13 +13,13 @@ extern "C" {
 #endif
 
 /** Bytes of scratch memory kgen_encoder_block_s8_nb27blk3e32h8p32f64_xpulpv2_c8() needs (= kgen_encoder_block_s8_nb27blk3e32h8p32f64_xpulpv2_c8_get_buffer_size()). */
-#define KGEN_ENCODER_BLOCK_S8_NB27BLK3E32H8P32F64_XPULPV2_C8_SCRATCH_BYTES 31384u
+#define KGEN_ENCODER_BLOCK_S8_NB27BLK3E32H8P32F64_XPULPV2_C8_SCRATCH_BYTES 91584u
 
 /**
  * @brief Bytes of scratch memory (8-byte aligned) to pass as the last argument of
  *        kgen_encoder_block_s8_nb27blk3e32h8p32f64_xpulpv2_c8().
  *
- * The buffer holds the kernel's intermediate arrays (texp, Qh, Kh, Vth, T, ybuf, At, O, y, r, x1, hid);
+ * The buffer holds the kernel's intermediate arrays (texp, Qh, Kh, Vth, T, ybuf, At, O, y_s3, r_s3, x1_s3, hid_s3);
  * it is not read before it is written, so it needs no initialisation and can be reused between calls.
  */
 size_t kgen_encoder_block_s8_nb27blk3e32h8p32f64_xpulpv2_c8_get_buffer_size(void);
@@ -105,9 +105,26 @@ size_t kgen_encoder_block_s8_nb27blk3e32h8p32f64_xpulpv2_c8_get_buffer_size(void
  *
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
- * - No XpulpV2 pattern applies: specialised portable C.
- * - Every one of the 8 cores calls the function; independent outer loops are split between them, the rest runs on core 0; it ends with a barrier.
- * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 48048640 instructions, 59646976 cycles; instructions = 10.2*BLK**2*H*NB**2*P + 10.2*BLK*E*F*NB + 20.4*BLK*E*H*NB*P + 6050.0*BLK*E*NB + 17.0, cycles = 13.25*BLK**2*H*NB**2*P + 13.25*BLK*E*F*NB + 26.51*BLK*E*H*NB*P + 6789.0*BLK*E*NB + 18.0.
+ * - Contraction over e (81x32x32): register block 4x4 with pv.sdotsp.b; Wq read in place; X read in place.
+ * - Contraction over e1 (81x32x32): register block 4x4 with pv.sdotsp.b; Wk read in place; X read in place.
+ * - Contraction over e2 (32x81x32): register block 4x4 with pv.sdotsp.b; X read in place; Wv read in place.
+ * - Contraction over p3 (3x81x32): register block 3x4 with pv.sdotsp.b; Kh read in place; Qh read in place.
+ * - Contraction over j4 (3x32x81): register block 3x4 with pv.sdotusp.b; Vth staged as quads where its view is declared; At staged per block of 3 rows.
+ * - Contraction over k2 (4x32x256): register block 4x4 with pv.sdotsp.b; Wo read in place; O read in place.
+ * - Contraction over e8 (4x64x32): register block 4x4 with pv.sdotsp.b; W1 read in place; x1_s3 read in place.
+ * - Contraction over f1 (4x32x64): register block 4x4 with pv.sdotsp.b; W2 read in place; hid_s3 read in place.
+ * - Contraction over k21 (1x32x256): register block 1x4 with pv.sdotsp.b; Wo read in place; O read in place.
+ * - Contraction over e81 (1x64x32): register block 1x4 with pv.sdotsp.b; W1 read in place; x1_s3 read in place.
+ * - Contraction over f11 (1x32x64): register block 1x4 with pv.sdotsp.b; W2 read in place; hid_s3 read in place.
+ * - `W1` must be 4-byte aligned (its rows are read as packed words).
+ * - `W2` must be 4-byte aligned (its rows are read as packed words).
+ * - `Wk` must be 4-byte aligned (its rows are read as packed words).
+ * - `Wo` must be 4-byte aligned (its rows are read as packed words).
+ * - `Wq` must be 4-byte aligned (its rows are read as packed words).
+ * - `Wv` must be 4-byte aligned (its rows are read as packed words).
+ * - `X` must be 4-byte aligned (its rows are read as packed words).
+ * - Every one of the 8 cores calls the function: loops `k_uo`, `k1_uo`, `h`, `s3_r_o_e3_o`, `s3_r1_e4_uo`, `s3_r2`, `s3_r3_o_f_o`, `s3_r4_o_e9_o`, `s3_r5_e10_uo`, `s3_r6`, `s3_l_o_e31_o`, `s3_l1_e41_uo`, `e71`, `s3_l3_o_f2_o`, `s3_l4_o_e91_o`, `s3_l5_e101_uo`, `e131` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier. Each core works in its own copy of `At`, `Kh`, `Qh`, `T`, `Vth`, `ybuf` (the scratch buffer holds 8 copies).
+ * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 713704 instructions, 945088 cycles; instructions = 0.1031*BLK**2*H*NB**2*P + 0.1031*BLK*E*F*NB + 0.2063*BLK*E*H*NB*P + 149.1*BLK*E*NB + 17.0, cycles = 0.1043*BLK**2*H*NB**2*P + 0.1043*BLK*E*F*NB + 0.2087*BLK*E*H*NB*P + 236.9*BLK*E*NB + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

@@ -13,7 +13,7 @@ extern "C" {
 #endif
 
 /** Bytes of scratch memory kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2_c8() needs (= kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2_c8_get_buffer_size()). */
-#define KGEN_MHSA_DEPTH_FIRST_S8_H8NB27BLK3P32_XPULPV2_C8_SCRATCH_BYTES 2872u
+#define KGEN_MHSA_DEPTH_FIRST_S8_H8NB27BLK3P32_XPULPV2_C8_SCRATCH_BYTES 8640u
 
 /**
  * @brief Bytes of scratch memory (8-byte aligned) to pass as the last argument of
@@ -58,9 +58,12 @@ size_t kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2_c8_get_buffer_size(void);
  *
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
- * - No XpulpV2 pattern applies: specialised portable C.
- * - Every one of the 8 cores calls the function; independent outer loops are split between them, the rest runs on core 0; it ends with a barrier.
- * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 21163008 instructions, 28042752 cycles; instructions = 10.65*BLK**2*H*NB**2*P + 158.1*BLK*H*NB*P + 17.0, cycles = 14.21*BLK**2*H*NB**2*P + 201.2*BLK*H*NB*P + 18.0.
+ * - Contraction over p (3x81x32): register block 3x4 with pv.sdotsp.b; K read in place; Q read in place.
+ * - Contraction over j4 (3x32x81): register block 3x4 with pv.sdotusp.b; Vt staged as quads where its view is declared; At staged per block of 3 rows.
+ * - `K` must be 4-byte aligned (its rows are read as packed words).
+ * - `Q` must be 4-byte aligned (its rows are read as packed words).
+ * - Every one of the 8 cores calls the function: loops `k_uo`, `k1_uo`, `h` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier. Each core works in its own copy of `At`, `T`, `ybuf` (the scratch buffer holds 8 copies).
+ * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 368736 instructions, 433536 cycles; instructions = 0.1034*BLK**2*H*NB**2*P + 9.408*BLK*H*NB*P + 17.0, cycles = 0.105*BLK**2*H*NB**2*P + 12.4*BLK*H*NB*P + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

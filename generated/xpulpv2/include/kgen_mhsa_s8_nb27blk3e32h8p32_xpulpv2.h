@@ -13,13 +13,13 @@ extern "C" {
 #endif
 
 /** Bytes of scratch memory kgen_mhsa_s8_nb27blk3e32h8p32_xpulpv2() needs (= kgen_mhsa_s8_nb27blk3e32h8p32_xpulpv2_get_buffer_size()). */
-#define KGEN_MHSA_S8_NB27BLK3E32H8P32_XPULPV2_SCRATCH_BYTES 31384u
+#define KGEN_MHSA_S8_NB27BLK3E32H8P32_XPULPV2_SCRATCH_BYTES 34072u
 
 /**
  * @brief Bytes of scratch memory (8-byte aligned) to pass as the last argument of
  *        kgen_mhsa_s8_nb27blk3e32h8p32_xpulpv2().
  *
- * The buffer holds the kernel's intermediate arrays (texp, Qh, Kh, Vth, T, ybuf, At, O);
+ * The buffer holds the kernel's intermediate arrays (texp, Qh, Kh, Vth, T, ybuf, At, O, Vth_v4_q);
  * it is not read before it is written, so it needs no initialisation and can be reused between calls.
  */
 size_t kgen_mhsa_s8_nb27blk3e32h8p32_xpulpv2_get_buffer_size(void);
@@ -77,8 +77,18 @@ size_t kgen_mhsa_s8_nb27blk3e32h8p32_xpulpv2_get_buffer_size(void);
  *
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
- * - No XpulpV2 pattern applies: specialised portable C.
- * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 34181120 instructions, 44164608 cycles; instructions = 10.14*BLK**2*H*NB**2*P + 20.29*BLK*E*H*NB*P + 1420.0*BLK*E*NB + 17.0, cycles = 13.17*BLK**2*H*NB**2*P + 26.34*BLK*E*H*NB*P + 1764.0*BLK*E*NB + 18.0.
+ * - Contraction over e (81x32x32): register block 4x4 with pv.sdotsp.b; Wq read in place; X read in place.
+ * - Contraction over e1 (81x32x32): register block 4x4 with pv.sdotsp.b; Wk read in place; X read in place.
+ * - Contraction over e2 (32x81x32): register block 4x4 with pv.sdotsp.b; X read in place; Wv read in place.
+ * - Contraction over p3 (3x81x32): register block 3x4 with pv.sdotsp.b; Kh read in place; Qh read in place.
+ * - Contraction over j4 (3x32x81): register block 3x4 with pv.sdotusp.b; Vth staged as quads where its view is declared; At staged per block of 3 rows.
+ * - Contraction over k2 (81x32x256): register block 4x4 with pv.sdotsp.b; Wo read in place; O read in place.
+ * - `Wk` must be 4-byte aligned (its rows are read as packed words).
+ * - `Wo` must be 4-byte aligned (its rows are read as packed words).
+ * - `Wq` must be 4-byte aligned (its rows are read as packed words).
+ * - `Wv` must be 4-byte aligned (its rows are read as packed words).
+ * - `X` must be 4-byte aligned (its rows are read as packed words).
+ * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 4263872 instructions, 4802816 cycles; instructions = 0.8032*BLK**2*H*NB**2*P + 1.606*BLK*E*H*NB*P + 713.3*BLK*E*NB + 17.0, cycles = 0.8134*BLK**2*H*NB**2*P + 1.627*BLK*E*H*NB*P + 909.4*BLK*E*NB + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

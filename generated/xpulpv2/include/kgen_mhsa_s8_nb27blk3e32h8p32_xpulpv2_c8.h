@@ -13,7 +13,7 @@ extern "C" {
 #endif
 
 /** Bytes of scratch memory kgen_mhsa_s8_nb27blk3e32h8p32_xpulpv2_c8() needs (= kgen_mhsa_s8_nb27blk3e32h8p32_xpulpv2_c8_get_buffer_size()). */
-#define KGEN_MHSA_S8_NB27BLK3E32H8P32_XPULPV2_C8_SCRATCH_BYTES 31384u
+#define KGEN_MHSA_S8_NB27BLK3E32H8P32_XPULPV2_C8_SCRATCH_BYTES 91584u
 
 /**
  * @brief Bytes of scratch memory (8-byte aligned) to pass as the last argument of
@@ -77,9 +77,19 @@ size_t kgen_mhsa_s8_nb27blk3e32h8p32_xpulpv2_c8_get_buffer_size(void);
  *
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
- * - No XpulpV2 pattern applies: specialised portable C.
- * - Every one of the 8 cores calls the function; independent outer loops are split between them, the rest runs on core 0; it ends with a barrier.
- * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 34181120 instructions, 44164608 cycles; instructions = 10.14*BLK**2*H*NB**2*P + 20.29*BLK*E*H*NB*P + 1420.0*BLK*E*NB + 17.0, cycles = 13.17*BLK**2*H*NB**2*P + 26.34*BLK*E*H*NB*P + 1764.0*BLK*E*NB + 18.0.
+ * - Contraction over e (81x32x32): register block 4x4 with pv.sdotsp.b; Wq read in place; X read in place.
+ * - Contraction over e1 (81x32x32): register block 4x4 with pv.sdotsp.b; Wk read in place; X read in place.
+ * - Contraction over e2 (32x81x32): register block 4x4 with pv.sdotsp.b; X read in place; Wv read in place.
+ * - Contraction over p3 (3x81x32): register block 3x4 with pv.sdotsp.b; Kh read in place; Qh read in place.
+ * - Contraction over j4 (3x32x81): register block 3x4 with pv.sdotusp.b; Vth staged as quads where its view is declared; At staged per block of 3 rows.
+ * - Contraction over k2 (81x32x256): register block 4x4 with pv.sdotsp.b; Wo read in place; O read in place.
+ * - `Wk` must be 4-byte aligned (its rows are read as packed words).
+ * - `Wo` must be 4-byte aligned (its rows are read as packed words).
+ * - `Wq` must be 4-byte aligned (its rows are read as packed words).
+ * - `Wv` must be 4-byte aligned (its rows are read as packed words).
+ * - `X` must be 4-byte aligned (its rows are read as packed words).
+ * - Every one of the 8 cores calls the function: loops `k_uo`, `k1_uo`, `h`, `s3_o_e3_o`, `e3_o` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier. Each core works in its own copy of `At`, `Kh`, `Qh`, `T`, `Vth`, `ybuf` (the scratch buffer holds 8 copies).
+ * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 533104 instructions, 600392 cycles; instructions = 0.1004*BLK**2*H*NB**2*P + 0.2008*BLK*E*H*NB*P + 89.18*BLK*E*NB + 17.0, cycles = 0.1017*BLK**2*H*NB**2*P + 0.2033*BLK*E*H*NB*P + 113.7*BLK*E*NB + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

@@ -77,8 +77,18 @@ size_t kgen_mhsa_s8_nb32blk2e64h1p64_xpulpv2_get_buffer_size(void);
  *
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
- * - No XpulpV2 pattern applies: specialised portable C.
- * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 11577600 instructions, 16364288 cycles; instructions = 14.21*BLK**2*H*NB**2*P + 28.41*BLK*E*H*NB*P + 99.0*BLK*E*NB + 17.0, cycles = 20.2*BLK**2*H*NB**2*P + 40.4*BLK*E*H*NB*P + 116.8*BLK*E*NB + 18.0.
+ * - Contraction over e (64x64x64): register block 4x4 with pv.sdotsp.b; Wq read in place; X read in place.
+ * - Contraction over e1 (64x64x64): register block 4x4 with pv.sdotsp.b; Wk read in place; X read in place.
+ * - Contraction over e2 (64x64x64): register block 4x4 with pv.sdotsp.b; X read in place; Wv read in place.
+ * - Contraction over p3 (2x64x64): register block 2x4 with pv.sdotsp.b; Kh read in place; Qh read in place.
+ * - Contraction over j4 (2x64x64): register block 2x4 with pv.sdotusp.b; Vth read in place; At read in place.
+ * - Contraction over k2 (64x64x64): register block 4x4 with pv.sdotsp.b; Wo read in place; O read in place.
+ * - `Wk` must be 4-byte aligned (its rows are read as packed words).
+ * - `Wo` must be 4-byte aligned (its rows are read as packed words).
+ * - `Wq` must be 4-byte aligned (its rows are read as packed words).
+ * - `Wv` must be 4-byte aligned (its rows are read as packed words).
+ * - `X` must be 4-byte aligned (its rows are read as packed words).
+ * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 826160 instructions, 872776 cycles; instructions = 0.8004*BLK**2*H*NB**2*P + 1.601*BLK*E*H*NB*P + 48.02*BLK*E*NB + 17.0, cycles = 0.8056*BLK**2*H*NB**2*P + 1.611*BLK*E*H*NB*P + 58.4*BLK*E*NB + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

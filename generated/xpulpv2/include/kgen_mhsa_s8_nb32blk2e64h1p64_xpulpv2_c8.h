@@ -13,7 +13,7 @@ extern "C" {
 #endif
 
 /** Bytes of scratch memory kgen_mhsa_s8_nb32blk2e64h1p64_xpulpv2_c8() needs (= kgen_mhsa_s8_nb32blk2e64h1p64_xpulpv2_c8_get_buffer_size()). */
-#define KGEN_MHSA_S8_NB32BLK2E64H1P64_XPULPV2_C8_SCRATCH_BYTES 18944u
+#define KGEN_MHSA_S8_NB32BLK2E64H1P64_XPULPV2_C8_SCRATCH_BYTES 22528u
 
 /**
  * @brief Bytes of scratch memory (8-byte aligned) to pass as the last argument of
@@ -77,9 +77,19 @@ size_t kgen_mhsa_s8_nb32blk2e64h1p64_xpulpv2_c8_get_buffer_size(void);
  *
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
- * - No XpulpV2 pattern applies: specialised portable C.
- * - Every one of the 8 cores calls the function; independent outer loops are split between them, the rest runs on core 0; it ends with a barrier.
- * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 11577600 instructions, 16364288 cycles; instructions = 14.21*BLK**2*H*NB**2*P + 28.41*BLK*E*H*NB*P + 99.0*BLK*E*NB + 17.0, cycles = 20.2*BLK**2*H*NB**2*P + 40.4*BLK*E*H*NB*P + 116.8*BLK*E*NB + 18.0.
+ * - Contraction over e (64x64x64): register block 4x4 with pv.sdotsp.b; Wq read in place; X read in place.
+ * - Contraction over e1 (64x64x64): register block 4x4 with pv.sdotsp.b; Wk read in place; X read in place.
+ * - Contraction over e2 (64x64x64): register block 4x4 with pv.sdotsp.b; X read in place; Wv read in place.
+ * - Contraction over p3 (2x64x64): register block 2x4 with pv.sdotsp.b; Kh read in place; Qh read in place.
+ * - Contraction over j4 (2x64x64): register block 2x4 with pv.sdotusp.b; Vth read in place; At read in place.
+ * - Contraction over k2 (64x64x64): register block 4x4 with pv.sdotsp.b; Wo read in place; O read in place.
+ * - `Wk` must be 4-byte aligned (its rows are read as packed words).
+ * - `Wo` must be 4-byte aligned (its rows are read as packed words).
+ * - `Wq` must be 4-byte aligned (its rows are read as packed words).
+ * - `Wv` must be 4-byte aligned (its rows are read as packed words).
+ * - `X` must be 4-byte aligned (its rows are read as packed words).
+ * - Every one of the 8 cores calls the function: loops `k_uo`, `k1_uo`, `s_o`, `s1_o`, `p2_o`, `qb`, `s3_o` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier. Each core works in its own copy of `At`, `T`, `ybuf` (the scratch buffer holds 8 copies).
+ * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 103336 instructions, 109166 cycles; instructions = 0.1001*BLK**2*H*NB**2*P + 0.2002*BLK*E*H*NB*P + 6.009*BLK*E*NB + 17.0, cycles = 0.1007*BLK**2*H*NB**2*P + 0.2014*BLK*E*H*NB*P + 7.313*BLK*E*NB + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

@@ -8,6 +8,14 @@
 #include "kgen_xpulpv2_isa.h"
 #include "kgen_runtime.h"
 
+/* Scratch layout (byte offset: array, bytes; round8(x) = x rounded up to a multiple of 8):
+ *   0: Vt_v0_q, 2688
+ */
+size_t kgen_mhsa_av_s8_h8s81p32_xpulpv2_get_buffer_size(void)
+{
+    return 2688;
+}
+
 /**
  * @brief A·V per head, heads concatenated in place: O[s][h·P+p] = requant(Σ_j A[h][s][j]·Vt[h][p][j]).
  *        Paper §4.2 "M2" (matmul_4x2_S): uint8 probabilities × int8 values (pv.sdotusp.b on XpulpV2); the
@@ -23,11 +31,12 @@
  * @param[in]     mul int32 scalar
  * @param[in]     shift int32 scalar
  * @param[out]    O int8 [S][H * P], row-major, contiguous
+ * @param[in,out] scratch work memory of kgen_mhsa_av_s8_h8s81p32_xpulpv2_get_buffer_size() bytes, 8-byte aligned, not shared with any other argument; its content is undefined on entry and on return
  *
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
- * - No XpulpV2 pattern applies: specialised portable C.
- * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 11998976 instructions, 17044736 cycles; instructions = 7.076*H*P*S**2 + 5.5*H*P*S + 17.0, cycles = 10.08*H*P*S**2 + 5.5*H*P*S + 18.0.
+ * - Contraction over j (81x32x81): register block 4x4 with pv.sdotusp.b; Vt staged as quads where its view is declared; A staged per block of 4 rows.
+ * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 931280 instructions, 951544 cycles; instructions = 0.4068*H*P*S**2 + 11.96*H*P*S + 17.0, cycles = 0.4138*H*P*S**2 + 12.37*H*P*S + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code
@@ -46,17 +55,513 @@
  * @endcode
  * ISA path: xpulpv2; the portable C path is used when the ISA feature macro is absent.
  */
-void kgen_mhsa_av_s8_h8s81p32_xpulpv2(const uint8_t *restrict A, const int8_t *restrict Vt, int32_t mul, int32_t shift, int8_t *restrict O)
+void kgen_mhsa_av_s8_h8s81p32_xpulpv2(const uint8_t *restrict A, const int8_t *restrict Vt, int32_t mul, int32_t shift, int8_t *restrict O, void *restrict scratch)
 {
     for (int32_t h = 0; h < 8; ++h) {
-        for (int32_t s = 0; s < 81; ++s) {
-            for (int32_t p = 0; p < 32; ++p) {
-                int32_t acc = 0;
-                for (int32_t j = 0; j < 81; ++j) {
-                    acc = (int32_t)((uint32_t)acc + (uint32_t)(((int32_t)A[((6561 * h) + (81 * s)) + j]) * ((int32_t)Vt[((2592 * h) + (81 * p)) + j])));
+        int8_t *const Vt_v0_q_storage = (int8_t *)scratch;
+        for (int32_t Vt_v0_q_nb = 0; Vt_v0_q_nb < 8; ++Vt_v0_q_nb) {
+            for (int32_t Vt_v0_q_kb = 0; Vt_v0_q_kb < 20; ++Vt_v0_q_kb) {
+                for (int32_t Vt_v0_q_c = 0; Vt_v0_q_c < 4; ++Vt_v0_q_c) {
+                    Vt_v0_q_storage[((16 * Vt_v0_q_kb) + (336 * Vt_v0_q_nb)) + (4 * Vt_v0_q_c)] = (int8_t)Vt[(((2592 * h) + (324 * Vt_v0_q_nb)) + (4 * Vt_v0_q_kb)) + (81 * Vt_v0_q_c)];
+                    Vt_v0_q_storage[(((16 * Vt_v0_q_kb) + (336 * Vt_v0_q_nb)) + (4 * Vt_v0_q_c)) + 1] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v0_q_nb)) + (4 * Vt_v0_q_kb)) + (81 * Vt_v0_q_c)) + 1];
+                    Vt_v0_q_storage[(((16 * Vt_v0_q_kb) + (336 * Vt_v0_q_nb)) + (4 * Vt_v0_q_c)) + 2] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v0_q_nb)) + (4 * Vt_v0_q_kb)) + (81 * Vt_v0_q_c)) + 2];
+                    Vt_v0_q_storage[(((16 * Vt_v0_q_kb) + (336 * Vt_v0_q_nb)) + (4 * Vt_v0_q_c)) + 3] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v0_q_nb)) + (4 * Vt_v0_q_kb)) + (81 * Vt_v0_q_c)) + 3];
                 }
-                O[((256 * s) + (32 * h)) + p] = kgen_requant_floor(acc, mul, shift);
             }
+            for (int32_t Vt_v0_q_c_p = 0; Vt_v0_q_c_p < 4; ++Vt_v0_q_c_p) {
+                for (int32_t Vt_v0_q_l_p = 0; Vt_v0_q_l_p < 1; ++Vt_v0_q_l_p) {
+                    Vt_v0_q_storage[(((336 * Vt_v0_q_nb) + (4 * Vt_v0_q_c_p)) + Vt_v0_q_l_p) + 320] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v0_q_nb)) + (81 * Vt_v0_q_c_p)) + Vt_v0_q_l_p) + 80];
+                }
+            }
+            for (int32_t Vt_v0_q_c_z = 0; Vt_v0_q_c_z < 4; ++Vt_v0_q_c_z) {
+                Vt_v0_q_storage[((336 * Vt_v0_q_nb) + (4 * Vt_v0_q_c_z)) + 321] = 0;
+                Vt_v0_q_storage[((336 * Vt_v0_q_nb) + (4 * Vt_v0_q_c_z)) + 322] = 0;
+                Vt_v0_q_storage[((336 * Vt_v0_q_nb) + (4 * Vt_v0_q_c_z)) + 323] = 0;
+            }
+        }
+        for (int32_t s_o = 0; s_o < 20; ++s_o) {
+            KGEN_ALIGN8 uint8_t A_v0_q_storage[21 * 4 * 4];
+            for (int32_t A_v0_q_k = 0; A_v0_q_k < 20; ++A_v0_q_k) {
+                for (int32_t A_v0_q_r = 0; A_v0_q_r < 4; ++A_v0_q_r) {
+                    A_v0_q_storage[(16 * A_v0_q_k) + (4 * A_v0_q_r)] = (uint8_t)A[(((324 * s_o) + (4 * A_v0_q_k)) + (6561 * h)) + (81 * A_v0_q_r)];
+                    A_v0_q_storage[((16 * A_v0_q_k) + (4 * A_v0_q_r)) + 1] = (uint8_t)A[((((324 * s_o) + (4 * A_v0_q_k)) + (6561 * h)) + (81 * A_v0_q_r)) + 1];
+                    A_v0_q_storage[((16 * A_v0_q_k) + (4 * A_v0_q_r)) + 2] = (uint8_t)A[((((324 * s_o) + (4 * A_v0_q_k)) + (6561 * h)) + (81 * A_v0_q_r)) + 2];
+                    A_v0_q_storage[((16 * A_v0_q_k) + (4 * A_v0_q_r)) + 3] = (uint8_t)A[((((324 * s_o) + (4 * A_v0_q_k)) + (6561 * h)) + (81 * A_v0_q_r)) + 3];
+                }
+            }
+            for (int32_t A_v0_q_r_p = 0; A_v0_q_r_p < 4; ++A_v0_q_r_p) {
+                for (int32_t A_v0_q_j_p = 0; A_v0_q_j_p < 1; ++A_v0_q_j_p) {
+                    A_v0_q_storage[((4 * A_v0_q_r_p) + A_v0_q_j_p) + 320] = (uint8_t)A[((((324 * s_o) + (6561 * h)) + (81 * A_v0_q_r_p)) + A_v0_q_j_p) + 80];
+                }
+            }
+            for (int32_t A_v0_q_r_z = 0; A_v0_q_r_z < 4; ++A_v0_q_r_z) {
+                A_v0_q_storage[(4 * A_v0_q_r_z) + 321] = 0;
+                A_v0_q_storage[(4 * A_v0_q_r_z) + 322] = 0;
+                A_v0_q_storage[(4 * A_v0_q_r_z) + 323] = 0;
+            }
+            for (int32_t p_o = 0; p_o < 8; ++p_o) {
+                int32_t acc_0_0 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_q_storage[0]), kgen_ld32(&Vt_v0_q_storage[336 * p_o]));
+                int32_t acc_1_0 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_q_storage[0]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 4]));
+                int32_t acc_2_0 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_q_storage[0]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 8]));
+                int32_t acc_3_0 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_q_storage[0]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 12]));
+                int32_t acc_0_1 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_q_storage[4]), kgen_ld32(&Vt_v0_q_storage[336 * p_o]));
+                int32_t acc_1_1 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_q_storage[4]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 4]));
+                int32_t acc_2_1 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_q_storage[4]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 8]));
+                int32_t acc_3_1 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_q_storage[4]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 12]));
+                int32_t acc_0_2 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_q_storage[8]), kgen_ld32(&Vt_v0_q_storage[336 * p_o]));
+                int32_t acc_1_2 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_q_storage[8]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 4]));
+                int32_t acc_2_2 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_q_storage[8]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 8]));
+                int32_t acc_3_2 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_q_storage[8]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 12]));
+                int32_t acc_0_3 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_q_storage[12]), kgen_ld32(&Vt_v0_q_storage[336 * p_o]));
+                int32_t acc_1_3 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_q_storage[12]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 4]));
+                int32_t acc_2_3 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_q_storage[12]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 8]));
+                int32_t acc_3_3 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_q_storage[12]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 12]));
+                acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[16]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 16]), acc_0_0);
+                acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[16]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 20]), acc_1_0);
+                acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[16]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 24]), acc_2_0);
+                acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[16]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 28]), acc_3_0);
+                acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[20]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 16]), acc_0_1);
+                acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[20]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 20]), acc_1_1);
+                acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[20]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 24]), acc_2_1);
+                acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[20]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 28]), acc_3_1);
+                acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[24]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 16]), acc_0_2);
+                acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[24]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 20]), acc_1_2);
+                acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[24]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 24]), acc_2_2);
+                acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[24]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 28]), acc_3_2);
+                acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[28]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 16]), acc_0_3);
+                acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[28]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 20]), acc_1_3);
+                acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[28]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 24]), acc_2_3);
+                acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[28]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 28]), acc_3_3);
+                acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[32]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 32]), acc_0_0);
+                acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[32]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 36]), acc_1_0);
+                acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[32]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 40]), acc_2_0);
+                acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[32]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 44]), acc_3_0);
+                acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[36]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 32]), acc_0_1);
+                acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[36]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 36]), acc_1_1);
+                acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[36]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 40]), acc_2_1);
+                acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[36]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 44]), acc_3_1);
+                acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[40]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 32]), acc_0_2);
+                acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[40]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 36]), acc_1_2);
+                acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[40]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 40]), acc_2_2);
+                acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[40]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 44]), acc_3_2);
+                acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[44]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 32]), acc_0_3);
+                acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[44]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 36]), acc_1_3);
+                acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[44]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 40]), acc_2_3);
+                acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[44]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 44]), acc_3_3);
+                acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[48]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 48]), acc_0_0);
+                acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[48]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 52]), acc_1_0);
+                acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[48]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 56]), acc_2_0);
+                acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[48]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 60]), acc_3_0);
+                acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[52]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 48]), acc_0_1);
+                acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[52]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 52]), acc_1_1);
+                acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[52]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 56]), acc_2_1);
+                acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[52]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 60]), acc_3_1);
+                acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[56]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 48]), acc_0_2);
+                acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[56]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 52]), acc_1_2);
+                acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[56]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 56]), acc_2_2);
+                acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[56]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 60]), acc_3_2);
+                acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[60]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 48]), acc_0_3);
+                acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[60]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 52]), acc_1_3);
+                acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[60]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 56]), acc_2_3);
+                acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[60]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 60]), acc_3_3);
+                acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[64]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 64]), acc_0_0);
+                acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[64]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 68]), acc_1_0);
+                acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[64]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 72]), acc_2_0);
+                acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[64]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 76]), acc_3_0);
+                acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[68]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 64]), acc_0_1);
+                acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[68]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 68]), acc_1_1);
+                acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[68]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 72]), acc_2_1);
+                acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[68]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 76]), acc_3_1);
+                acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[72]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 64]), acc_0_2);
+                acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[72]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 68]), acc_1_2);
+                acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[72]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 72]), acc_2_2);
+                acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[72]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 76]), acc_3_2);
+                acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[76]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 64]), acc_0_3);
+                acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[76]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 68]), acc_1_3);
+                acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[76]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 72]), acc_2_3);
+                acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[76]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 76]), acc_3_3);
+                acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[80]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 80]), acc_0_0);
+                acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[80]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 84]), acc_1_0);
+                acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[80]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 88]), acc_2_0);
+                acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[80]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 92]), acc_3_0);
+                acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[84]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 80]), acc_0_1);
+                acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[84]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 84]), acc_1_1);
+                acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[84]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 88]), acc_2_1);
+                acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[84]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 92]), acc_3_1);
+                acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[88]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 80]), acc_0_2);
+                acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[88]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 84]), acc_1_2);
+                acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[88]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 88]), acc_2_2);
+                acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[88]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 92]), acc_3_2);
+                acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[92]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 80]), acc_0_3);
+                acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[92]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 84]), acc_1_3);
+                acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[92]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 88]), acc_2_3);
+                acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[92]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 92]), acc_3_3);
+                acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[96]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 96]), acc_0_0);
+                acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[96]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 100]), acc_1_0);
+                acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[96]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 104]), acc_2_0);
+                acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[96]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 108]), acc_3_0);
+                acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[100]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 96]), acc_0_1);
+                acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[100]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 100]), acc_1_1);
+                acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[100]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 104]), acc_2_1);
+                acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[100]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 108]), acc_3_1);
+                acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[104]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 96]), acc_0_2);
+                acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[104]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 100]), acc_1_2);
+                acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[104]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 104]), acc_2_2);
+                acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[104]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 108]), acc_3_2);
+                acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[108]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 96]), acc_0_3);
+                acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[108]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 100]), acc_1_3);
+                acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[108]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 104]), acc_2_3);
+                acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[108]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 108]), acc_3_3);
+                acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[112]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 112]), acc_0_0);
+                acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[112]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 116]), acc_1_0);
+                acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[112]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 120]), acc_2_0);
+                acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[112]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 124]), acc_3_0);
+                acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[116]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 112]), acc_0_1);
+                acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[116]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 116]), acc_1_1);
+                acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[116]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 120]), acc_2_1);
+                acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[116]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 124]), acc_3_1);
+                acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[120]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 112]), acc_0_2);
+                acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[120]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 116]), acc_1_2);
+                acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[120]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 120]), acc_2_2);
+                acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[120]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 124]), acc_3_2);
+                acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[124]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 112]), acc_0_3);
+                acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[124]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 116]), acc_1_3);
+                acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[124]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 120]), acc_2_3);
+                acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[124]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 124]), acc_3_3);
+                acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[128]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 128]), acc_0_0);
+                acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[128]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 132]), acc_1_0);
+                acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[128]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 136]), acc_2_0);
+                acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[128]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 140]), acc_3_0);
+                acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[132]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 128]), acc_0_1);
+                acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[132]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 132]), acc_1_1);
+                acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[132]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 136]), acc_2_1);
+                acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[132]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 140]), acc_3_1);
+                acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[136]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 128]), acc_0_2);
+                acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[136]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 132]), acc_1_2);
+                acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[136]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 136]), acc_2_2);
+                acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[136]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 140]), acc_3_2);
+                acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[140]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 128]), acc_0_3);
+                acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[140]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 132]), acc_1_3);
+                acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[140]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 136]), acc_2_3);
+                acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[140]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 140]), acc_3_3);
+                acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[144]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 144]), acc_0_0);
+                acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[144]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 148]), acc_1_0);
+                acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[144]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 152]), acc_2_0);
+                acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[144]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 156]), acc_3_0);
+                acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[148]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 144]), acc_0_1);
+                acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[148]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 148]), acc_1_1);
+                acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[148]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 152]), acc_2_1);
+                acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[148]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 156]), acc_3_1);
+                acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[152]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 144]), acc_0_2);
+                acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[152]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 148]), acc_1_2);
+                acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[152]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 152]), acc_2_2);
+                acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[152]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 156]), acc_3_2);
+                acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[156]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 144]), acc_0_3);
+                acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[156]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 148]), acc_1_3);
+                acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[156]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 152]), acc_2_3);
+                acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[156]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 156]), acc_3_3);
+                acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[160]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 160]), acc_0_0);
+                acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[160]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 164]), acc_1_0);
+                acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[160]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 168]), acc_2_0);
+                acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[160]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 172]), acc_3_0);
+                acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[164]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 160]), acc_0_1);
+                acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[164]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 164]), acc_1_1);
+                acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[164]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 168]), acc_2_1);
+                acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[164]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 172]), acc_3_1);
+                acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[168]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 160]), acc_0_2);
+                acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[168]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 164]), acc_1_2);
+                acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[168]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 168]), acc_2_2);
+                acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[168]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 172]), acc_3_2);
+                acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[172]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 160]), acc_0_3);
+                acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[172]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 164]), acc_1_3);
+                acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[172]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 168]), acc_2_3);
+                acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[172]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 172]), acc_3_3);
+                acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[176]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 176]), acc_0_0);
+                acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[176]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 180]), acc_1_0);
+                acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[176]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 184]), acc_2_0);
+                acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[176]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 188]), acc_3_0);
+                acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[180]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 176]), acc_0_1);
+                acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[180]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 180]), acc_1_1);
+                acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[180]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 184]), acc_2_1);
+                acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[180]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 188]), acc_3_1);
+                acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[184]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 176]), acc_0_2);
+                acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[184]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 180]), acc_1_2);
+                acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[184]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 184]), acc_2_2);
+                acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[184]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 188]), acc_3_2);
+                acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[188]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 176]), acc_0_3);
+                acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[188]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 180]), acc_1_3);
+                acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[188]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 184]), acc_2_3);
+                acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[188]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 188]), acc_3_3);
+                acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[192]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 192]), acc_0_0);
+                acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[192]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 196]), acc_1_0);
+                acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[192]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 200]), acc_2_0);
+                acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[192]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 204]), acc_3_0);
+                acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[196]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 192]), acc_0_1);
+                acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[196]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 196]), acc_1_1);
+                acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[196]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 200]), acc_2_1);
+                acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[196]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 204]), acc_3_1);
+                acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[200]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 192]), acc_0_2);
+                acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[200]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 196]), acc_1_2);
+                acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[200]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 200]), acc_2_2);
+                acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[200]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 204]), acc_3_2);
+                acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[204]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 192]), acc_0_3);
+                acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[204]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 196]), acc_1_3);
+                acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[204]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 200]), acc_2_3);
+                acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[204]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 204]), acc_3_3);
+                acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[208]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 208]), acc_0_0);
+                acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[208]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 212]), acc_1_0);
+                acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[208]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 216]), acc_2_0);
+                acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[208]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 220]), acc_3_0);
+                acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[212]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 208]), acc_0_1);
+                acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[212]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 212]), acc_1_1);
+                acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[212]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 216]), acc_2_1);
+                acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[212]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 220]), acc_3_1);
+                acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[216]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 208]), acc_0_2);
+                acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[216]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 212]), acc_1_2);
+                acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[216]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 216]), acc_2_2);
+                acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[216]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 220]), acc_3_2);
+                acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[220]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 208]), acc_0_3);
+                acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[220]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 212]), acc_1_3);
+                acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[220]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 216]), acc_2_3);
+                acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[220]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 220]), acc_3_3);
+                acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[224]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 224]), acc_0_0);
+                acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[224]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 228]), acc_1_0);
+                acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[224]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 232]), acc_2_0);
+                acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[224]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 236]), acc_3_0);
+                acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[228]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 224]), acc_0_1);
+                acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[228]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 228]), acc_1_1);
+                acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[228]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 232]), acc_2_1);
+                acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[228]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 236]), acc_3_1);
+                acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[232]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 224]), acc_0_2);
+                acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[232]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 228]), acc_1_2);
+                acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[232]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 232]), acc_2_2);
+                acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[232]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 236]), acc_3_2);
+                acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[236]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 224]), acc_0_3);
+                acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[236]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 228]), acc_1_3);
+                acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[236]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 232]), acc_2_3);
+                acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[236]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 236]), acc_3_3);
+                acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[240]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 240]), acc_0_0);
+                acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[240]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 244]), acc_1_0);
+                acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[240]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 248]), acc_2_0);
+                acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[240]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 252]), acc_3_0);
+                acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[244]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 240]), acc_0_1);
+                acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[244]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 244]), acc_1_1);
+                acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[244]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 248]), acc_2_1);
+                acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[244]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 252]), acc_3_1);
+                acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[248]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 240]), acc_0_2);
+                acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[248]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 244]), acc_1_2);
+                acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[248]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 248]), acc_2_2);
+                acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[248]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 252]), acc_3_2);
+                acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[252]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 240]), acc_0_3);
+                acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[252]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 244]), acc_1_3);
+                acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[252]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 248]), acc_2_3);
+                acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[252]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 252]), acc_3_3);
+                acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[256]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 256]), acc_0_0);
+                acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[256]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 260]), acc_1_0);
+                acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[256]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 264]), acc_2_0);
+                acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[256]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 268]), acc_3_0);
+                acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[260]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 256]), acc_0_1);
+                acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[260]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 260]), acc_1_1);
+                acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[260]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 264]), acc_2_1);
+                acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[260]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 268]), acc_3_1);
+                acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[264]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 256]), acc_0_2);
+                acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[264]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 260]), acc_1_2);
+                acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[264]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 264]), acc_2_2);
+                acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[264]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 268]), acc_3_2);
+                acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[268]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 256]), acc_0_3);
+                acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[268]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 260]), acc_1_3);
+                acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[268]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 264]), acc_2_3);
+                acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[268]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 268]), acc_3_3);
+                acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[272]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 272]), acc_0_0);
+                acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[272]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 276]), acc_1_0);
+                acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[272]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 280]), acc_2_0);
+                acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[272]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 284]), acc_3_0);
+                acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[276]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 272]), acc_0_1);
+                acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[276]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 276]), acc_1_1);
+                acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[276]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 280]), acc_2_1);
+                acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[276]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 284]), acc_3_1);
+                acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[280]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 272]), acc_0_2);
+                acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[280]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 276]), acc_1_2);
+                acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[280]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 280]), acc_2_2);
+                acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[280]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 284]), acc_3_2);
+                acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[284]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 272]), acc_0_3);
+                acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[284]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 276]), acc_1_3);
+                acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[284]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 280]), acc_2_3);
+                acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[284]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 284]), acc_3_3);
+                acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[288]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 288]), acc_0_0);
+                acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[288]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 292]), acc_1_0);
+                acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[288]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 296]), acc_2_0);
+                acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[288]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 300]), acc_3_0);
+                acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[292]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 288]), acc_0_1);
+                acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[292]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 292]), acc_1_1);
+                acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[292]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 296]), acc_2_1);
+                acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[292]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 300]), acc_3_1);
+                acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[296]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 288]), acc_0_2);
+                acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[296]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 292]), acc_1_2);
+                acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[296]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 296]), acc_2_2);
+                acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[296]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 300]), acc_3_2);
+                acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[300]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 288]), acc_0_3);
+                acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[300]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 292]), acc_1_3);
+                acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[300]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 296]), acc_2_3);
+                acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[300]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 300]), acc_3_3);
+                acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[304]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 304]), acc_0_0);
+                acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[304]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 308]), acc_1_0);
+                acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[304]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 312]), acc_2_0);
+                acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[304]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 316]), acc_3_0);
+                acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[308]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 304]), acc_0_1);
+                acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[308]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 308]), acc_1_1);
+                acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[308]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 312]), acc_2_1);
+                acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[308]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 316]), acc_3_1);
+                acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[312]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 304]), acc_0_2);
+                acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[312]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 308]), acc_1_2);
+                acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[312]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 312]), acc_2_2);
+                acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[312]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 316]), acc_3_2);
+                acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[316]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 304]), acc_0_3);
+                acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[316]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 308]), acc_1_3);
+                acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[316]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 312]), acc_2_3);
+                acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_storage[316]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 316]), acc_3_3);
+                acc_0_0 = (int32_t)((uint32_t)acc_0_0 + (uint32_t)(((int32_t)A_v0_q_storage[320]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 320])));
+                acc_0_1 = (int32_t)((uint32_t)acc_0_1 + (uint32_t)(((int32_t)A_v0_q_storage[324]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 320])));
+                acc_0_2 = (int32_t)((uint32_t)acc_0_2 + (uint32_t)(((int32_t)A_v0_q_storage[328]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 320])));
+                acc_0_3 = (int32_t)((uint32_t)acc_0_3 + (uint32_t)(((int32_t)A_v0_q_storage[332]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 320])));
+                acc_1_0 = (int32_t)((uint32_t)acc_1_0 + (uint32_t)(((int32_t)A_v0_q_storage[320]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 324])));
+                acc_1_1 = (int32_t)((uint32_t)acc_1_1 + (uint32_t)(((int32_t)A_v0_q_storage[324]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 324])));
+                acc_1_2 = (int32_t)((uint32_t)acc_1_2 + (uint32_t)(((int32_t)A_v0_q_storage[328]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 324])));
+                acc_1_3 = (int32_t)((uint32_t)acc_1_3 + (uint32_t)(((int32_t)A_v0_q_storage[332]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 324])));
+                acc_2_0 = (int32_t)((uint32_t)acc_2_0 + (uint32_t)(((int32_t)A_v0_q_storage[320]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 328])));
+                acc_2_1 = (int32_t)((uint32_t)acc_2_1 + (uint32_t)(((int32_t)A_v0_q_storage[324]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 328])));
+                acc_2_2 = (int32_t)((uint32_t)acc_2_2 + (uint32_t)(((int32_t)A_v0_q_storage[328]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 328])));
+                acc_2_3 = (int32_t)((uint32_t)acc_2_3 + (uint32_t)(((int32_t)A_v0_q_storage[332]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 328])));
+                acc_3_0 = (int32_t)((uint32_t)acc_3_0 + (uint32_t)(((int32_t)A_v0_q_storage[320]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 332])));
+                acc_3_1 = (int32_t)((uint32_t)acc_3_1 + (uint32_t)(((int32_t)A_v0_q_storage[324]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 332])));
+                acc_3_2 = (int32_t)((uint32_t)acc_3_2 + (uint32_t)(((int32_t)A_v0_q_storage[328]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 332])));
+                acc_3_3 = (int32_t)((uint32_t)acc_3_3 + (uint32_t)(((int32_t)A_v0_q_storage[332]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 332])));
+                O[((1024 * s_o) + (32 * h)) + (4 * p_o)] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_0_0 * (uint32_t)mul)) >> (shift & 31)));
+                O[(((1024 * s_o) + (32 * h)) + (4 * p_o)) + 256] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_0_1 * (uint32_t)mul)) >> (shift & 31)));
+                O[(((1024 * s_o) + (32 * h)) + (4 * p_o)) + 512] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_0_2 * (uint32_t)mul)) >> (shift & 31)));
+                O[(((1024 * s_o) + (32 * h)) + (4 * p_o)) + 768] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_0_3 * (uint32_t)mul)) >> (shift & 31)));
+                O[(((1024 * s_o) + (32 * h)) + (4 * p_o)) + 1] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_1_0 * (uint32_t)mul)) >> (shift & 31)));
+                O[(((1024 * s_o) + (32 * h)) + (4 * p_o)) + 257] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_1_1 * (uint32_t)mul)) >> (shift & 31)));
+                O[(((1024 * s_o) + (32 * h)) + (4 * p_o)) + 513] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_1_2 * (uint32_t)mul)) >> (shift & 31)));
+                O[(((1024 * s_o) + (32 * h)) + (4 * p_o)) + 769] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_1_3 * (uint32_t)mul)) >> (shift & 31)));
+                O[(((1024 * s_o) + (32 * h)) + (4 * p_o)) + 2] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_2_0 * (uint32_t)mul)) >> (shift & 31)));
+                O[(((1024 * s_o) + (32 * h)) + (4 * p_o)) + 258] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_2_1 * (uint32_t)mul)) >> (shift & 31)));
+                O[(((1024 * s_o) + (32 * h)) + (4 * p_o)) + 514] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_2_2 * (uint32_t)mul)) >> (shift & 31)));
+                O[(((1024 * s_o) + (32 * h)) + (4 * p_o)) + 770] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_2_3 * (uint32_t)mul)) >> (shift & 31)));
+                O[(((1024 * s_o) + (32 * h)) + (4 * p_o)) + 3] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_3_0 * (uint32_t)mul)) >> (shift & 31)));
+                O[(((1024 * s_o) + (32 * h)) + (4 * p_o)) + 259] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_3_1 * (uint32_t)mul)) >> (shift & 31)));
+                O[(((1024 * s_o) + (32 * h)) + (4 * p_o)) + 515] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_3_2 * (uint32_t)mul)) >> (shift & 31)));
+                O[(((1024 * s_o) + (32 * h)) + (4 * p_o)) + 771] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_3_3 * (uint32_t)mul)) >> (shift & 31)));
+            }
+        }
+        KGEN_ALIGN8 uint8_t A_v0_qt_storage[21 * 1 * 4];
+        for (int32_t A_v0_qt_k = 0; A_v0_qt_k < 20; ++A_v0_qt_k) {
+            for (int32_t A_v0_qt_r = 0; A_v0_qt_r < 1; ++A_v0_qt_r) {
+                A_v0_qt_storage[(4 * A_v0_qt_k) + (4 * A_v0_qt_r)] = (uint8_t)A[(((4 * A_v0_qt_k) + (6561 * h)) + (81 * A_v0_qt_r)) + 6480];
+                A_v0_qt_storage[((4 * A_v0_qt_k) + (4 * A_v0_qt_r)) + 1] = (uint8_t)A[(((4 * A_v0_qt_k) + (6561 * h)) + (81 * A_v0_qt_r)) + 6481];
+                A_v0_qt_storage[((4 * A_v0_qt_k) + (4 * A_v0_qt_r)) + 2] = (uint8_t)A[(((4 * A_v0_qt_k) + (6561 * h)) + (81 * A_v0_qt_r)) + 6482];
+                A_v0_qt_storage[((4 * A_v0_qt_k) + (4 * A_v0_qt_r)) + 3] = (uint8_t)A[(((4 * A_v0_qt_k) + (6561 * h)) + (81 * A_v0_qt_r)) + 6483];
+            }
+        }
+        for (int32_t A_v0_qt_r_p = 0; A_v0_qt_r_p < 1; ++A_v0_qt_r_p) {
+            for (int32_t A_v0_qt_j_p = 0; A_v0_qt_j_p < 1; ++A_v0_qt_j_p) {
+                A_v0_qt_storage[((4 * A_v0_qt_r_p) + A_v0_qt_j_p) + 80] = (uint8_t)A[(((6561 * h) + (81 * A_v0_qt_r_p)) + A_v0_qt_j_p) + 6560];
+            }
+        }
+        for (int32_t A_v0_qt_r_z = 0; A_v0_qt_r_z < 1; ++A_v0_qt_r_z) {
+            A_v0_qt_storage[(4 * A_v0_qt_r_z) + 81] = 0;
+            A_v0_qt_storage[(4 * A_v0_qt_r_z) + 82] = 0;
+            A_v0_qt_storage[(4 * A_v0_qt_r_z) + 83] = 0;
+        }
+        for (int32_t p_o = 0; p_o < 8; ++p_o) {
+            int32_t acc_0 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_qt_storage[0]), kgen_ld32(&Vt_v0_q_storage[336 * p_o]));
+            int32_t acc_1 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_qt_storage[0]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 4]));
+            int32_t acc_2 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_qt_storage[0]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 8]));
+            int32_t acc_3 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_qt_storage[0]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 12]));
+            acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[4]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 16]), acc_0);
+            acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[4]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 20]), acc_1);
+            acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[4]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 24]), acc_2);
+            acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[4]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 28]), acc_3);
+            acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[8]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 32]), acc_0);
+            acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[8]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 36]), acc_1);
+            acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[8]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 40]), acc_2);
+            acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[8]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 44]), acc_3);
+            acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[12]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 48]), acc_0);
+            acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[12]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 52]), acc_1);
+            acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[12]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 56]), acc_2);
+            acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[12]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 60]), acc_3);
+            acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[16]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 64]), acc_0);
+            acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[16]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 68]), acc_1);
+            acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[16]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 72]), acc_2);
+            acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[16]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 76]), acc_3);
+            acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[20]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 80]), acc_0);
+            acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[20]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 84]), acc_1);
+            acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[20]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 88]), acc_2);
+            acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[20]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 92]), acc_3);
+            acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[24]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 96]), acc_0);
+            acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[24]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 100]), acc_1);
+            acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[24]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 104]), acc_2);
+            acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[24]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 108]), acc_3);
+            acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[28]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 112]), acc_0);
+            acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[28]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 116]), acc_1);
+            acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[28]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 120]), acc_2);
+            acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[28]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 124]), acc_3);
+            acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[32]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 128]), acc_0);
+            acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[32]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 132]), acc_1);
+            acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[32]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 136]), acc_2);
+            acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[32]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 140]), acc_3);
+            acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[36]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 144]), acc_0);
+            acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[36]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 148]), acc_1);
+            acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[36]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 152]), acc_2);
+            acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[36]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 156]), acc_3);
+            acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[40]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 160]), acc_0);
+            acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[40]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 164]), acc_1);
+            acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[40]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 168]), acc_2);
+            acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[40]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 172]), acc_3);
+            acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[44]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 176]), acc_0);
+            acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[44]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 180]), acc_1);
+            acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[44]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 184]), acc_2);
+            acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[44]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 188]), acc_3);
+            acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[48]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 192]), acc_0);
+            acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[48]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 196]), acc_1);
+            acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[48]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 200]), acc_2);
+            acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[48]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 204]), acc_3);
+            acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[52]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 208]), acc_0);
+            acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[52]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 212]), acc_1);
+            acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[52]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 216]), acc_2);
+            acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[52]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 220]), acc_3);
+            acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[56]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 224]), acc_0);
+            acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[56]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 228]), acc_1);
+            acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[56]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 232]), acc_2);
+            acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[56]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 236]), acc_3);
+            acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[60]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 240]), acc_0);
+            acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[60]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 244]), acc_1);
+            acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[60]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 248]), acc_2);
+            acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[60]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 252]), acc_3);
+            acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[64]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 256]), acc_0);
+            acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[64]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 260]), acc_1);
+            acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[64]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 264]), acc_2);
+            acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[64]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 268]), acc_3);
+            acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[68]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 272]), acc_0);
+            acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[68]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 276]), acc_1);
+            acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[68]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 280]), acc_2);
+            acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[68]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 284]), acc_3);
+            acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[72]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 288]), acc_0);
+            acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[72]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 292]), acc_1);
+            acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[72]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 296]), acc_2);
+            acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[72]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 300]), acc_3);
+            acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[76]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 304]), acc_0);
+            acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[76]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 308]), acc_1);
+            acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[76]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 312]), acc_2);
+            acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_storage[76]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 316]), acc_3);
+            acc_0 = (int32_t)((uint32_t)acc_0 + (uint32_t)(((int32_t)A_v0_qt_storage[80]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 320])));
+            acc_1 = (int32_t)((uint32_t)acc_1 + (uint32_t)(((int32_t)A_v0_qt_storage[80]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 324])));
+            acc_2 = (int32_t)((uint32_t)acc_2 + (uint32_t)(((int32_t)A_v0_qt_storage[80]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 328])));
+            acc_3 = (int32_t)((uint32_t)acc_3 + (uint32_t)(((int32_t)A_v0_qt_storage[80]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 332])));
+            O[((32 * h) + (4 * p_o)) + 20480] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_0 * (uint32_t)mul)) >> (shift & 31)));
+            O[((32 * h) + (4 * p_o)) + 20481] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_1 * (uint32_t)mul)) >> (shift & 31)));
+            O[((32 * h) + (4 * p_o)) + 20482] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_2 * (uint32_t)mul)) >> (shift & 31)));
+            O[((32 * h) + (4 * p_o)) + 20483] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_3 * (uint32_t)mul)) >> (shift & 31)));
         }
     }
 }

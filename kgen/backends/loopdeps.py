@@ -1,0 +1,299 @@
+"""Dependence facts about one loop of a specialised kernel, proved conservatively.
+
+The transformations that reorder or distribute loop iterations (row blocking with array expansion,
+:mod:`kgen.backends.rowblock`; the multi-core split, :mod:`kgen.backends.spmd`) need two facts:
+
+* **private arrays** (:func:`private_arrays`): local arrays used only inside the loop whose every
+  element read in an iteration was written earlier in the same iteration.  Their contents never
+  flow between iterations, so each iteration (or core) may use its own copy.  Proved by executing
+  the index arithmetic of one iteration (data-dependent conditions count as "may not run" for
+  writes and "may run" for reads); indices must not depend on the loop variable or on anything
+  bound outside the loop;
+* **independent iterations** (:func:`independent_iterations`): apart from private arrays and
+  arrays declared inside the loop, every buffer the loop writes is *partitioned* by the loop
+  variable: all its accesses in the loop (reads and writes, through any view) have flat storage
+  offsets ``c·v + g + e`` with the same ``c`` and ``g`` (``g`` bound outside the loop) and inner
+  parts ``e`` spanning fewer than ``|c|`` elements, so iterations touch disjoint storage; scalars
+  the loop assigns are declared inside it.
+
+Anything that cannot be proved (non-affine indices, data-dependent indices into written buffers,
+budgets exceeded) answers "no", which callers turn into "leave the loop alone".
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import sympy as sp
+
+from ..check import NotAffine, to_sympy
+from ..interp import eval_expr
+from ..ir import (IDX, Alloc, Assign, Bin, Const, Decl, Expr, For, If, Kernel, Load, Stmt, Store, Var, View,
+                  stmt_exprs, walk_expr, walk_stmts)
+from .nests import storages
+
+#: statement instances one private-array proof may execute
+BUDGET = 400_000
+
+
+@dataclass(frozen=True)
+class Access:
+    buf: str
+    root: str
+    offset: sp.Expr | None  # flat element offset in the root storage; None when not affine
+    store: bool
+
+
+def _offset(st, index: tuple[Expr, ...]) -> sp.Expr | None:
+    try:
+        total = st.offset
+        for ix, stride in zip(index, st.strides):
+            total = total + to_sympy(ix, {}) * stride
+        return sp.expand(total)
+    except NotAffine:
+        return None
+
+
+def accesses(kernel: Kernel, body: tuple[Stmt, ...]) -> list[Access]:
+    """Every load and store in ``body`` with its root storage and flat offset."""
+    st = storages(kernel)
+    out: list[Access] = []
+    for s in walk_stmts(body):
+        if isinstance(s, Store) and s.buf in st:
+            out.append(Access(s.buf, st[s.buf].root, _offset(st[s.buf], s.index), True))
+        for e in stmt_exprs(s):
+            for x in walk_expr(e):
+                if isinstance(x, Load) and x.buf in st:
+                    out.append(Access(x.buf, st[x.buf].root, _offset(st[x.buf], x.index), False))
+    return out
+
+
+def _loop_ranges(body: tuple[Stmt, ...]) -> dict[str, tuple[int, int]] | None:
+    """Inclusive value range of every loop variable bound in ``body`` (None if a bound is not constant)."""
+    out: dict[str, tuple[int, int]] = {}
+    for s in walk_stmts(body):
+        if isinstance(s, For):
+            if not (isinstance(s.lo, Const) and isinstance(s.hi, Const)):
+                return None
+            out[s.var] = (s.lo.value, s.hi.value - 1)
+    return out
+
+
+# ------------------------------------------------------------------------- private arrays
+
+
+def _linear(st, index: tuple[Expr, ...]) -> tuple[int, tuple[tuple[str, int], ...]] | None:
+    """Flat offset as (constant, ((variable, coefficient), …)); None when not affine."""
+    off = _offset(st, index)
+    if off is None:
+        return None
+    const, terms = 0, []
+    for term in sp.Add.make_args(off):
+        if term.is_Integer:
+            const += int(term)
+            continue
+        coeff, sym = term.as_coeff_Mul()
+        if not (coeff.is_Integer and sym.is_Symbol):
+            return None
+        terms.append((str(sym), int(coeff)))
+    return const, tuple(terms)
+
+
+class _Proof:
+    """Executes the index arithmetic of one loop iteration for a set of candidate arrays."""
+
+    def __init__(self, kernel: Kernel, cands: set[str]) -> None:
+        self.st = storages(kernel)
+        self.cands = cands
+        self.steps = 0
+        self.written: dict[str, set[int]] = {c: set() for c in cands}
+        self.failed: set[str] = set()
+        self.touch: dict[int, bool] = {}
+        self.forms: dict[int, tuple] = {}
+        self.loads: dict[int, tuple] = {}
+
+    def _root(self, buf: str) -> str | None:
+        st = self.st.get(buf)
+        return st.root if st is not None and st.root in self.cands else None
+
+    def touches(self, s: Stmt) -> bool:
+        key = id(s)
+        if key not in self.touch:
+            found = False
+            for x in walk_stmts((s,)):
+                if isinstance(x, Store) and self._root(x.buf):
+                    found = True
+                for e in stmt_exprs(x):
+                    if any(isinstance(y, Load) and self._root(y.buf) for y in walk_expr(e)):
+                        found = True
+            self.touch[key] = found
+        return self.touch[key]
+
+    def _offset(self, buf: str, index: tuple[Expr, ...], env: dict[str, int]) -> int | None:
+        hit = self.forms.get(id(index))
+        if hit is None or hit[0] is not index or hit[1] != buf:
+            hit = (index, buf, _linear(self.st[buf], index))
+            self.forms[id(index)] = hit
+        form = hit[2]
+        if form is None:
+            return None
+        try:
+            return form[0] + sum(c * env[v] for v, c in form[1])
+        except KeyError:
+            return None
+
+    def _loads(self, s: Stmt) -> list[Load]:
+        """Candidate loads directly in statement ``s`` (cached)."""
+        hit = self.loads.get(id(s))
+        if hit is None or hit[0] is not s:
+            found = [x for e in stmt_exprs(s) for x in walk_expr(e) if isinstance(x, Load) and self._root(x.buf)]
+            hit = (s, found)
+            self.loads[id(s)] = hit
+        return hit[1]
+
+    def _reads(self, s: Stmt, env: dict[str, int]) -> None:
+        for x in self._loads(s):
+            root = self._root(x.buf)
+            if root is None or root in self.failed:
+                continue
+            off = self._offset(x.buf, x.index, env)
+            if off is None or off not in self.written[root]:
+                self.failed.add(root)
+
+    def run(self, body: tuple[Stmt, ...], env: dict[str, int], definite: bool) -> None:
+        for s in body:
+            self.steps += 1
+            if self.steps > BUDGET:
+                self.failed |= self.cands
+                return
+            if not self.touches(s):
+                continue
+            if isinstance(s, For):
+                try:
+                    lo, hi = eval_expr(s.lo, env), eval_expr(s.hi, env)
+                except (KeyError, TypeError):
+                    self.failed |= self.cands
+                    return
+                for v in range(lo, hi):
+                    self.run(s.body, {**env, s.var: v}, definite)
+                continue
+            if isinstance(s, If):
+                self._reads(s, env)
+                try:
+                    names = {x.name for x in walk_expr(s.cond) if isinstance(x, Var)}
+                    if any(isinstance(x, Load) for x in walk_expr(s.cond)) or not names <= set(env):
+                        raise KeyError
+                    taken = eval_expr(s.cond, env)
+                    self.run(s.then if taken else s.orelse, env, definite)
+                except (KeyError, TypeError):
+                    self.run(s.then, env, False)
+                    self.run(s.orelse, env, False)
+                continue
+            self._reads(s, env)
+            if isinstance(s, Store):
+                root = self._root(s.buf)
+                if root is not None and root not in self.failed:
+                    off = self._offset(s.buf, s.index, env)
+                    if off is None:
+                        self.failed.add(root)
+                    elif definite:
+                        self.written[root].add(off)
+
+
+def private_arrays(kernel: Kernel, loop: For) -> set[str]:
+    """Local arrays of ``kernel`` declared outside ``loop``, used only inside it (also through
+    views), whose every element an iteration reads was written earlier in that iteration."""
+    inner = {s.name for s in walk_stmts(loop.body) if isinstance(s, Alloc)}
+    allocs = {s.name for s in walk_stmts(kernel.body) if isinstance(s, Alloc)} - inner
+    everywhere = accesses(kernel, kernel.body)
+    here = accesses(kernel, loop.body)
+    cands = set()
+    for name in allocs:
+        n_all = sum(1 for a in everywhere if a.root == name)
+        n_here = sum(1 for a in here if a.root == name)
+        if n_here and n_here == n_all:
+            cands.add(name)
+    if not cands:
+        return set()
+    proof = _Proof(kernel, cands)
+    proof.run(loop.body, {}, True)
+    return cands - proof.failed
+
+
+# --------------------------------------------------------------------- independent iterations
+
+
+def _assigned_outside(loop: For) -> bool:
+    declared = {s.name for s in walk_stmts(loop.body) if isinstance(s, Decl)}
+    return any(isinstance(s, Assign) and s.name not in declared for s in walk_stmts(loop.body))
+
+
+#: affine index points one disjointness proof may enumerate
+POINTS = 1 << 22
+
+
+def partitioned(offsets: list[sp.Expr], var: str, trip: tuple[int, int], inner: Mapping[str, tuple[int, int]]
+                ) -> bool:
+    """Iterations ``var`` in ``trip`` (inclusive range) of the accesses at ``offsets`` touch
+    disjoint storage: every offset is ``f(var, inner) + g`` with the same ``g`` (the part bound
+    outside the loop), and no offset value is reached from two iterations (enumerated over the
+    inner loop ranges, a box that may over-approximate what runs)."""
+    import numpy as np
+
+    v = sp.Symbol(var, integer=True)
+    g0 = None
+    values: list[np.ndarray] = []
+    owners: list[np.ndarray] = []
+    for off in offsets:
+        off = sp.expand(off)
+        local, g = sp.Integer(0), sp.Integer(0)
+        for term in sp.Add.make_args(off):
+            names = {str(x) for x in term.free_symbols}
+            (local := local + term) if names <= set(inner) | {var} else (g := g + term)
+        if g0 is not None and sp.expand(g - g0) != 0:
+            return False
+        g0 = g
+        syms = sorted(local.free_symbols - {v}, key=str)
+        ranges = [np.arange(trip[0], trip[1] + 1)] + [np.arange(inner[str(x)][0], inner[str(x)][1] + 1) for x in syms]
+        if np.prod([len(r) for r in ranges], dtype=np.int64) > POINTS:
+            return False
+        grids = np.meshgrid(*ranges, indexing="ij")
+        fn = sp.lambdify([v] + syms, local, "numpy")
+        total = np.broadcast_to(np.asarray(fn(*grids)), grids[0].shape)
+        if not np.all(np.isfinite(total)) if total.dtype.kind == "f" else False:
+            return False
+        values.append(np.rint(total).astype(np.int64).reshape(-1))
+        owners.append(grids[0].reshape(-1))
+    if not values:
+        return True
+    vals, own = np.concatenate(values), np.concatenate(owners)
+    order = np.lexsort((own, vals))
+    vals, own = vals[order], own[order]
+    same = vals[1:] == vals[:-1]
+    return not bool(np.any(same & (own[1:] != own[:-1])))
+
+
+def independent_iterations(kernel: Kernel, loop: For, private: set[str] = frozenset()) -> bool:
+    """The iterations of ``loop`` touch disjoint storage apart from ``private`` arrays and arrays
+    declared inside the loop, and carry no scalar (see the module docstring)."""
+    if _assigned_outside(loop) or any(isinstance(s, For) and s.has("parallel") for s in walk_stmts(loop.body)):
+        return False
+    inner = _loop_ranges(loop.body)
+    if inner is None or not (isinstance(loop.lo, Const) and isinstance(loop.hi, Const)):
+        return False
+    trip = (loop.lo.value, loop.hi.value - 1)
+    local = {s.name for s in walk_stmts(loop.body) if isinstance(s, Alloc)} | set(private)
+    acc = [a for a in accesses(kernel, loop.body) if a.root not in local]
+    written = {a.root for a in acc if a.store}
+    for root in written:
+        offs = [a.offset for a in acc if a.root == root]
+        if any(o is None for o in offs) or not partitioned(offs, loop.var, trip, inner):  # type: ignore[arg-type]
+            return False
+    return True
+
+
+def find_loop(body: tuple[Stmt, ...], var: str) -> For | None:
+    return next((s for s in walk_stmts(body) if isinstance(s, For) and s.var == var), None)
+
+
+__all__ = ["Access", "accesses", "private_arrays", "independent_iterations", "partitioned", "find_loop", "View"]
