@@ -253,6 +253,22 @@ class CEmitter:
             self.emit(depth, f"KGEN_LAUNDER({ptr});")
             saved[name] = lay
             self.layouts[name] = replace(lay, pointer=ptr)
+        # arrays a backend asks to launder in this loop (``@launder(…)``), unless an enclosing loop did
+        attr = next((a for a in loop.attrs if a.name == "launder"), None)
+        for name in sorted(a.name for a in attr.args if isinstance(a, Var)) if attr else ():
+            lay = self.layouts.get(name)
+            if name in saved or name not in self.alloc_types or lay is None or lay.pointer.endswith("_rd"):
+                continue
+            loads = any(isinstance(x, Load) and x.buf == name for st in walk_stmts(loop.body)
+                        for e in stmt_exprs(st) for x in walk_expr(e))
+            stores = any(isinstance(st, Store) and st.buf == name for st in walk_stmts(loop.body))
+            if not loads or stores:
+                continue
+            ptr = f"{name}_rd"
+            self.emit(depth, f"const {self.alloc_types[name].ctype} *{ptr} = {lay.pointer};")
+            self.emit(depth, f"KGEN_LAUNDER({ptr});")
+            saved[name] = lay
+            self.layouts[name] = replace(lay, pointer=ptr)
         return saved
 
     def split_offset(self, lay: Layout, index: tuple[Expr, ...], group: int) -> tuple[str, int] | None:
