@@ -237,21 +237,26 @@ class CEmitter:
 
     def launder_staged(self, loop: For, depth: int) -> dict[str, Layout]:
         """Read local arrays that ``loop`` only loads through a pointer made opaque in each
-        iteration (``KGEN_LAUNDER``): the paired (staged) arrays, and in register-blocked kernels
-        (those with paired arrays) every local array, so that no compiler hoists their loads out
-        of the loop or keeps values stored before it in registers (with more values than registers
-        both end in spills).  Returns the layouts to restore after the loop body."""
+        iteration (``KGEN_LAUNDER``): in register-blocked kernels (those with paired arrays) every
+        local array, so that no compiler hoists their loads out of the loop or keeps values stored
+        before it in registers (with more values than registers both end in spills); and the arrays
+        a backend names with ``@launder(…)`` on the loop, unless an enclosing loop laundered them.
+        Returns the layouts to restore after the loop body."""
         saved: dict[str, Layout] = {}
-        if not self.paired:
-            return saved
         by_ptr: dict[str, list[str]] = {}
         for name, lay in self.layouts.items():
             if lay.pointer.endswith("_storage") and lay.pointer.removesuffix("_storage") in self.alloc_types:
                 by_ptr.setdefault(lay.pointer, []).append(name)
+        attr = next((a for a in loop.attrs if a.name == "launder"), None)
+        asked = {a.name for a in attr.args if isinstance(a, Var)} if attr else set()
+        if not self.paired and not asked:
+            return saved
         loaded = {x.buf for st in walk_stmts(loop.body) for e in stmt_exprs(st) for x in walk_expr(e)
                   if isinstance(x, Load)}
         stored = {st.buf for st in walk_stmts(loop.body) if isinstance(st, Store)}
         for ptr, names in sorted(by_ptr.items()):
+            if not (self.paired or set(names) & asked):
+                continue
             if not set(names) & loaded or set(names) & stored:
                 continue
             root = ptr.removesuffix("_storage")

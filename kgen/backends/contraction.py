@@ -278,10 +278,11 @@ def staging_nest(kernel: Kernel, c: Contraction, name: str, first: Expr, R: int,
 
 
 def stage_row_tail(kernel: Kernel, c: Contraction, block_var: str, R: int, L: int, M: int, K: int,
-                   t: Type, name: str) -> Kernel:
+                   t: Type, name: str, straight: bool = False) -> Kernel:
     """Stage the M % R leftover rows like :func:`stage_rows` stages a block: the statements after
     loop ``block_var`` that read only those rows of A read them, widened, from a local array
-    [K/L][M % R][L] filled once before them."""
+    [K/L][M % R][L] filled once before them (loops only, unless ``straight``: straight-line
+    statements too, e.g. the column tail of a single leftover row)."""
     first, rows = M - M % R, M % R
     if rows == 0:
         return kernel
@@ -318,7 +319,10 @@ def stage_row_tail(kernel: Kernel, c: Contraction, block_var: str, R: int, L: in
         staged = staging_nest(kernel, c, name, Const(first, IDX), rows, L, K, t)
         out = list(body)
         for i in tail:
-            out[i] = replace(body[i], body=map_body_exprs(body[i].body, fn)) if isinstance(body[i], For) else body[i]
+            if isinstance(body[i], For):
+                out[i] = replace(body[i], body=map_body_exprs(body[i].body, fn))
+            elif straight:
+                out[i] = map_body_exprs((body[i],), fn)[0]
         out[tail[0]:tail[0]] = list(staged)
         return tuple(out)
 

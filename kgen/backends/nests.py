@@ -27,7 +27,7 @@ import sympy as sp
 from ..check import to_sympy
 from ..interp import eval_const
 from ..ir import (BOOL, IDX, Alloc, Assign, Bin, Cast, Const, Decl, Expr, For, If, Kernel, Load,
-                  Stmt, Store, Type, Var, View, walk_expr, walk_stmts)
+                  Stmt, Store, Type, Var, View, stmt_exprs, walk_expr, walk_stmts)
 from ..rewrite import map_body_exprs, substitute_body
 from ..schedule import specialize
 from .contraction import Contraction, Packing, _product_loads, from_sympy, tile_contraction, unroll_k
@@ -409,6 +409,36 @@ def stage_b(kernel: Kernel, c: Contraction, p: Packing, t: Type) -> Kernel:
 
 # ------------------------------------------------------------------------------ the driver
 
+
+def _unguarded_loads(body: tuple[Stmt, ...], bufs: set[str]) -> bool:
+    """Some statement outside every ``if`` loads from ``bufs`` (the staging copies are guarded)."""
+    for x in body:
+        if isinstance(x, If):
+            continue
+        if isinstance(x, For):
+            if _unguarded_loads(x.body, bufs):
+                return True
+            continue
+        if any(isinstance(y, Load) and y.buf in bufs for e in stmt_exprs(x) for y in walk_expr(e)):
+            return True
+    return False
+
+
+def _extend_loop(kernel: Kernel, var: str, hi: int) -> Kernel:
+    """Loop ``var`` runs to ``hi`` (the caller guarantees the extra iterations add nothing)."""
+
+    def go(body: tuple[Stmt, ...]) -> tuple[Stmt, ...]:
+        out: list[Stmt] = []
+        for x in body:
+            if isinstance(x, For):
+                x = replace(x, body=go(x.body), hi=Const(hi, IDX) if x.var == var else x.hi)
+            elif isinstance(x, If):
+                x = replace(x, then=go(x.then), orelse=go(x.orelse))
+            out.append(x)
+        return tuple(out)
+
+    return replace(kernel, body=go(kernel.body))
+
 #: ISA-specific part of :func:`block_nests`: ``(kernel, nest, contraction, R, C) -> (kernel, names, note)``
 #: packs or stages the tiled nest's operands; ``names`` are the buffers it created or now reads
 #: (never contraction nests of their own) and ``note`` documents the choice.
@@ -433,10 +463,19 @@ def block_nests(kernel: Kernel, sizes: Mapping[str, int], tile: tuple[int, int],
         nest = nests[0]
         s = expose_row(s, nest)
         R = min(tile[0], nest.M)  # a block of fewer rows than the tile: one block of all of them
-        s, c = flatten_operands(s, nest, f"{nest.a.buf}_v{i}", f"{nest.b.buf}_v{i}")
-        s = tile_contraction(s, sizes, c, R, C, group, jam_row_tail=True)
-        s = unroll_k(s, f"{c.k}_o", ceil(nest.K / group), k_unroll)
-        s, names, note = stage(s, nest, c, R, C)
+        before = s
+        pad = getattr(stage, "pads_k", None)
+        for padded in (True, False):
+            s, c = flatten_operands(before, nest, f"{nest.a.buf}_v{i}", f"{nest.b.buf}_v{i}")
+            padded = padded and pad is not None and nest.K % group != 0 and pad(s, c)
+            if padded:
+                # both operands are staged zero padded: the reduction runs over whole groups
+                s = _extend_loop(s, c.k, ceil(nest.K / group) * group)
+            s = tile_contraction(s, sizes, c, R, C, group, jam_row_tail=True)
+            s = unroll_k(s, f"{c.k}_o", ceil(nest.K / group), k_unroll)
+            s, names, note = stage(s, nest, c, R, C)
+            if not padded or not _unguarded_loads(s.body, {c.a, c.b}):
+                break  # (padding needs every operand access staged: otherwise lower without it)
         staged |= names | {c.a, c.b}
         notes.append(note)
     return s, staged, notes

@@ -33,6 +33,9 @@ from .contraction import (Packing, extent as _extent, find_contraction, pack_par
                           tile_contraction, unroll_k as _unroll_k)
 from .parallel import parallelize_blocks, runtime_header
 from .spmd import parallel_note, parallelize
+from .guards import split_guards
+from .narrowing import narrow_accumulators, narrow_divisions
+from .nests import uniquify_loops
 from .xpulpv2_nests import DOT_CLASSES, block_all_nests
 from .xpulpv2_sched import hoist_invariant_products, hwloop_note, interchange_blocks, mark_loops, pack_row_stores
 
@@ -40,6 +43,27 @@ DEFAULT_TILE = (4, 4)
 CLASSES = ["dot4_s8s8_acc32", "dot4_s8s8", "add_sra_reg", "clip_s8"]
 #: scalar instructions that replace compare-and-branch sequences of RV32IMC in any kernel
 SCALAR_CLASSES = ["min_i32", "max_i32", "abs_i32"]
+
+
+def launder(kernel: Kernel, names: set[str]) -> Kernel:
+    """Mark every loop with ``@launder(names)``: C emission reads the staged operand rows that a loop
+    only loads through a pointer the compiler cannot see through, so it cannot hoist the loads of a
+    row block out of the column loop and spill them (as on armv7em, see kgen.cgen.launder_staged)."""
+    from ..ir import IDX, Attr, For, Var
+
+    attr = Attr("launder", tuple(Var(n, IDX) for n in sorted(names)))
+
+    def go(body):
+        out = []
+        for st in body:
+            if isinstance(st, For):
+                st = replace(st, body=go(st.body), attrs=st.attrs + (attr,))
+            elif hasattr(st, "then"):
+                st = replace(st, then=go(st.then), orelse=go(st.orelse))
+            out.append(st)
+        return tuple(out)
+
+    return replace(kernel, body=go(kernel.body))
 
 
 def _wide_division(e) -> bool:
@@ -121,18 +145,21 @@ class XpulpBackend:
         is specialised portable C."""
         s, stager, notes = block_all_nests(kernel, sizes, self.tile, self.k_unroll)
         if notes:
+            s = uniquify_loops(split_guards(s))
             s = sink_accumulator_init(s)
             s = replace(s, body=peel_zero_updates(distribute_requant_bias(expand_requant(s.body))))
             for p in sorted(stager.aligned_params):
                 notes.append(f"`{p}` must be 4-byte aligned (its rows are read as packed words).")
         else:
-            s = specialize(kernel, sizes)
+            s = uniquify_loops(specialize(kernel, sizes))
             s = replace(s, body=expand_requant(s.body))
             notes = ["No contraction: specialised C with XpulpV2 scalar instructions (min/max/abs/clip), "
                      "innermost loops unrolled."]
-        s = mask_ranged_shifts(s)
+        s = narrow_divisions(narrow_accumulators(mask_ranged_shifts(s)))
         s = select_instructions(s, isa, CLASSES + DOT_CLASSES + SCALAR_CLASSES, stager.contiguous)
         s = unroll_innermost(s, heavy=_wide_division)
+        if stager.row_stages:
+            s = launder(s, stager.row_stages)
         if self.cores > 1:
             s = parallelize(s, self.cores)
             notes.append(parallel_note(s, self.cores))

@@ -57,6 +57,14 @@ class NestStager:
         self.contiguous: dict[str, bool] = {}
         #: parameters read in place as words (their alignment becomes part of the contract)
         self.aligned_params: set[str] = set()
+        #: local arrays holding staged blocks of m-operand rows
+        self.row_stages: set[str] = set()
+
+    @staticmethod
+    def pads_k(s: Kernel, c: Contraction) -> bool:
+        """Both operands will be staged with zero padding in k, so the reduction may run over
+        whole quads (the padding contributes nothing)."""
+        return not word_rows(s, c.a) and not word_rows(s, c.b)
 
     def __call__(self, s: Kernel, nest: Nest, c: Contraction, R: int, C: int) -> tuple[Kernel, set[str], str]:
         names = {c.a, c.b}
@@ -81,9 +89,10 @@ class NestStager:
                 self.aligned_params.add(storages(s)[c.a].root)
         else:
             s = stage_rows(s, c, f"{c.m}_o", R, LANES, nest.M, nest.K, t_a, f"{c.a}_q")
-            s = stage_row_tail(s, c, f"{c.m}_o", R, LANES, nest.M, nest.K, t_a, f"{c.a}_qt")
+            s = stage_row_tail(s, c, f"{c.m}_o", R, LANES, nest.M, nest.K, t_a, f"{c.a}_qt", straight=True)
             self.contiguous[f"{c.a}_q"] = self.contiguous[f"{c.a}_qt"] = True
             names |= {f"{c.a}_q", f"{c.a}_qt"}
+            self.row_stages |= {f"{c.a}_q", f"{c.a}_qt"}
             how.append(f"{nest.a.buf} staged per block of {R} rows")
         dot = "pv.sdotusp.b" if not t_a.signed else "pv.sdotsp.b"
         note = (f"Contraction over {nest.k} ({nest.M}x{nest.N}x{nest.K}): register block {R}x{C} with {dot}; "

@@ -402,9 +402,12 @@ class CostWalk(ExprCosts):
         self.reports.append(LoopReport(s.var, len(self.frames), sym_trip, unrolled, n_streams, size))
         lp = self.tc.loops
         total: Counts = {}
+        straight = not any(isinstance(x, For) for x in walk_stmts(s.body))
+        if (unrolled and trip > 1 or straight and body.get("load_use", 0) >= 2) and "load_use" in body:
+            # the scheduler separates some loads from their uses in a body with several independent
+            # loads: one the compiler unrolled, or a straight-line body of several (unrolled) copies
+            body = dict(body, load_use=body["load_use"] * float(lp.get("unrolled_load_use", 1.0)))
         if unrolled:
-            if trip > 1 and "load_use" in body:  # the scheduler separates some loads from their uses
-                body = dict(body, load_use=body["load_use"] * float(lp.get("unrolled_load_use", 1.0)))
             _iadd(total, body, sym_trip)
         else:
             per_iter = add(add(body, scale(lp["stream_step"], n_step)), self.reloads(pressure))
