@@ -230,8 +230,23 @@ class _Storage:
     offset: sp.Expr
 
 
+#: the last few kernels :func:`storages` analysed (by identity: the analyses of one lowering step
+#: ask for the same kernel object many times, and hashing a large kernel costs a tree walk)
+_STORAGES: list[tuple[Kernel, dict]] = []
+
+
 def storages(kernel: Kernel) -> dict[str, _Storage]:
     """Root storage, element strides and offset of every parameter, local array and view."""
+    for k, found in _STORAGES:
+        if k is kernel:
+            return found
+    out = _storages(kernel)
+    _STORAGES.insert(0, (kernel, out))
+    del _STORAGES[8:]
+    return out
+
+
+def _storages(kernel: Kernel) -> dict[str, _Storage]:
     out: dict[str, _Storage] = {}
 
     def row_major(shape: tuple[Expr, ...]) -> tuple[sp.Expr, ...]:
