@@ -124,7 +124,7 @@ size_t kgen_encoder_block_s8_nb27blk3e32h8p32f64_xpulpv2_c8_get_buffer_size(void
  * - `Wv` must be 4-byte aligned (its rows are read as packed words).
  * - `X` must be 4-byte aligned (its rows are read as packed words).
  * - Every one of the 8 cores calls the function: loops `k_uo`, `k1_uo`, `h`, `s3_r_o_e3_o`, `s3_r1_e4_uo`, `s3_r2`, `s3_r3_o_f_o`, `s3_r4_o_e9_o`, `s3_r5_e10_uo`, `s3_r6`, `s3_l_o_e31_o`, `s3_l1_e41_uo`, `e71`, `s3_l3_o_f2_o`, `s3_l4_o_e91_o`, `s3_l5_e101_uo`, `e131` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier. Each core works in its own copy of `At`, `Kh`, `Qh`, `T`, `Vth`, `ybuf` (the scratch buffer holds 8 copies).
- * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 713704 instructions, 945088 cycles; instructions = 0.1031*BLK**2*H*NB**2*P + 0.1031*BLK*E*F*NB + 0.2063*BLK*E*H*NB*P + 149.1*BLK*E*NB + 17.0, cycles = 0.1043*BLK**2*H*NB**2*P + 0.1043*BLK*E*F*NB + 0.2087*BLK*E*H*NB*P + 236.9*BLK*E*NB + 18.0.
+ * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 706448 instructions, 923976 cycles; instructions = 0.1031*BLK**2*H*NB**2*P + 0.1031*BLK*E*F*NB + 0.2063*BLK*E*H*NB*P + 146.3*BLK*E*NB + 17.0, cycles = 0.1041*BLK**2*H*NB**2*P + 0.1041*BLK*E*F*NB + 0.2083*BLK*E*H*NB*P + 229.0*BLK*E*NB + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

@@ -34,7 +34,7 @@ extern "C" {
  * Quantization contract:
  * - No requantization; integer arithmetic wraps to the declared types.
  * - No contraction: specialised C with XpulpV2 scalar instructions (min/max/abs/clip), innermost loops unrolled.
- * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 259476 instructions, 589440 cycles; instructions = 100.1*E*S + 17.0, cycles = 227.4*E*S + 18.0.
+ * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 242784 instructions, 562480 cycles; instructions = 93.66*E*S + 17.0, cycles = 217.0*E*S + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

@@ -88,8 +88,8 @@ size_t kgen_mhsa_s8_nb27blk3e32h8p32_xpulpv2_c8_get_buffer_size(void);
  * - `Wq` must be 4-byte aligned (its rows are read as packed words).
  * - `Wv` must be 4-byte aligned (its rows are read as packed words).
  * - `X` must be 4-byte aligned (its rows are read as packed words).
- * - Every one of the 8 cores calls the function: loops `k_uo`, `k1_uo`, `h`, `s3_o_e3_o`, `e3_o` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier. Each core works in its own copy of `At`, `Kh`, `Qh`, `T`, `Vth`, `ybuf` (the scratch buffer holds 8 copies).
- * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 533104 instructions, 600392 cycles; instructions = 0.1004*BLK**2*H*NB**2*P + 0.2008*BLK*E*H*NB*P + 89.18*BLK*E*NB + 17.0, cycles = 0.1017*BLK**2*H*NB**2*P + 0.2033*BLK*E*H*NB*P + 113.7*BLK*E*NB + 18.0.
+ * - Every one of the 8 cores calls the function: loops `k_uo`, `k1_uo`, `h`, `s3_o_e3_o`, `e3_o1` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier. Each core works in its own copy of `At`, `Kh`, `Qh`, `T`, `Vth`, `ybuf` (the scratch buffer holds 8 copies).
+ * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 533104 instructions, 589424 cycles; instructions = 0.1004*BLK**2*H*NB**2*P + 0.2008*BLK*E*H*NB*P + 89.18*BLK*E*NB + 17.0, cycles = 0.1015*BLK**2*H*NB**2*P + 0.2029*BLK*E*H*NB*P + 109.7*BLK*E*NB + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

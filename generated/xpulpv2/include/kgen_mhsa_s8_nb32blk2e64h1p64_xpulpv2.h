@@ -88,7 +88,7 @@ size_t kgen_mhsa_s8_nb32blk2e64h1p64_xpulpv2_get_buffer_size(void);
  * - `Wq` must be 4-byte aligned (its rows are read as packed words).
  * - `Wv` must be 4-byte aligned (its rows are read as packed words).
  * - `X` must be 4-byte aligned (its rows are read as packed words).
- * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 826160 instructions, 872776 cycles; instructions = 0.8004*BLK**2*H*NB**2*P + 1.601*BLK*E*H*NB*P + 48.02*BLK*E*NB + 17.0, cycles = 0.8056*BLK**2*H*NB**2*P + 1.611*BLK*E*H*NB*P + 58.4*BLK*E*NB + 18.0.
+ * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 826160 instructions, 865120 cycles; instructions = 0.8004*BLK**2*H*NB**2*P + 1.601*BLK*E*H*NB*P + 48.02*BLK*E*NB + 17.0, cycles = 0.8056*BLK**2*H*NB**2*P + 1.611*BLK*E*H*NB*P + 56.53*BLK*E*NB + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

@@ -31,7 +31,7 @@
  * - Contraction over e (81x32x32): register block 4x4 with pv.sdotsp.b; Wh read in place; X read in place.
  * - `W` must be 4-byte aligned (its rows are read as packed words).
  * - `X` must be 4-byte aligned (its rows are read as packed words).
- * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 349520 instructions, 357544 cycles; instructions = 0.3855*E*H*P*S + 4.519*H*P*S + 17.0, cycles = 0.3895*E*H*P*S + 4.778*H*P*S + 18.0.
+ * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 349520 instructions, 354856 cycles; instructions = 0.3855*E*H*P*S + 4.519*H*P*S + 17.0, cycles = 0.3895*E*H*P*S + 4.648*H*P*S + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code
@@ -202,43 +202,43 @@ void kgen_linear_qk_s8_s81e32h8p32_xpulpv2(const int8_t *restrict X, const int8_
                 Q[(((128 * s_o) + (2592 * h)) + (4 * p_o)) + 99] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_3_3 * (uint32_t)mul)), ((int32_t)((uint32_t)bias[((32 * h) + (4 * p_o)) + 3] * (uint32_t)mul)), shift));
             }
         }
-        for (int32_t p_o = 0; p_o < 8; ++p_o) {
-            int32_t acc_0 = kgen_pv_dotsp_b(kgen_ld32(&X[2560]), kgen_ld32(&W[(1024 * h) + (128 * p_o)]));
-            int32_t acc_1 = kgen_pv_dotsp_b(kgen_ld32(&X[2560]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 32]));
-            int32_t acc_2 = kgen_pv_dotsp_b(kgen_ld32(&X[2560]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 64]));
-            int32_t acc_3 = kgen_pv_dotsp_b(kgen_ld32(&X[2560]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 96]));
-            acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[2564]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 4]), acc_0);
-            acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[2564]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 36]), acc_1);
-            acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[2564]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 68]), acc_2);
-            acc_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[2564]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 100]), acc_3);
-            acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[2568]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 8]), acc_0);
-            acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[2568]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 40]), acc_1);
-            acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[2568]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 72]), acc_2);
-            acc_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[2568]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 104]), acc_3);
-            acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[2572]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 12]), acc_0);
-            acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[2572]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 44]), acc_1);
-            acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[2572]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 76]), acc_2);
-            acc_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[2572]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 108]), acc_3);
-            acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[2576]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 16]), acc_0);
-            acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[2576]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 48]), acc_1);
-            acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[2576]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 80]), acc_2);
-            acc_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[2576]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 112]), acc_3);
-            acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[2580]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 20]), acc_0);
-            acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[2580]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 52]), acc_1);
-            acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[2580]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 84]), acc_2);
-            acc_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[2580]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 116]), acc_3);
-            acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[2584]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 24]), acc_0);
-            acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[2584]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 56]), acc_1);
-            acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[2584]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 88]), acc_2);
-            acc_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[2584]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 120]), acc_3);
-            acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[2588]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 28]), acc_0);
-            acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[2588]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 60]), acc_1);
-            acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[2588]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 92]), acc_2);
-            acc_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[2588]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 124]), acc_3);
-            Q[((2592 * h) + (4 * p_o)) + 2560] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_0 * (uint32_t)mul)), ((int32_t)((uint32_t)bias[(32 * h) + (4 * p_o)] * (uint32_t)mul)), shift));
-            Q[((2592 * h) + (4 * p_o)) + 2561] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_1 * (uint32_t)mul)), ((int32_t)((uint32_t)bias[((32 * h) + (4 * p_o)) + 1] * (uint32_t)mul)), shift));
-            Q[((2592 * h) + (4 * p_o)) + 2562] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_2 * (uint32_t)mul)), ((int32_t)((uint32_t)bias[((32 * h) + (4 * p_o)) + 2] * (uint32_t)mul)), shift));
-            Q[((2592 * h) + (4 * p_o)) + 2563] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_3 * (uint32_t)mul)), ((int32_t)((uint32_t)bias[((32 * h) + (4 * p_o)) + 3] * (uint32_t)mul)), shift));
+        for (int32_t p_o1 = 0; p_o1 < 8; ++p_o1) {
+            int32_t acc_0 = kgen_pv_dotsp_b(kgen_ld32(&X[2560]), kgen_ld32(&W[(1024 * h) + (128 * p_o1)]));
+            int32_t acc_1 = kgen_pv_dotsp_b(kgen_ld32(&X[2560]), kgen_ld32(&W[((1024 * h) + (128 * p_o1)) + 32]));
+            int32_t acc_2 = kgen_pv_dotsp_b(kgen_ld32(&X[2560]), kgen_ld32(&W[((1024 * h) + (128 * p_o1)) + 64]));
+            int32_t acc_3 = kgen_pv_dotsp_b(kgen_ld32(&X[2560]), kgen_ld32(&W[((1024 * h) + (128 * p_o1)) + 96]));
+            acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[2564]), kgen_ld32(&W[((1024 * h) + (128 * p_o1)) + 4]), acc_0);
+            acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[2564]), kgen_ld32(&W[((1024 * h) + (128 * p_o1)) + 36]), acc_1);
+            acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[2564]), kgen_ld32(&W[((1024 * h) + (128 * p_o1)) + 68]), acc_2);
+            acc_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[2564]), kgen_ld32(&W[((1024 * h) + (128 * p_o1)) + 100]), acc_3);
+            acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[2568]), kgen_ld32(&W[((1024 * h) + (128 * p_o1)) + 8]), acc_0);
+            acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[2568]), kgen_ld32(&W[((1024 * h) + (128 * p_o1)) + 40]), acc_1);
+            acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[2568]), kgen_ld32(&W[((1024 * h) + (128 * p_o1)) + 72]), acc_2);
+            acc_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[2568]), kgen_ld32(&W[((1024 * h) + (128 * p_o1)) + 104]), acc_3);
+            acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[2572]), kgen_ld32(&W[((1024 * h) + (128 * p_o1)) + 12]), acc_0);
+            acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[2572]), kgen_ld32(&W[((1024 * h) + (128 * p_o1)) + 44]), acc_1);
+            acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[2572]), kgen_ld32(&W[((1024 * h) + (128 * p_o1)) + 76]), acc_2);
+            acc_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[2572]), kgen_ld32(&W[((1024 * h) + (128 * p_o1)) + 108]), acc_3);
+            acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[2576]), kgen_ld32(&W[((1024 * h) + (128 * p_o1)) + 16]), acc_0);
+            acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[2576]), kgen_ld32(&W[((1024 * h) + (128 * p_o1)) + 48]), acc_1);
+            acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[2576]), kgen_ld32(&W[((1024 * h) + (128 * p_o1)) + 80]), acc_2);
+            acc_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[2576]), kgen_ld32(&W[((1024 * h) + (128 * p_o1)) + 112]), acc_3);
+            acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[2580]), kgen_ld32(&W[((1024 * h) + (128 * p_o1)) + 20]), acc_0);
+            acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[2580]), kgen_ld32(&W[((1024 * h) + (128 * p_o1)) + 52]), acc_1);
+            acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[2580]), kgen_ld32(&W[((1024 * h) + (128 * p_o1)) + 84]), acc_2);
+            acc_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[2580]), kgen_ld32(&W[((1024 * h) + (128 * p_o1)) + 116]), acc_3);
+            acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[2584]), kgen_ld32(&W[((1024 * h) + (128 * p_o1)) + 24]), acc_0);
+            acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[2584]), kgen_ld32(&W[((1024 * h) + (128 * p_o1)) + 56]), acc_1);
+            acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[2584]), kgen_ld32(&W[((1024 * h) + (128 * p_o1)) + 88]), acc_2);
+            acc_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[2584]), kgen_ld32(&W[((1024 * h) + (128 * p_o1)) + 120]), acc_3);
+            acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[2588]), kgen_ld32(&W[((1024 * h) + (128 * p_o1)) + 28]), acc_0);
+            acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[2588]), kgen_ld32(&W[((1024 * h) + (128 * p_o1)) + 60]), acc_1);
+            acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[2588]), kgen_ld32(&W[((1024 * h) + (128 * p_o1)) + 92]), acc_2);
+            acc_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[2588]), kgen_ld32(&W[((1024 * h) + (128 * p_o1)) + 124]), acc_3);
+            Q[((2592 * h) + (4 * p_o1)) + 2560] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_0 * (uint32_t)mul)), ((int32_t)((uint32_t)bias[(32 * h) + (4 * p_o1)] * (uint32_t)mul)), shift));
+            Q[((2592 * h) + (4 * p_o1)) + 2561] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_1 * (uint32_t)mul)), ((int32_t)((uint32_t)bias[((32 * h) + (4 * p_o1)) + 1] * (uint32_t)mul)), shift));
+            Q[((2592 * h) + (4 * p_o1)) + 2562] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_2 * (uint32_t)mul)), ((int32_t)((uint32_t)bias[((32 * h) + (4 * p_o1)) + 2] * (uint32_t)mul)), shift));
+            Q[((2592 * h) + (4 * p_o1)) + 2563] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_3 * (uint32_t)mul)), ((int32_t)((uint32_t)bias[((32 * h) + (4 * p_o1)) + 3] * (uint32_t)mul)), shift));
         }
     }
 }

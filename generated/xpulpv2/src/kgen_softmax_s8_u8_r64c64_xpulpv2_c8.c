@@ -50,8 +50,8 @@ size_t kgen_softmax_s8_u8_r64c64_xpulpv2_c8_get_buffer_size(void)
  * Quantization contract:
  * - No requantization; integer arithmetic wraps to the declared types.
  * - No contraction: specialised C with XpulpV2 scalar instructions (min/max/abs/clip), innermost loops unrolled.
- * - Every one of the 8 cores calls the function: loops `k_uo`, `k_uo`, `r` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier. Each core works in its own copy of `ybuf` (the scratch buffer holds 8 copies).
- * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 11236 instructions, 16201 cycles; instructions = 2.739*C*R + 17.0, cycles = 3.951*C*R + 18.0.
+ * - Every one of the 8 cores calls the function: loops `k_uo`, `k1_uo`, `r` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier. Each core works in its own copy of `ybuf` (the scratch buffer holds 8 copies).
+ * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 11244 instructions, 15444 cycles; instructions = 2.741*C*R + 17.0, cycles = 3.766*C*R + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code
@@ -132,20 +132,20 @@ void kgen_softmax_s8_u8_r64c64_xpulpv2_c8(const int8_t *restrict X, int32_t a, i
         }
     }
     {
-        const int32_t k_uo_n = (31) - (0);
-        const int32_t k_uo_core = kgen_core_id();
-        const int32_t k_uo_extra = k_uo_core < k_uo_n % 8 ? k_uo_core : k_uo_n % 8;
-        const int32_t k_uo_lo = (0) + k_uo_core * (k_uo_n / 8) + k_uo_extra;
-        const int32_t k_uo_hi = k_uo_lo + k_uo_n / 8 + (k_uo_core < k_uo_n % 8 ? 1 : 0);
-        for (int32_t k_uo = k_uo_lo; k_uo < k_uo_hi; ++k_uo) {
-            texp_storage[(8 * k_uo) + 256] = (uint32_t)0u;
-            texp_storage[(8 * k_uo) + 257] = (uint32_t)0u;
-            texp_storage[(8 * k_uo) + 258] = (uint32_t)0u;
-            texp_storage[(8 * k_uo) + 259] = (uint32_t)0u;
-            texp_storage[(8 * k_uo) + 260] = (uint32_t)0u;
-            texp_storage[(8 * k_uo) + 261] = (uint32_t)0u;
-            texp_storage[(8 * k_uo) + 262] = (uint32_t)0u;
-            texp_storage[(8 * k_uo) + 263] = (uint32_t)0u;
+        const int32_t k1_uo_n = (31) - (0);
+        const int32_t k1_uo_core = kgen_core_id();
+        const int32_t k1_uo_extra = k1_uo_core < k1_uo_n % 8 ? k1_uo_core : k1_uo_n % 8;
+        const int32_t k1_uo_lo = (0) + k1_uo_core * (k1_uo_n / 8) + k1_uo_extra;
+        const int32_t k1_uo_hi = k1_uo_lo + k1_uo_n / 8 + (k1_uo_core < k1_uo_n % 8 ? 1 : 0);
+        for (int32_t k1_uo = k1_uo_lo; k1_uo < k1_uo_hi; ++k1_uo) {
+            texp_storage[(8 * k1_uo) + 256] = (uint32_t)0u;
+            texp_storage[(8 * k1_uo) + 257] = (uint32_t)0u;
+            texp_storage[(8 * k1_uo) + 258] = (uint32_t)0u;
+            texp_storage[(8 * k1_uo) + 259] = (uint32_t)0u;
+            texp_storage[(8 * k1_uo) + 260] = (uint32_t)0u;
+            texp_storage[(8 * k1_uo) + 261] = (uint32_t)0u;
+            texp_storage[(8 * k1_uo) + 262] = (uint32_t)0u;
+            texp_storage[(8 * k1_uo) + 263] = (uint32_t)0u;
         }
     }
     {
@@ -186,34 +186,34 @@ void kgen_softmax_s8_u8_r64c64_xpulpv2_c8(const int8_t *restrict X, int32_t a, i
             }
             int32_t base = (int32_t)((uint32_t)255 - (uint32_t)xmax);
             uint32_t sum = (uint32_t)0u;
-            for (int32_t j_uo = 0; j_uo < 8; ++j_uo) {
-                ybuf_own[8 * j_uo] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)X[(64 * r) + (8 * j_uo)]) + (uint32_t)base))];
-                sum = sum + ybuf_own[8 * j_uo];
-                ybuf_own[(8 * j_uo) + 1] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)X[((64 * r) + (8 * j_uo)) + 1]) + (uint32_t)base))];
-                sum = sum + ybuf_own[(8 * j_uo) + 1];
-                ybuf_own[(8 * j_uo) + 2] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)X[((64 * r) + (8 * j_uo)) + 2]) + (uint32_t)base))];
-                sum = sum + ybuf_own[(8 * j_uo) + 2];
-                ybuf_own[(8 * j_uo) + 3] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)X[((64 * r) + (8 * j_uo)) + 3]) + (uint32_t)base))];
-                sum = sum + ybuf_own[(8 * j_uo) + 3];
-                ybuf_own[(8 * j_uo) + 4] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)X[((64 * r) + (8 * j_uo)) + 4]) + (uint32_t)base))];
-                sum = sum + ybuf_own[(8 * j_uo) + 4];
-                ybuf_own[(8 * j_uo) + 5] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)X[((64 * r) + (8 * j_uo)) + 5]) + (uint32_t)base))];
-                sum = sum + ybuf_own[(8 * j_uo) + 5];
-                ybuf_own[(8 * j_uo) + 6] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)X[((64 * r) + (8 * j_uo)) + 6]) + (uint32_t)base))];
-                sum = sum + ybuf_own[(8 * j_uo) + 6];
-                ybuf_own[(8 * j_uo) + 7] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)X[((64 * r) + (8 * j_uo)) + 7]) + (uint32_t)base))];
-                sum = sum + ybuf_own[(8 * j_uo) + 7];
+            for (int32_t j1_uo = 0; j1_uo < 8; ++j1_uo) {
+                ybuf_own[8 * j1_uo] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)X[(64 * r) + (8 * j1_uo)]) + (uint32_t)base))];
+                sum = sum + ybuf_own[8 * j1_uo];
+                ybuf_own[(8 * j1_uo) + 1] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)X[((64 * r) + (8 * j1_uo)) + 1]) + (uint32_t)base))];
+                sum = sum + ybuf_own[(8 * j1_uo) + 1];
+                ybuf_own[(8 * j1_uo) + 2] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)X[((64 * r) + (8 * j1_uo)) + 2]) + (uint32_t)base))];
+                sum = sum + ybuf_own[(8 * j1_uo) + 2];
+                ybuf_own[(8 * j1_uo) + 3] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)X[((64 * r) + (8 * j1_uo)) + 3]) + (uint32_t)base))];
+                sum = sum + ybuf_own[(8 * j1_uo) + 3];
+                ybuf_own[(8 * j1_uo) + 4] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)X[((64 * r) + (8 * j1_uo)) + 4]) + (uint32_t)base))];
+                sum = sum + ybuf_own[(8 * j1_uo) + 4];
+                ybuf_own[(8 * j1_uo) + 5] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)X[((64 * r) + (8 * j1_uo)) + 5]) + (uint32_t)base))];
+                sum = sum + ybuf_own[(8 * j1_uo) + 5];
+                ybuf_own[(8 * j1_uo) + 6] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)X[((64 * r) + (8 * j1_uo)) + 6]) + (uint32_t)base))];
+                sum = sum + ybuf_own[(8 * j1_uo) + 6];
+                ybuf_own[(8 * j1_uo) + 7] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)X[((64 * r) + (8 * j1_uo)) + 7]) + (uint32_t)base))];
+                sum = sum + ybuf_own[(8 * j1_uo) + 7];
             }
             int64_t recip = kgen_div_i64((int64_t)((uint64_t)((int64_t)((int64_t)((uint64_t)255LL << 32LL))) + (uint64_t)((int64_t)(sum >> 1))), (int64_t)sum);
-            for (int32_t j_uo = 0; j_uo < 8; ++j_uo) {
-                Y[(64 * r) + (8 * j_uo)] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[8 * j_uo]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
-                Y[((64 * r) + (8 * j_uo)) + 1] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j_uo) + 1]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
-                Y[((64 * r) + (8 * j_uo)) + 2] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j_uo) + 2]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
-                Y[((64 * r) + (8 * j_uo)) + 3] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j_uo) + 3]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
-                Y[((64 * r) + (8 * j_uo)) + 4] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j_uo) + 4]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
-                Y[((64 * r) + (8 * j_uo)) + 5] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j_uo) + 5]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
-                Y[((64 * r) + (8 * j_uo)) + 6] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j_uo) + 6]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
-                Y[((64 * r) + (8 * j_uo)) + 7] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j_uo) + 7]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+            for (int32_t j2_uo = 0; j2_uo < 8; ++j2_uo) {
+                Y[(64 * r) + (8 * j2_uo)] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[8 * j2_uo]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                Y[((64 * r) + (8 * j2_uo)) + 1] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j2_uo) + 1]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                Y[((64 * r) + (8 * j2_uo)) + 2] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j2_uo) + 2]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                Y[((64 * r) + (8 * j2_uo)) + 3] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j2_uo) + 3]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                Y[((64 * r) + (8 * j2_uo)) + 4] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j2_uo) + 4]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                Y[((64 * r) + (8 * j2_uo)) + 5] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j2_uo) + 5]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                Y[((64 * r) + (8 * j2_uo)) + 6] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j2_uo) + 6]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                Y[((64 * r) + (8 * j2_uo)) + 7] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j2_uo) + 7]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
             }
         }
     }
