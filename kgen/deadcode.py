@@ -7,7 +7,8 @@ emitter must not produce them:
 
 * :func:`eliminate_dead_code` removes, to a fixed point, scalar declarations and assignments
   whose value is never read, local arrays that are never loaded (with their views and the stores
-  into them), and loops and conditionals left empty.  IR expressions have no side effects, so the
+  into them), and loops and conditionals it leaves empty (an empty loop that was empty already
+  or carries attributes, such as the multi-core barrier, stays).  IR expressions have no side effects, so the
   outputs are unchanged (the reference interpreter runs the original kernel; verification compares);
 * :func:`unused_parameters` names the parameters the body never mentions, which the emitter
   marks ``(void)name;``.
@@ -58,8 +59,8 @@ def _sweep(body: tuple[Stmt, ...], dead_scalars: set[str], dead_arrays: set[str]
             continue
         if isinstance(s, For):
             inner = _sweep(s.body, dead_scalars, dead_arrays)
-            if not inner:
-                continue
+            if not inner and s.body and not s.attrs:  # emptied here; loops with attributes (e.g. a
+                continue                              # multi-core barrier) are kept as they are
             s = replace(s, body=inner)
         elif isinstance(s, If):
             then, orelse = _sweep(s.then, dead_scalars, dead_arrays), _sweep(s.orelse, dead_scalars, dead_arrays)

@@ -56,3 +56,15 @@ def test_kgen_check_warns_about_unused_declarations():
                         "15:5: warning: local array 'sink' is never loaded",
                         "12:31: warning: parameter 'unused_w' is never used",
                         "12:51: warning: parameter 'unused_k' is never used"]
+
+
+def test_dead_code_keeps_multi_core_barriers():
+    """A barrier is an empty loop with @barrier: removing it as dead code broke every 8-core kernel."""
+    from dataclasses import replace
+
+    from kgen.backends.spmd import barrier, is_barrier
+    from kgen.deadcode import eliminate_dead_code
+
+    kernel = load_sources([str(DSL)])["bugs"].kernel
+    with_barrier = replace(kernel, body=kernel.body + (barrier(),))
+    assert any(is_barrier(s) for s in eliminate_dead_code(with_barrier).body)
