@@ -54,18 +54,34 @@ def _offset(st, index: tuple[Expr, ...]) -> sp.Expr | None:
         return None
 
 
-def accesses(kernel: Kernel, body: tuple[Stmt, ...]) -> list[Access]:
-    """Every load and store in ``body`` with its root storage and flat offset."""
-    st = storages(kernel)
+#: per-kernel memo of the accesses of each statement (the analyses ask about the same statements
+#: many times): the kernel it belongs to, its storages, and id(statement) -> (statement, accesses)
+_MEMO: dict[str, object] = {"kernel": None}
+
+
+def _direct(kernel: Kernel, s: Stmt) -> list[Access]:
+    if _MEMO["kernel"] is not kernel:
+        _MEMO.update(kernel=kernel, st=storages(kernel), stmts={})
+    st = _MEMO["st"]
+    memo = _MEMO["stmts"]
+    hit = memo.get(id(s))  # type: ignore[union-attr]
+    if hit is not None and hit[0] is s:
+        return hit[1]
     out: list[Access] = []
-    for s in walk_stmts(body):
-        if isinstance(s, Store) and s.buf in st:
-            out.append(Access(s.buf, st[s.buf].root, _offset(st[s.buf], s.index), True))
-        for e in stmt_exprs(s):
-            for x in walk_expr(e):
-                if isinstance(x, Load) and x.buf in st:
-                    out.append(Access(x.buf, st[x.buf].root, _offset(st[x.buf], x.index), False))
+    if isinstance(s, Store) and s.buf in st:  # type: ignore[operator]
+        out.append(Access(s.buf, st[s.buf].root, _offset(st[s.buf], s.index), True))  # type: ignore[index]
+    for e in stmt_exprs(s):
+        for x in walk_expr(e):
+            if isinstance(x, Load) and x.buf in st:  # type: ignore[operator]
+                out.append(Access(x.buf, st[x.buf].root, _offset(st[x.buf], x.index), False))  # type: ignore[index]
+    memo[id(s)] = (s, out)  # type: ignore[index]
     return out
+
+
+def accesses(kernel: Kernel, body: tuple[Stmt, ...]) -> list[Access]:
+    """Every load and store in ``body`` with its root storage and flat offset (``body`` must be
+    part of ``kernel``, whose views and arrays name the storage)."""
+    return [a for s in walk_stmts(body) for a in _direct(kernel, s)]
 
 
 def _loop_ranges(body: tuple[Stmt, ...]) -> dict[str, tuple[int, int]] | None:
