@@ -143,7 +143,7 @@ class XpulpBackend:
         """Kernels without a plain parameter contraction: every contraction nest (attention, over
         views and local arrays) is register-blocked (:mod:`kgen.backends.xpulpv2_nests`); the rest
         is specialised portable C."""
-        s, stager, notes = block_all_nests(kernel, sizes, self.tile, self.k_unroll)
+        s, stager, notes = block_all_nests(kernel, sizes, self.tile, self.k_unroll, self.cores)
         if notes:
             s = uniquify_loops(split_guards(s))
             s = sink_accumulator_init(s)
