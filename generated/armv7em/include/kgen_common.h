@@ -84,7 +84,59 @@ KGEN_INLINE int64_t kgen_abs_i64(int64_t x) { return (int64_t)(x < 0 ? (uint64_t
  * in the DSL (plain C would trap or be undefined).  Division by zero is a precondition violation. */
 KGEN_INLINE int32_t kgen_div_i32(int32_t a, int32_t b) { return b == -1 ? (int32_t)(0u - (uint32_t)a) : a / b; }
 KGEN_INLINE int32_t kgen_mod_i32(int32_t a, int32_t b) { return b == -1 ? 0 : a % b; }
-KGEN_INLINE int64_t kgen_div_i64(int64_t a, int64_t b) { return b == -1 ? (int64_t)(0u - (uint64_t)a) : a / b; }
+
+/* 32-bit targets without a 64-bit divide instruction (RV32) call a library routine for a / b on
+ * int64_t, which iterates over the bits of the quotient.  Every 64-bit division in kgen's kernels
+ * has a divisor that fits in 32 bits (row sums, square roots, lengths), so on RV32 (or with
+ * KGEN_DIV64_32) such divisions use the hardware's 32-bit divide: one for the high word, then two
+ * base-2^16 digits of schoolbook long division on the normalised divisor, each estimated with one
+ * 32-bit divide and corrected at most twice.  Other divisors take the plain C division. */
+#if (defined(__riscv) && defined(__riscv_xlen) && __riscv_xlen == 32) || defined(KGEN_DIV64_32)
+#define KGEN_HAVE_DIV64_32 1
+/** floor(n / d) for d >= 1. */
+KGEN_INLINE uint64_t kgen_udiv64_32(uint64_t n, uint32_t d)
+{
+    uint32_t hi = (uint32_t)(n >> 32), lo = (uint32_t)n;
+    uint32_t qh = hi / d, r = hi - qh * d; /* r < d: the low quotient word fits in 32 bits */
+    uint32_t s = 0, v = d;
+    if (v <= 0xFFFFu) { s += 16; v <<= 16; }
+    if (v <= 0xFFFFFFu) { s += 8; v <<= 8; }
+    if (v <= 0xFFFFFFFu) { s += 4; v <<= 4; }
+    if (v <= 0x3FFFFFFFu) { s += 2; v <<= 2; }
+    if (v <= 0x7FFFFFFFu) { s += 1; v <<= 1; }
+    uint32_t top = s ? (r << s) | (lo >> (32u - s)) : r; /* r·2^s + high bits of lo, < v */
+    uint32_t low = lo << s;
+    uint32_t v1 = v >> 16, v0 = v & 0xFFFFu;
+    uint32_t digit[2], part[2] = {low >> 16, low & 0xFFFFu};
+    for (int i = 0; i < 2; ++i) {
+        uint32_t q = top / v1, rem = top - q * v1;
+        while (q > 0xFFFFu || q * v0 > ((rem << 16) | part[i])) {
+            --q;
+            rem += v1;
+            if (rem > 0xFFFFu)
+                break;
+        }
+        digit[i] = q;
+        top = (top << 16) + part[i] - q * v; /* exact modulo 2^32: the true value is < v */
+    }
+    return ((uint64_t)qh << 32) | (digit[0] << 16) | digit[1];
+}
+#endif
+
+KGEN_INLINE int64_t kgen_div_i64(int64_t a, int64_t b)
+{
+    if (b == -1)
+        return (int64_t)(0u - (uint64_t)a);
+#ifdef KGEN_HAVE_DIV64_32
+    uint64_t ub = b < 0 ? 0u - (uint64_t)b : (uint64_t)b;
+    if ((ub >> 32) == 0u) {
+        uint64_t ua = a < 0 ? 0u - (uint64_t)a : (uint64_t)a;
+        uint64_t q = kgen_udiv64_32(ua, (uint32_t)ub);
+        return (int64_t)((a < 0) != (b < 0) ? 0u - q : q);
+    }
+#endif
+    return a / b;
+}
 KGEN_INLINE int64_t kgen_mod_i64(int64_t a, int64_t b) { return b == -1 ? 0 : a % b; }
 
 /**

@@ -13,13 +13,13 @@ extern "C" {
 #endif
 
 /** Bytes of scratch memory kgen_encoder_block_s8_s81e32h8p32f64_xpulpv2_c8() needs (= kgen_encoder_block_s8_s81e32h8p32f64_xpulpv2_c8_get_buffer_size()). */
-#define KGEN_ENCODER_BLOCK_S8_S81E32H8P32F64_XPULPV2_C8_SCRATCH_BYTES 29016u
+#define KGEN_ENCODER_BLOCK_S8_S81E32H8P32F64_XPULPV2_C8_SCRATCH_BYTES 141568u
 
 /**
  * @brief Bytes of scratch memory (8-byte aligned) to pass as the last argument of
  *        kgen_encoder_block_s8_s81e32h8p32f64_xpulpv2_c8().
  *
- * The buffer holds the kernel's intermediate arrays (Qh, Kh, Vth, T, ybuf, Ar, O, y, r, x1, hid);
+ * The buffer holds the kernel's intermediate arrays (Vth_v6_q, Vth_v4_q, Qh, Kh, Vth, T_i, ybuf_i, Ar_i, O, y_s11, r_s11, x1_s11, hid_s11);
  * it is not read before it is written, so it needs no initialisation and can be reused between calls.
  */
 size_t kgen_encoder_block_s8_s81e32h8p32f64_xpulpv2_c8_get_buffer_size(void);
@@ -101,9 +101,28 @@ size_t kgen_encoder_block_s8_s81e32h8p32f64_xpulpv2_c8_get_buffer_size(void);
  *
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
- * - No XpulpV2 pattern applies: specialised portable C.
- * - Every one of the 8 cores calls the function; independent outer loops are split between them, the rest runs on core 0; it ends with a barrier.
- * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 52153856 instructions, 66003968 cycles; instructions = 11.21*E*F*S + 22.42*E*H*P*S + 6400.0*E*S + 11.21*H*P*S**2 + 17.0, cycles = 14.96*E*F*S + 29.91*E*H*P*S + 7158.0*E*S + 14.96*H*P*S**2 + 18.0.
+ * - Contraction over e (81x32x32): register block 4x4 with pv.sdotsp.b; Wq read in place; X read in place.
+ * - Contraction over e1 (81x32x32): register block 4x4 with pv.sdotsp.b; Wk read in place; X read in place.
+ * - Contraction over e2 (81x32x32): register block 4x4 with pv.sdotsp.b; Wv read in place; X read in place.
+ * - Contraction over p11 (4x81x32): register block 4x4 with pv.sdotsp.b; Kh read in place; Qh read in place.
+ * - Contraction over j4 (4x32x81): register block 4x4 with pv.sdotusp.b; Vth staged as quads where its view is declared; Ar_i staged per block of 4 rows.
+ * - Contraction over p111 (1x81x32): register block 1x4 with pv.sdotsp.b; Kh read in place; Qh read in place.
+ * - Contraction over j41 (1x32x81): register block 1x4 with pv.sdotusp.b; Vth staged as quads where its view is declared; Ar_i staged per block of 1 rows.
+ * - Contraction over k (4x32x256): register block 4x4 with pv.sdotsp.b; Wo read in place; O read in place.
+ * - Contraction over e6 (4x64x32): register block 4x4 with pv.sdotsp.b; W1 read in place; x1_s11 read in place.
+ * - Contraction over f1 (4x32x64): register block 4x4 with pv.sdotsp.b; W2 read in place; hid_s11 read in place.
+ * - Contraction over k3 (1x32x256): register block 1x4 with pv.sdotsp.b; Wo read in place; O read in place.
+ * - Contraction over e61 (1x64x32): register block 1x4 with pv.sdotsp.b; W1 read in place; x1_s11 read in place.
+ * - Contraction over f11 (1x32x64): register block 1x4 with pv.sdotsp.b; W2 read in place; hid_s11 read in place.
+ * - `W1` must be 4-byte aligned (its rows are read as packed words).
+ * - `W2` must be 4-byte aligned (its rows are read as packed words).
+ * - `Wk` must be 4-byte aligned (its rows are read as packed words).
+ * - `Wo` must be 4-byte aligned (its rows are read as packed words).
+ * - `Wq` must be 4-byte aligned (its rows are read as packed words).
+ * - `Wv` must be 4-byte aligned (its rows are read as packed words).
+ * - `X` must be 4-byte aligned (its rows are read as packed words).
+ * - Every one of the 8 cores calls the function: loops `h`, `s11_r_o_e11_o`, `s11_r1_e21_uo`, `s11_r2`, `s11_r3_o_f_o`, `s11_r4_o_e7_o`, `s11_r5_e8_uo`, `s11_r6`, `s11_l_o_e112_o`, `s11_l1_e211_uo`, `e51`, `s11_l3_o_f2_o`, `s11_l4_o_e71_o`, `s11_l5_e81_uo`, `e1111` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier. Each core works in its own copy of `Ar_i`, `Kh`, `Qh`, `T_i`, `Vth`, `Vth_v4_q`, `Vth_v6_q`, `ybuf_i` (the scratch buffer holds 8 copies).
+ * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 803256 instructions, 1020352 cycles; instructions = 0.09934*E*F*S + 0.1987*E*H*P*S + 188.3*E*S + 0.09934*H*P*S**2 + 17.0, cycles = 0.1*E*F*S + 0.2001*E*H*P*S + 271.2*E*S + 0.1*H*P*S**2 + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

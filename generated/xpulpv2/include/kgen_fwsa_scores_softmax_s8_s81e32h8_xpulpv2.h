@@ -58,8 +58,11 @@ size_t kgen_fwsa_scores_softmax_s8_s81e32h8_xpulpv2_get_buffer_size(void);
  *
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
- * - No XpulpV2 pattern applies: specialised portable C.
- * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 12537344 instructions, 14750592 cycles; instructions = 3.943*E**2*H*S + 3.943*E*H*S**2 + 62.84*H*S**2 + 17.0, cycles = 4.506*E**2*H*S + 4.506*E*H*S**2 + 79.87*H*S**2 + 18.0.
+ * - Contraction over k2 (81x32x32): register block 4x4 with pv.sdotsp.b; M read in place; X read in place.
+ * - Contraction over e1 (81x81x32): register block 4x4 with pv.sdotsp.b; X read in place; I read in place.
+ * - `M` must be 4-byte aligned (its rows are read as packed words).
+ * - `X` must be 4-byte aligned (its rows are read as packed words).
+ * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 2298208 instructions, 2718592 cycles; instructions = 0.3854*E**2*H*S + 0.3854*E*H*S**2 + 26.58*H*S**2 + 17.0, cycles = 0.3894*E**2*H*S + 0.3894*E*H*S**2 + 34.41*H*S**2 + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

@@ -13,7 +13,7 @@ extern "C" {
 #endif
 
 /** Bytes of scratch memory kgen_fwsa_scores_softmax_s8_s81e32h8_xpulpv2_c8() needs (= kgen_fwsa_scores_softmax_s8_s81e32h8_xpulpv2_c8_get_buffer_size()). */
-#define KGEN_FWSA_SCORES_SOFTMAX_S8_S81E32H8_XPULPV2_C8_SCRATCH_BYTES 11536u
+#define KGEN_FWSA_SCORES_SOFTMAX_S8_S81E32H8_XPULPV2_C8_SCRATCH_BYTES 77952u
 
 /**
  * @brief Bytes of scratch memory (8-byte aligned) to pass as the last argument of
@@ -58,9 +58,12 @@ size_t kgen_fwsa_scores_softmax_s8_s81e32h8_xpulpv2_c8_get_buffer_size(void);
  *
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
- * - No XpulpV2 pattern applies: specialised portable C.
- * - Every one of the 8 cores calls the function; independent outer loops are split between them, the rest runs on core 0; it ends with a barrier.
- * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 12598272 instructions, 14810880 cycles; instructions = 3.969*E**2*H*S + 3.969*E*H*S**2 + 62.84*H*S**2 + 17.0, cycles = 4.532*E**2*H*S + 4.532*E*H*S**2 + 79.86*H*S**2 + 18.0.
+ * - Contraction over k2 (81x32x32): register block 4x4 with pv.sdotsp.b; M read in place; X read in place.
+ * - Contraction over e1 (81x81x32): register block 4x4 with pv.sdotsp.b; X read in place; I read in place.
+ * - `M` must be 4-byte aligned (its rows are read as packed words).
+ * - `X` must be 4-byte aligned (its rows are read as packed words).
+ * - Every one of the 8 cores calls the function: loops `k_uo`, `k1_uo`, `h` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier. Each core works in its own copy of `I`, `T`, `ybuf` (the scratch buffer holds 8 copies).
+ * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 287328 instructions, 339884 cycles; instructions = 0.04818*E**2*H*S + 0.04818*E*H*S**2 + 3.323*H*S**2 + 17.0, cycles = 0.04868*E**2*H*S + 0.04868*E*H*S**2 + 4.302*H*S**2 + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

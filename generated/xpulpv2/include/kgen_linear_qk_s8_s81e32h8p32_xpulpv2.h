@@ -31,8 +31,10 @@ extern "C" {
  *
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
- * - No XpulpV2 pattern applies: specialised portable C.
- * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 2495072 instructions, 2868000 cycles; instructions = 3.557*E*H*P*S + 6.5*H*P*S + 17.0, cycles = 4.119*E*H*P*S + 6.5*H*P*S + 18.0.
+ * - Contraction over e (81x32x32): register block 4x4 with pv.sdotsp.b; Wh read in place; X read in place.
+ * - `W` must be 4-byte aligned (its rows are read as packed words).
+ * - `X` must be 4-byte aligned (its rows are read as packed words).
+ * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 349056 instructions, 354384 cycles; instructions = 0.3848*E*H*P*S + 4.519*H*P*S + 17.0, cycles = 0.3888*E*H*P*S + 4.648*H*P*S + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

@@ -6,10 +6,23 @@
 #define KGEN_MHSA_AV_S8_H8S81P32_XPULPV2_H
 
 #include <stdint.h>
+#include <stddef.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/** Bytes of scratch memory kgen_mhsa_av_s8_h8s81p32_xpulpv2() needs (= kgen_mhsa_av_s8_h8s81p32_xpulpv2_get_buffer_size()). */
+#define KGEN_MHSA_AV_S8_H8S81P32_XPULPV2_SCRATCH_BYTES 2688u
+
+/**
+ * @brief Bytes of scratch memory (8-byte aligned) to pass as the last argument of
+ *        kgen_mhsa_av_s8_h8s81p32_xpulpv2().
+ *
+ * The buffer holds the kernel's intermediate arrays (Vt_v0_q);
+ * it is not read before it is written, so it needs no initialisation and can be reused between calls.
+ */
+size_t kgen_mhsa_av_s8_h8s81p32_xpulpv2_get_buffer_size(void);
 
 /**
  * @brief A·V per head, heads concatenated in place: O[s][h·P+p] = requant(Σ_j A[h][s][j]·Vt[h][p][j]).
@@ -26,11 +39,12 @@ extern "C" {
  * @param[in]     mul int32 scalar
  * @param[in]     shift int32 scalar
  * @param[out]    O int8 [S][H * P], row-major, contiguous
+ * @param[in,out] scratch work memory of kgen_mhsa_av_s8_h8s81p32_xpulpv2_get_buffer_size() bytes, 8-byte aligned, not shared with any other argument; its content is undefined on entry and on return
  *
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
- * - No XpulpV2 pattern applies: specialised portable C.
- * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 11998976 instructions, 17044736 cycles; instructions = 7.076*H*P*S**2 + 5.5*H*P*S + 17.0, cycles = 10.08*H*P*S**2 + 5.5*H*P*S + 18.0.
+ * - Contraction over j (81x32x81): register block 4x4 with pv.sdotusp.b; Vt staged as quads where its view is declared; A staged per block of 4 rows.
+ * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 909176 instructions, 920576 cycles; instructions = 0.3945*H*P*S**2 + 11.89*H*P*S + 17.0, cycles = 0.3961*H*P*S**2 + 12.31*H*P*S + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code
@@ -49,7 +63,7 @@ extern "C" {
  * @endcode
  * ISA path: xpulpv2; the portable C path is used when the ISA feature macro is absent.
  */
-void kgen_mhsa_av_s8_h8s81p32_xpulpv2(const uint8_t *restrict A, const int8_t *restrict Vt, int32_t mul, int32_t shift, int8_t *restrict O);
+void kgen_mhsa_av_s8_h8s81p32_xpulpv2(const uint8_t *restrict A, const int8_t *restrict Vt, int32_t mul, int32_t shift, int8_t *restrict O, void *restrict scratch);
 
 #ifdef __cplusplus
 }

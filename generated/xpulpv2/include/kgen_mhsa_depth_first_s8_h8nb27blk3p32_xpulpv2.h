@@ -13,13 +13,13 @@ extern "C" {
 #endif
 
 /** Bytes of scratch memory kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2() needs (= kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2_get_buffer_size()). */
-#define KGEN_MHSA_DEPTH_FIRST_S8_H8NB27BLK3P32_XPULPV2_SCRATCH_BYTES 2872u
+#define KGEN_MHSA_DEPTH_FIRST_S8_H8NB27BLK3P32_XPULPV2_SCRATCH_BYTES 5560u
 
 /**
  * @brief Bytes of scratch memory (8-byte aligned) to pass as the last argument of
  *        kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2().
  *
- * The buffer holds the kernel's intermediate arrays (texp, T, ybuf, At);
+ * The buffer holds the kernel's intermediate arrays (Vt_v1_q, texp, T, ybuf, At);
  * it is not read before it is written, so it needs no initialisation and can be reused between calls.
  */
 size_t kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2_get_buffer_size(void);
@@ -58,8 +58,11 @@ size_t kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2_get_buffer_size(void);
  *
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
- * - No XpulpV2 pattern applies: specialised portable C.
- * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 21008384 instructions, 27885056 cycles; instructions = 10.56*BLK**2*H*NB**2*P + 158.1*BLK*H*NB*P + 17.0, cycles = 14.12*BLK**2*H*NB**2*P + 201.2*BLK*H*NB*P + 18.0.
+ * - Contraction over p (3x81x32): register block 3x4 with pv.sdotsp.b; K read in place; Q read in place.
+ * - Contraction over j4 (3x32x81): register block 3x4 with pv.sdotusp.b; Vt staged as quads where its view is declared; At staged per block of 3 rows.
+ * - `K` must be 4-byte aligned (its rows are read as packed words).
+ * - `Q` must be 4-byte aligned (its rows are read as packed words).
+ * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 2855616 instructions, 3286048 cycles; instructions = 0.771*BLK**2*H*NB**2*P + 75.26*BLK*H*NB*P + 17.0, cycles = 0.778*BLK**2*H*NB**2*P + 95.45*BLK*H*NB*P + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

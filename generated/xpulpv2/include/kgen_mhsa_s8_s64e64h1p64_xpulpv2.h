@@ -13,13 +13,13 @@ extern "C" {
 #endif
 
 /** Bytes of scratch memory kgen_mhsa_s8_s64e64h1p64_xpulpv2() needs (= kgen_mhsa_s8_s64e64h1p64_xpulpv2_get_buffer_size()). */
-#define KGEN_MHSA_S8_S64E64H1P64_XPULPV2_SCRATCH_BYTES 16768u
+#define KGEN_MHSA_S8_S64E64H1P64_XPULPV2_SCRATCH_BYTES 17920u
 
 /**
  * @brief Bytes of scratch memory (8-byte aligned) to pass as the last argument of
  *        kgen_mhsa_s8_s64e64h1p64_xpulpv2().
  *
- * The buffer holds the kernel's intermediate arrays (Qh, Kh, Vth, T, ybuf, Ar, O);
+ * The buffer holds the kernel's intermediate arrays (Qh, Kh, Vth, T_i, ybuf_i, Ar_i, O);
  * it is not read before it is written, so it needs no initialisation and can be reused between calls.
  */
 size_t kgen_mhsa_s8_s64e64h1p64_xpulpv2_get_buffer_size(void);
@@ -72,8 +72,18 @@ size_t kgen_mhsa_s8_s64e64h1p64_xpulpv2_get_buffer_size(void);
  *
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
- * - No XpulpV2 pattern applies: specialised portable C.
- * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 10052736 instructions, 13797888 cycles; instructions = 24.36*E*H*P*S + 115.7*E*S + 12.18*H*P*S**2 + 17.0, cycles = 33.69*E*H*P*S + 134.2*E*S + 16.85*H*P*S**2 + 18.0.
+ * - Contraction over e (64x64x64): register block 4x4 with pv.sdotsp.b; Wq read in place; X read in place.
+ * - Contraction over e1 (64x64x64): register block 4x4 with pv.sdotsp.b; Wk read in place; X read in place.
+ * - Contraction over e2 (64x64x64): register block 4x4 with pv.sdotsp.b; Wv read in place; X read in place.
+ * - Contraction over p11 (4x64x64): register block 4x4 with pv.sdotsp.b; Kh read in place; Qh read in place.
+ * - Contraction over j4 (4x64x64): register block 4x4 with pv.sdotusp.b; Vth read in place; Ar_i read in place.
+ * - Contraction over k (64x64x64): register block 4x4 with pv.sdotsp.b; Wo read in place; O read in place.
+ * - `Wk` must be 4-byte aligned (its rows are read as packed words).
+ * - `Wo` must be 4-byte aligned (its rows are read as packed words).
+ * - `Wq` must be 4-byte aligned (its rows are read as packed words).
+ * - `Wv` must be 4-byte aligned (its rows are read as packed words).
+ * - `X` must be 4-byte aligned (its rows are read as packed words).
+ * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 852864 instructions, 891120 cycles; instructions = 1.514*E*H*P*S + 62.87*E*S + 0.757*H*P*S**2 + 17.0, cycles = 1.522*E*H*P*S + 71.48*E*S + 0.7608*H*P*S**2 + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

@@ -29,8 +29,10 @@ extern "C" {
  *
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
- * - No XpulpV2 pattern applies: specialised portable C.
- * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 6132096 instructions, 7076032 cycles; instructions = 3.479*H*P*S**2 + 5.5*H*S**2 + 17.0, cycles = 4.041*H*P*S**2 + 5.5*H*S**2 + 18.0.
+ * - Contraction over p (81x81x32): register block 4x4 with pv.sdotsp.b; K read in place; Q read in place.
+ * - `K` must be 4-byte aligned (its rows are read as packed words).
+ * - `Q` must be 4-byte aligned (its rows are read as packed words).
+ * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 853256 instructions, 859816 cycles; instructions = 0.383*H*P*S**2 + 4.0*H*S**2 + 17.0, cycles = 0.3869*H*P*S**2 + 4.0*H*S**2 + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

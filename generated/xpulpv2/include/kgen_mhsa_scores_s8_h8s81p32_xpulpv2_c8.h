@@ -29,9 +29,11 @@ extern "C" {
  *
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
- * - No XpulpV2 pattern applies: specialised portable C.
- * - Every one of the 8 cores calls the function; independent outer loops are split between them, the rest runs on core 0; it ends with a barrier.
- * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 766560 instructions, 884648 cycles; instructions = 0.4349*H*P*S**2 + 0.6875*H*S**2 + 17.0, cycles = 0.5052*H*P*S**2 + 0.6875*H*S**2 + 18.0.
+ * - Contraction over p (81x81x32): register block 4x4 with pv.sdotsp.b; K read in place; Q read in place.
+ * - `K` must be 4-byte aligned (its rows are read as packed words).
+ * - `Q` must be 4-byte aligned (its rows are read as packed words).
+ * - Every one of the 8 cores calls the function: loops `h` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier.
+ * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 106681 instructions, 107522 cycles; instructions = 0.04788*H*P*S**2 + 0.5*H*S**2 + 17.0, cycles = 0.04838*H*P*S**2 + 0.5*H*S**2 + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

@@ -13,7 +13,7 @@ extern "C" {
 #endif
 
 /** Bytes of scratch memory kgen_mhsa_scores_softmax_s8_h8nb27blk3p32_xpulpv2_c8() needs (= kgen_mhsa_scores_softmax_s8_h8nb27blk3p32_xpulpv2_c8_get_buffer_size()). */
-#define KGEN_MHSA_SCORES_SOFTMAX_S8_H8NB27BLK3P32_XPULPV2_C8_SCRATCH_BYTES 2624u
+#define KGEN_MHSA_SCORES_SOFTMAX_S8_H8NB27BLK3P32_XPULPV2_C8_SCRATCH_BYTES 6656u
 
 /**
  * @brief Bytes of scratch memory (8-byte aligned) to pass as the last argument of
@@ -53,9 +53,11 @@ size_t kgen_mhsa_scores_softmax_s8_h8nb27blk3p32_xpulpv2_c8_get_buffer_size(void
  *
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
- * - No XpulpV2 pattern applies: specialised portable C.
- * - Every one of the 8 cores calls the function; independent outer loops are split between them, the rest runs on core 0; it ends with a barrier.
- * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 9164032 instructions, 11002496 cycles; instructions = 3.572*BLK**2*H*NB**2*P + 60.29*BLK**2*H*NB**2 + 17.0, cycles = 4.135*BLK**2*H*NB**2*P + 77.3*BLK**2*H*NB**2 + 18.0.
+ * - Contraction over p (3x81x32): register block 3x4 with pv.sdotsp.b; K read in place; Q read in place.
+ * - `K` must be 4-byte aligned (its rows are read as packed words).
+ * - `Q` must be 4-byte aligned (its rows are read as packed words).
+ * - Every one of the 8 cores calls the function: loops `k_uo`, `k1_uo`, `h` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier. Each core works in its own copy of `T`, `ybuf` (the scratch buffer holds 8 copies).
+ * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 236482 instructions, 288576 cycles; instructions = 0.04338*BLK**2*H*NB**2*P + 3.117*BLK**2*H*NB**2 + 17.0, cycles = 0.04402*BLK**2*H*NB**2*P + 4.089*BLK**2*H*NB**2 + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

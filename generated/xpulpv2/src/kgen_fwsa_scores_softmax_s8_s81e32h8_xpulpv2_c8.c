@@ -9,14 +9,14 @@
 #include "kgen_runtime.h"
 
 /* Scratch layout (byte offset: array, bytes; round8(x) = x rounded up to a multiple of 8):
- *   9160: texp, 2048
- *   6568: I, 2592
- *   0: T, 6568
- *   11208: ybuf, 328
+ *   75904: texp, 2048
+ *   52544: I, 20736
+ *   0: T, 52544
+ *   73280: ybuf, 2624
  */
 size_t kgen_fwsa_scores_softmax_s8_s81e32h8_xpulpv2_c8_get_buffer_size(void)
 {
-    return 11536;
+    return 77952;
 }
 
 /**
@@ -53,9 +53,12 @@ size_t kgen_fwsa_scores_softmax_s8_s81e32h8_xpulpv2_c8_get_buffer_size(void)
  *
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
- * - No XpulpV2 pattern applies: specialised portable C.
- * - Every one of the 8 cores calls the function; independent outer loops are split between them, the rest runs on core 0; it ends with a barrier.
- * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 12598272 instructions, 14810880 cycles; instructions = 3.969*E**2*H*S + 3.969*E*H*S**2 + 62.84*H*S**2 + 17.0, cycles = 4.532*E**2*H*S + 4.532*E*H*S**2 + 79.86*H*S**2 + 18.0.
+ * - Contraction over k2 (81x32x32): register block 4x4 with pv.sdotsp.b; M read in place; X read in place.
+ * - Contraction over e1 (81x81x32): register block 4x4 with pv.sdotsp.b; X read in place; I read in place.
+ * - `M` must be 4-byte aligned (its rows are read as packed words).
+ * - `X` must be 4-byte aligned (its rows are read as packed words).
+ * - Every one of the 8 cores calls the function: loops `k_uo`, `k1_uo`, `h` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier. Each core works in its own copy of `I`, `T`, `ybuf` (the scratch buffer holds 8 copies).
+ * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 287328 instructions, 339884 cycles; instructions = 0.04818*E**2*H*S + 0.04818*E*H*S**2 + 3.323*H*S**2 + 17.0, cycles = 0.04868*E**2*H*S + 0.04868*E*H*S**2 + 4.302*H*S**2 + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code
@@ -114,6 +117,68 @@ size_t kgen_fwsa_scores_softmax_s8_s81e32h8_xpulpv2_c8_get_buffer_size(void)
  */
 void kgen_fwsa_scores_softmax_s8_s81e32h8_xpulpv2_c8(const int8_t *restrict X, const int8_t *restrict M, const int32_t *restrict bias, int32_t mul_i, int32_t shift_i, int32_t mul_s, int32_t shift_s, int32_t a, int32_t b, int32_t c, int32_t log2, uint8_t *restrict A, void *restrict scratch)
 {
+    int32_t rl2 = kgen_div_i32((int32_t)((uint32_t)((int32_t)((uint32_t)65536 + (uint32_t)log2)) - (uint32_t)1), log2);
+    uint32_t *const texp_storage = (uint32_t *)(void *)((unsigned char *)scratch + 75904);
+    {
+        const int32_t k_uo_n = (32) - (0);
+        const int32_t k_uo_core = kgen_core_id();
+        const int32_t k_uo_extra = k_uo_core < k_uo_n % 8 ? k_uo_core : k_uo_n % 8;
+        const int32_t k_uo_lo = (0) + k_uo_core * (k_uo_n / 8) + k_uo_extra;
+        const int32_t k_uo_hi = k_uo_lo + k_uo_n / 8 + (k_uo_core < k_uo_n % 8 ? 1 : 0);
+        for (int32_t k_uo = k_uo_lo; k_uo < k_uo_hi; ++k_uo) {
+            int32_t xt_0 = (int32_t)((uint32_t)((int32_t)(8 * k_uo)) - (uint32_t)255);
+            int32_t z_0 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_0)) * (uint32_t)rl2)) >> 16), 31);
+            int32_t q_0 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_0 + (uint32_t)((int32_t)((uint32_t)z_0 * (uint32_t)log2)))) + (uint32_t)b);
+            texp_storage[8 * k_uo] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_0)) * (uint32_t)q_0)) + (uint32_t)c)) >> z_0);
+            int32_t xt_1 = (int32_t)((uint32_t)((int32_t)((8 * k_uo) + 1)) - (uint32_t)255);
+            int32_t z_1 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_1)) * (uint32_t)rl2)) >> 16), 31);
+            int32_t q_1 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_1 + (uint32_t)((int32_t)((uint32_t)z_1 * (uint32_t)log2)))) + (uint32_t)b);
+            texp_storage[(8 * k_uo) + 1] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_1)) * (uint32_t)q_1)) + (uint32_t)c)) >> z_1);
+            int32_t xt_2 = (int32_t)((uint32_t)((int32_t)((8 * k_uo) + 2)) - (uint32_t)255);
+            int32_t z_2 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_2)) * (uint32_t)rl2)) >> 16), 31);
+            int32_t q_2 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_2 + (uint32_t)((int32_t)((uint32_t)z_2 * (uint32_t)log2)))) + (uint32_t)b);
+            texp_storage[(8 * k_uo) + 2] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_2)) * (uint32_t)q_2)) + (uint32_t)c)) >> z_2);
+            int32_t xt_3 = (int32_t)((uint32_t)((int32_t)((8 * k_uo) + 3)) - (uint32_t)255);
+            int32_t z_3 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_3)) * (uint32_t)rl2)) >> 16), 31);
+            int32_t q_3 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_3 + (uint32_t)((int32_t)((uint32_t)z_3 * (uint32_t)log2)))) + (uint32_t)b);
+            texp_storage[(8 * k_uo) + 3] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_3)) * (uint32_t)q_3)) + (uint32_t)c)) >> z_3);
+            int32_t xt_4 = (int32_t)((uint32_t)((int32_t)((8 * k_uo) + 4)) - (uint32_t)255);
+            int32_t z_4 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_4)) * (uint32_t)rl2)) >> 16), 31);
+            int32_t q_4 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_4 + (uint32_t)((int32_t)((uint32_t)z_4 * (uint32_t)log2)))) + (uint32_t)b);
+            texp_storage[(8 * k_uo) + 4] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_4)) * (uint32_t)q_4)) + (uint32_t)c)) >> z_4);
+            int32_t xt_5 = (int32_t)((uint32_t)((int32_t)((8 * k_uo) + 5)) - (uint32_t)255);
+            int32_t z_5 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_5)) * (uint32_t)rl2)) >> 16), 31);
+            int32_t q_5 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_5 + (uint32_t)((int32_t)((uint32_t)z_5 * (uint32_t)log2)))) + (uint32_t)b);
+            texp_storage[(8 * k_uo) + 5] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_5)) * (uint32_t)q_5)) + (uint32_t)c)) >> z_5);
+            int32_t xt_6 = (int32_t)((uint32_t)((int32_t)((8 * k_uo) + 6)) - (uint32_t)255);
+            int32_t z_6 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_6)) * (uint32_t)rl2)) >> 16), 31);
+            int32_t q_6 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_6 + (uint32_t)((int32_t)((uint32_t)z_6 * (uint32_t)log2)))) + (uint32_t)b);
+            texp_storage[(8 * k_uo) + 6] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_6)) * (uint32_t)q_6)) + (uint32_t)c)) >> z_6);
+            int32_t xt_7 = (int32_t)((uint32_t)((int32_t)((8 * k_uo) + 7)) - (uint32_t)255);
+            int32_t z_7 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_7)) * (uint32_t)rl2)) >> 16), 31);
+            int32_t q_7 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_7 + (uint32_t)((int32_t)((uint32_t)z_7 * (uint32_t)log2)))) + (uint32_t)b);
+            texp_storage[(8 * k_uo) + 7] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_7)) * (uint32_t)q_7)) + (uint32_t)c)) >> z_7);
+        }
+    }
+    kgen_barrier();
+    {
+        const int32_t k1_uo_n = (31) - (0);
+        const int32_t k1_uo_core = kgen_core_id();
+        const int32_t k1_uo_extra = k1_uo_core < k1_uo_n % 8 ? k1_uo_core : k1_uo_n % 8;
+        const int32_t k1_uo_lo = (0) + k1_uo_core * (k1_uo_n / 8) + k1_uo_extra;
+        const int32_t k1_uo_hi = k1_uo_lo + k1_uo_n / 8 + (k1_uo_core < k1_uo_n % 8 ? 1 : 0);
+        for (int32_t k1_uo = k1_uo_lo; k1_uo < k1_uo_hi; ++k1_uo) {
+            texp_storage[(8 * k1_uo) + 256] = (uint32_t)0u;
+            texp_storage[(8 * k1_uo) + 257] = (uint32_t)0u;
+            texp_storage[(8 * k1_uo) + 258] = (uint32_t)0u;
+            texp_storage[(8 * k1_uo) + 259] = (uint32_t)0u;
+            texp_storage[(8 * k1_uo) + 260] = (uint32_t)0u;
+            texp_storage[(8 * k1_uo) + 261] = (uint32_t)0u;
+            texp_storage[(8 * k1_uo) + 262] = (uint32_t)0u;
+            texp_storage[(8 * k1_uo) + 263] = (uint32_t)0u;
+        }
+    }
+    kgen_barrier();
     {
         const int32_t kgen_serial_n = (1) - (0);
         const int32_t kgen_serial_core = kgen_core_id();
@@ -121,55 +186,493 @@ void kgen_fwsa_scores_softmax_s8_s81e32h8_xpulpv2_c8(const int8_t *restrict X, c
         const int32_t kgen_serial_lo = (0) + kgen_serial_core * (kgen_serial_n / 8) + kgen_serial_extra;
         const int32_t kgen_serial_hi = kgen_serial_lo + kgen_serial_n / 8 + (kgen_serial_core < kgen_serial_n % 8 ? 1 : 0);
         for (int32_t kgen_serial = kgen_serial_lo; kgen_serial < kgen_serial_hi; ++kgen_serial) {
-            int32_t rl2 = kgen_div_i32((int32_t)((uint32_t)((int32_t)((uint32_t)65536 + (uint32_t)log2)) - (uint32_t)1), log2);
-            uint32_t *const texp_storage = (uint32_t *)(void *)((unsigned char *)scratch + 9160);
-            for (int32_t k = 0; k < 256; ++k) {
-                int32_t xt = (int32_t)((uint32_t)((int32_t)k) - (uint32_t)255);
-                int32_t z = kgen_min_i32((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt)) * (uint32_t)rl2)) >> 16), 31);
-                int32_t q = (int32_t)((uint32_t)((int32_t)((uint32_t)xt + (uint32_t)((int32_t)((uint32_t)z * (uint32_t)log2)))) + (uint32_t)b);
-                texp_storage[k] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q)) * (uint32_t)q)) + (uint32_t)c)) >> z);
+            texp_storage[504] = (uint32_t)0u;
+            texp_storage[505] = (uint32_t)0u;
+            texp_storage[506] = (uint32_t)0u;
+            texp_storage[507] = (uint32_t)0u;
+            texp_storage[508] = (uint32_t)0u;
+            texp_storage[509] = (uint32_t)0u;
+            texp_storage[510] = (uint32_t)0u;
+        }
+    }
+    int8_t *const I_storage = (int8_t *)(void *)((unsigned char *)scratch + 52544);
+    int8_t *const T_storage = (int8_t *)scratch;
+    uint32_t *const ybuf_storage = (uint32_t *)(void *)((unsigned char *)scratch + 73280);
+    kgen_barrier();
+    {
+        const int32_t h_n = (8) - (0);
+        const int32_t h_core = kgen_core_id();
+        const int32_t h_extra = h_core < h_n % 8 ? h_core : h_n % 8;
+        const int32_t h_lo = (0) + h_core * (h_n / 8) + h_extra;
+        const int32_t h_hi = h_lo + h_n / 8 + (h_core < h_n % 8 ? 1 : 0);
+        int8_t *const I_own = (int8_t *)(void *)((unsigned char *)I_storage + h_core * 2592);
+        int8_t *const T_own = (int8_t *)(void *)((unsigned char *)T_storage + h_core * 6568);
+        uint32_t *const ybuf_own = (uint32_t *)(void *)((unsigned char *)ybuf_storage + h_core * 328);
+        for (int32_t h = h_lo; h < h_hi; ++h) {
+            for (int32_t s_o = 0; s_o < 20; ++s_o) {
+                for (int32_t e_o = 0; e_o < 8; ++e_o) {
+                    int32_t acc_0_0 = kgen_pv_dotsp_b(kgen_ld32(&X[128 * s_o]), kgen_ld32(&M[(1024 * h) + (128 * e_o)]));
+                    int32_t acc_1_0 = kgen_pv_dotsp_b(kgen_ld32(&X[128 * s_o]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 32]));
+                    int32_t acc_2_0 = kgen_pv_dotsp_b(kgen_ld32(&X[128 * s_o]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 64]));
+                    int32_t acc_3_0 = kgen_pv_dotsp_b(kgen_ld32(&X[128 * s_o]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 96]));
+                    int32_t acc_0_1 = kgen_pv_dotsp_b(kgen_ld32(&X[(128 * s_o) + 32]), kgen_ld32(&M[(1024 * h) + (128 * e_o)]));
+                    int32_t acc_1_1 = kgen_pv_dotsp_b(kgen_ld32(&X[(128 * s_o) + 32]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 32]));
+                    int32_t acc_2_1 = kgen_pv_dotsp_b(kgen_ld32(&X[(128 * s_o) + 32]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 64]));
+                    int32_t acc_3_1 = kgen_pv_dotsp_b(kgen_ld32(&X[(128 * s_o) + 32]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 96]));
+                    int32_t acc_0_2 = kgen_pv_dotsp_b(kgen_ld32(&X[(128 * s_o) + 64]), kgen_ld32(&M[(1024 * h) + (128 * e_o)]));
+                    int32_t acc_1_2 = kgen_pv_dotsp_b(kgen_ld32(&X[(128 * s_o) + 64]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 32]));
+                    int32_t acc_2_2 = kgen_pv_dotsp_b(kgen_ld32(&X[(128 * s_o) + 64]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 64]));
+                    int32_t acc_3_2 = kgen_pv_dotsp_b(kgen_ld32(&X[(128 * s_o) + 64]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 96]));
+                    int32_t acc_0_3 = kgen_pv_dotsp_b(kgen_ld32(&X[(128 * s_o) + 96]), kgen_ld32(&M[(1024 * h) + (128 * e_o)]));
+                    int32_t acc_1_3 = kgen_pv_dotsp_b(kgen_ld32(&X[(128 * s_o) + 96]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 32]));
+                    int32_t acc_2_3 = kgen_pv_dotsp_b(kgen_ld32(&X[(128 * s_o) + 96]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 64]));
+                    int32_t acc_3_3 = kgen_pv_dotsp_b(kgen_ld32(&X[(128 * s_o) + 96]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 96]));
+                    acc_0_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 4]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 4]), acc_0_0);
+                    acc_1_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 4]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 36]), acc_1_0);
+                    acc_2_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 4]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 68]), acc_2_0);
+                    acc_3_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 4]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 100]), acc_3_0);
+                    acc_0_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 36]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 4]), acc_0_1);
+                    acc_1_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 36]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 36]), acc_1_1);
+                    acc_2_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 36]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 68]), acc_2_1);
+                    acc_3_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 36]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 100]), acc_3_1);
+                    acc_0_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 68]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 4]), acc_0_2);
+                    acc_1_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 68]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 36]), acc_1_2);
+                    acc_2_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 68]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 68]), acc_2_2);
+                    acc_3_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 68]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 100]), acc_3_2);
+                    acc_0_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 100]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 4]), acc_0_3);
+                    acc_1_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 100]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 36]), acc_1_3);
+                    acc_2_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 100]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 68]), acc_2_3);
+                    acc_3_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 100]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 100]), acc_3_3);
+                    acc_0_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 8]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 8]), acc_0_0);
+                    acc_1_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 8]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 40]), acc_1_0);
+                    acc_2_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 8]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 72]), acc_2_0);
+                    acc_3_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 8]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 104]), acc_3_0);
+                    acc_0_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 40]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 8]), acc_0_1);
+                    acc_1_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 40]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 40]), acc_1_1);
+                    acc_2_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 40]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 72]), acc_2_1);
+                    acc_3_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 40]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 104]), acc_3_1);
+                    acc_0_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 72]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 8]), acc_0_2);
+                    acc_1_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 72]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 40]), acc_1_2);
+                    acc_2_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 72]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 72]), acc_2_2);
+                    acc_3_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 72]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 104]), acc_3_2);
+                    acc_0_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 104]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 8]), acc_0_3);
+                    acc_1_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 104]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 40]), acc_1_3);
+                    acc_2_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 104]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 72]), acc_2_3);
+                    acc_3_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 104]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 104]), acc_3_3);
+                    acc_0_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 12]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 12]), acc_0_0);
+                    acc_1_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 12]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 44]), acc_1_0);
+                    acc_2_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 12]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 76]), acc_2_0);
+                    acc_3_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 12]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 108]), acc_3_0);
+                    acc_0_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 44]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 12]), acc_0_1);
+                    acc_1_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 44]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 44]), acc_1_1);
+                    acc_2_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 44]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 76]), acc_2_1);
+                    acc_3_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 44]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 108]), acc_3_1);
+                    acc_0_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 76]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 12]), acc_0_2);
+                    acc_1_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 76]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 44]), acc_1_2);
+                    acc_2_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 76]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 76]), acc_2_2);
+                    acc_3_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 76]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 108]), acc_3_2);
+                    acc_0_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 108]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 12]), acc_0_3);
+                    acc_1_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 108]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 44]), acc_1_3);
+                    acc_2_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 108]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 76]), acc_2_3);
+                    acc_3_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 108]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 108]), acc_3_3);
+                    acc_0_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 16]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 16]), acc_0_0);
+                    acc_1_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 16]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 48]), acc_1_0);
+                    acc_2_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 16]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 80]), acc_2_0);
+                    acc_3_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 16]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 112]), acc_3_0);
+                    acc_0_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 48]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 16]), acc_0_1);
+                    acc_1_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 48]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 48]), acc_1_1);
+                    acc_2_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 48]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 80]), acc_2_1);
+                    acc_3_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 48]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 112]), acc_3_1);
+                    acc_0_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 80]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 16]), acc_0_2);
+                    acc_1_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 80]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 48]), acc_1_2);
+                    acc_2_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 80]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 80]), acc_2_2);
+                    acc_3_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 80]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 112]), acc_3_2);
+                    acc_0_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 112]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 16]), acc_0_3);
+                    acc_1_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 112]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 48]), acc_1_3);
+                    acc_2_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 112]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 80]), acc_2_3);
+                    acc_3_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 112]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 112]), acc_3_3);
+                    acc_0_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 20]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 20]), acc_0_0);
+                    acc_1_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 20]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 52]), acc_1_0);
+                    acc_2_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 20]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 84]), acc_2_0);
+                    acc_3_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 20]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 116]), acc_3_0);
+                    acc_0_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 52]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 20]), acc_0_1);
+                    acc_1_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 52]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 52]), acc_1_1);
+                    acc_2_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 52]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 84]), acc_2_1);
+                    acc_3_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 52]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 116]), acc_3_1);
+                    acc_0_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 84]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 20]), acc_0_2);
+                    acc_1_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 84]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 52]), acc_1_2);
+                    acc_2_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 84]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 84]), acc_2_2);
+                    acc_3_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 84]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 116]), acc_3_2);
+                    acc_0_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 116]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 20]), acc_0_3);
+                    acc_1_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 116]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 52]), acc_1_3);
+                    acc_2_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 116]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 84]), acc_2_3);
+                    acc_3_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 116]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 116]), acc_3_3);
+                    acc_0_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 24]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 24]), acc_0_0);
+                    acc_1_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 24]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 56]), acc_1_0);
+                    acc_2_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 24]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 88]), acc_2_0);
+                    acc_3_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 24]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 120]), acc_3_0);
+                    acc_0_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 56]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 24]), acc_0_1);
+                    acc_1_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 56]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 56]), acc_1_1);
+                    acc_2_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 56]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 88]), acc_2_1);
+                    acc_3_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 56]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 120]), acc_3_1);
+                    acc_0_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 88]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 24]), acc_0_2);
+                    acc_1_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 88]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 56]), acc_1_2);
+                    acc_2_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 88]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 88]), acc_2_2);
+                    acc_3_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 88]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 120]), acc_3_2);
+                    acc_0_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 120]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 24]), acc_0_3);
+                    acc_1_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 120]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 56]), acc_1_3);
+                    acc_2_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 120]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 88]), acc_2_3);
+                    acc_3_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 120]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 120]), acc_3_3);
+                    acc_0_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 28]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 28]), acc_0_0);
+                    acc_1_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 28]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 60]), acc_1_0);
+                    acc_2_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 28]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 92]), acc_2_0);
+                    acc_3_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 28]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 124]), acc_3_0);
+                    acc_0_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 60]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 28]), acc_0_1);
+                    acc_1_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 60]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 60]), acc_1_1);
+                    acc_2_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 60]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 92]), acc_2_1);
+                    acc_3_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 60]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 124]), acc_3_1);
+                    acc_0_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 92]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 28]), acc_0_2);
+                    acc_1_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 92]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 60]), acc_1_2);
+                    acc_2_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 92]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 92]), acc_2_2);
+                    acc_3_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 92]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 124]), acc_3_2);
+                    acc_0_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 124]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 28]), acc_0_3);
+                    acc_1_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 124]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 60]), acc_1_3);
+                    acc_2_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 124]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 92]), acc_2_3);
+                    acc_3_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 124]), kgen_ld32(&M[((1024 * h) + (128 * e_o)) + 124]), acc_3_3);
+                    I_own[(128 * s_o) + (4 * e_o)] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_0_0 * (uint32_t)mul_i)), ((int32_t)((uint32_t)bias[(32 * h) + (4 * e_o)] * (uint32_t)mul_i)), shift_i));
+                    I_own[((128 * s_o) + (4 * e_o)) + 32] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_0_1 * (uint32_t)mul_i)), ((int32_t)((uint32_t)bias[(32 * h) + (4 * e_o)] * (uint32_t)mul_i)), shift_i));
+                    I_own[((128 * s_o) + (4 * e_o)) + 64] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_0_2 * (uint32_t)mul_i)), ((int32_t)((uint32_t)bias[(32 * h) + (4 * e_o)] * (uint32_t)mul_i)), shift_i));
+                    I_own[((128 * s_o) + (4 * e_o)) + 96] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_0_3 * (uint32_t)mul_i)), ((int32_t)((uint32_t)bias[(32 * h) + (4 * e_o)] * (uint32_t)mul_i)), shift_i));
+                    I_own[((128 * s_o) + (4 * e_o)) + 1] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_1_0 * (uint32_t)mul_i)), ((int32_t)((uint32_t)bias[((32 * h) + (4 * e_o)) + 1] * (uint32_t)mul_i)), shift_i));
+                    I_own[((128 * s_o) + (4 * e_o)) + 33] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_1_1 * (uint32_t)mul_i)), ((int32_t)((uint32_t)bias[((32 * h) + (4 * e_o)) + 1] * (uint32_t)mul_i)), shift_i));
+                    I_own[((128 * s_o) + (4 * e_o)) + 65] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_1_2 * (uint32_t)mul_i)), ((int32_t)((uint32_t)bias[((32 * h) + (4 * e_o)) + 1] * (uint32_t)mul_i)), shift_i));
+                    I_own[((128 * s_o) + (4 * e_o)) + 97] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_1_3 * (uint32_t)mul_i)), ((int32_t)((uint32_t)bias[((32 * h) + (4 * e_o)) + 1] * (uint32_t)mul_i)), shift_i));
+                    I_own[((128 * s_o) + (4 * e_o)) + 2] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_2_0 * (uint32_t)mul_i)), ((int32_t)((uint32_t)bias[((32 * h) + (4 * e_o)) + 2] * (uint32_t)mul_i)), shift_i));
+                    I_own[((128 * s_o) + (4 * e_o)) + 34] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_2_1 * (uint32_t)mul_i)), ((int32_t)((uint32_t)bias[((32 * h) + (4 * e_o)) + 2] * (uint32_t)mul_i)), shift_i));
+                    I_own[((128 * s_o) + (4 * e_o)) + 66] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_2_2 * (uint32_t)mul_i)), ((int32_t)((uint32_t)bias[((32 * h) + (4 * e_o)) + 2] * (uint32_t)mul_i)), shift_i));
+                    I_own[((128 * s_o) + (4 * e_o)) + 98] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_2_3 * (uint32_t)mul_i)), ((int32_t)((uint32_t)bias[((32 * h) + (4 * e_o)) + 2] * (uint32_t)mul_i)), shift_i));
+                    I_own[((128 * s_o) + (4 * e_o)) + 3] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_3_0 * (uint32_t)mul_i)), ((int32_t)((uint32_t)bias[((32 * h) + (4 * e_o)) + 3] * (uint32_t)mul_i)), shift_i));
+                    I_own[((128 * s_o) + (4 * e_o)) + 35] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_3_1 * (uint32_t)mul_i)), ((int32_t)((uint32_t)bias[((32 * h) + (4 * e_o)) + 3] * (uint32_t)mul_i)), shift_i));
+                    I_own[((128 * s_o) + (4 * e_o)) + 67] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_3_2 * (uint32_t)mul_i)), ((int32_t)((uint32_t)bias[((32 * h) + (4 * e_o)) + 3] * (uint32_t)mul_i)), shift_i));
+                    I_own[((128 * s_o) + (4 * e_o)) + 99] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_3_3 * (uint32_t)mul_i)), ((int32_t)((uint32_t)bias[((32 * h) + (4 * e_o)) + 3] * (uint32_t)mul_i)), shift_i));
+                }
             }
-            for (int32_t k = 256; k < 511; ++k) {
-                texp_storage[k] = (uint32_t)0u;
+            for (int32_t e_o1 = 0; e_o1 < 8; ++e_o1) {
+                int32_t acc_0 = kgen_pv_dotsp_b(kgen_ld32(&X[2560]), kgen_ld32(&M[(1024 * h) + (128 * e_o1)]));
+                int32_t acc_1 = kgen_pv_dotsp_b(kgen_ld32(&X[2560]), kgen_ld32(&M[((1024 * h) + (128 * e_o1)) + 32]));
+                int32_t acc_2 = kgen_pv_dotsp_b(kgen_ld32(&X[2560]), kgen_ld32(&M[((1024 * h) + (128 * e_o1)) + 64]));
+                int32_t acc_3 = kgen_pv_dotsp_b(kgen_ld32(&X[2560]), kgen_ld32(&M[((1024 * h) + (128 * e_o1)) + 96]));
+                acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[2564]), kgen_ld32(&M[((1024 * h) + (128 * e_o1)) + 4]), acc_0);
+                acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[2564]), kgen_ld32(&M[((1024 * h) + (128 * e_o1)) + 36]), acc_1);
+                acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[2564]), kgen_ld32(&M[((1024 * h) + (128 * e_o1)) + 68]), acc_2);
+                acc_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[2564]), kgen_ld32(&M[((1024 * h) + (128 * e_o1)) + 100]), acc_3);
+                acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[2568]), kgen_ld32(&M[((1024 * h) + (128 * e_o1)) + 8]), acc_0);
+                acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[2568]), kgen_ld32(&M[((1024 * h) + (128 * e_o1)) + 40]), acc_1);
+                acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[2568]), kgen_ld32(&M[((1024 * h) + (128 * e_o1)) + 72]), acc_2);
+                acc_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[2568]), kgen_ld32(&M[((1024 * h) + (128 * e_o1)) + 104]), acc_3);
+                acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[2572]), kgen_ld32(&M[((1024 * h) + (128 * e_o1)) + 12]), acc_0);
+                acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[2572]), kgen_ld32(&M[((1024 * h) + (128 * e_o1)) + 44]), acc_1);
+                acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[2572]), kgen_ld32(&M[((1024 * h) + (128 * e_o1)) + 76]), acc_2);
+                acc_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[2572]), kgen_ld32(&M[((1024 * h) + (128 * e_o1)) + 108]), acc_3);
+                acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[2576]), kgen_ld32(&M[((1024 * h) + (128 * e_o1)) + 16]), acc_0);
+                acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[2576]), kgen_ld32(&M[((1024 * h) + (128 * e_o1)) + 48]), acc_1);
+                acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[2576]), kgen_ld32(&M[((1024 * h) + (128 * e_o1)) + 80]), acc_2);
+                acc_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[2576]), kgen_ld32(&M[((1024 * h) + (128 * e_o1)) + 112]), acc_3);
+                acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[2580]), kgen_ld32(&M[((1024 * h) + (128 * e_o1)) + 20]), acc_0);
+                acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[2580]), kgen_ld32(&M[((1024 * h) + (128 * e_o1)) + 52]), acc_1);
+                acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[2580]), kgen_ld32(&M[((1024 * h) + (128 * e_o1)) + 84]), acc_2);
+                acc_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[2580]), kgen_ld32(&M[((1024 * h) + (128 * e_o1)) + 116]), acc_3);
+                acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[2584]), kgen_ld32(&M[((1024 * h) + (128 * e_o1)) + 24]), acc_0);
+                acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[2584]), kgen_ld32(&M[((1024 * h) + (128 * e_o1)) + 56]), acc_1);
+                acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[2584]), kgen_ld32(&M[((1024 * h) + (128 * e_o1)) + 88]), acc_2);
+                acc_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[2584]), kgen_ld32(&M[((1024 * h) + (128 * e_o1)) + 120]), acc_3);
+                acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[2588]), kgen_ld32(&M[((1024 * h) + (128 * e_o1)) + 28]), acc_0);
+                acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[2588]), kgen_ld32(&M[((1024 * h) + (128 * e_o1)) + 60]), acc_1);
+                acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[2588]), kgen_ld32(&M[((1024 * h) + (128 * e_o1)) + 92]), acc_2);
+                acc_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[2588]), kgen_ld32(&M[((1024 * h) + (128 * e_o1)) + 124]), acc_3);
+                I_own[(4 * e_o1) + 2560] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_0 * (uint32_t)mul_i)), ((int32_t)((uint32_t)bias[(32 * h) + (4 * e_o1)] * (uint32_t)mul_i)), shift_i));
+                I_own[(4 * e_o1) + 2561] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_1 * (uint32_t)mul_i)), ((int32_t)((uint32_t)bias[((32 * h) + (4 * e_o1)) + 1] * (uint32_t)mul_i)), shift_i));
+                I_own[(4 * e_o1) + 2562] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_2 * (uint32_t)mul_i)), ((int32_t)((uint32_t)bias[((32 * h) + (4 * e_o1)) + 2] * (uint32_t)mul_i)), shift_i));
+                I_own[(4 * e_o1) + 2563] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_3 * (uint32_t)mul_i)), ((int32_t)((uint32_t)bias[((32 * h) + (4 * e_o1)) + 3] * (uint32_t)mul_i)), shift_i));
             }
-            int8_t *const I_storage = (int8_t *)(void *)((unsigned char *)scratch + 6568);
-            int8_t *const T_storage = (int8_t *)scratch;
-            uint32_t *const ybuf_storage = (uint32_t *)(void *)((unsigned char *)scratch + 11208);
-            for (int32_t h = 0; h < 8; ++h) {
-                for (int32_t s = 0; s < 81; ++s) {
-                    for (int32_t e = 0; e < 32; ++e) {
-                        int32_t acc = bias[(32 * h) + e];
-                        for (int32_t k = 0; k < 32; ++k) {
-                            acc = (int32_t)((uint32_t)acc + (uint32_t)(((int32_t)X[(32 * s) + k]) * ((int32_t)M[((1024 * h) + (32 * e)) + k])));
-                        }
-                        I_storage[(32 * s) + e] = kgen_requant_floor(acc, mul_i, shift_i);
-                    }
+            for (int32_t s1_o = 0; s1_o < 20; ++s1_o) {
+                for (int32_t t_o = 0; t_o < 20; ++t_o) {
+                    int32_t acc1_0_0 = kgen_pv_dotsp_b(kgen_ld32(&I_own[128 * s1_o]), kgen_ld32(&X[128 * t_o]));
+                    int32_t acc1_1_0 = kgen_pv_dotsp_b(kgen_ld32(&I_own[128 * s1_o]), kgen_ld32(&X[(128 * t_o) + 32]));
+                    int32_t acc1_2_0 = kgen_pv_dotsp_b(kgen_ld32(&I_own[128 * s1_o]), kgen_ld32(&X[(128 * t_o) + 64]));
+                    int32_t acc1_3_0 = kgen_pv_dotsp_b(kgen_ld32(&I_own[128 * s1_o]), kgen_ld32(&X[(128 * t_o) + 96]));
+                    int32_t acc1_0_1 = kgen_pv_dotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 32]), kgen_ld32(&X[128 * t_o]));
+                    int32_t acc1_1_1 = kgen_pv_dotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 32]), kgen_ld32(&X[(128 * t_o) + 32]));
+                    int32_t acc1_2_1 = kgen_pv_dotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 32]), kgen_ld32(&X[(128 * t_o) + 64]));
+                    int32_t acc1_3_1 = kgen_pv_dotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 32]), kgen_ld32(&X[(128 * t_o) + 96]));
+                    int32_t acc1_0_2 = kgen_pv_dotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 64]), kgen_ld32(&X[128 * t_o]));
+                    int32_t acc1_1_2 = kgen_pv_dotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 64]), kgen_ld32(&X[(128 * t_o) + 32]));
+                    int32_t acc1_2_2 = kgen_pv_dotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 64]), kgen_ld32(&X[(128 * t_o) + 64]));
+                    int32_t acc1_3_2 = kgen_pv_dotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 64]), kgen_ld32(&X[(128 * t_o) + 96]));
+                    int32_t acc1_0_3 = kgen_pv_dotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 96]), kgen_ld32(&X[128 * t_o]));
+                    int32_t acc1_1_3 = kgen_pv_dotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 96]), kgen_ld32(&X[(128 * t_o) + 32]));
+                    int32_t acc1_2_3 = kgen_pv_dotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 96]), kgen_ld32(&X[(128 * t_o) + 64]));
+                    int32_t acc1_3_3 = kgen_pv_dotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 96]), kgen_ld32(&X[(128 * t_o) + 96]));
+                    acc1_0_0 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 4]), kgen_ld32(&X[(128 * t_o) + 4]), acc1_0_0);
+                    acc1_1_0 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 4]), kgen_ld32(&X[(128 * t_o) + 36]), acc1_1_0);
+                    acc1_2_0 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 4]), kgen_ld32(&X[(128 * t_o) + 68]), acc1_2_0);
+                    acc1_3_0 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 4]), kgen_ld32(&X[(128 * t_o) + 100]), acc1_3_0);
+                    acc1_0_1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 36]), kgen_ld32(&X[(128 * t_o) + 4]), acc1_0_1);
+                    acc1_1_1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 36]), kgen_ld32(&X[(128 * t_o) + 36]), acc1_1_1);
+                    acc1_2_1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 36]), kgen_ld32(&X[(128 * t_o) + 68]), acc1_2_1);
+                    acc1_3_1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 36]), kgen_ld32(&X[(128 * t_o) + 100]), acc1_3_1);
+                    acc1_0_2 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 68]), kgen_ld32(&X[(128 * t_o) + 4]), acc1_0_2);
+                    acc1_1_2 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 68]), kgen_ld32(&X[(128 * t_o) + 36]), acc1_1_2);
+                    acc1_2_2 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 68]), kgen_ld32(&X[(128 * t_o) + 68]), acc1_2_2);
+                    acc1_3_2 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 68]), kgen_ld32(&X[(128 * t_o) + 100]), acc1_3_2);
+                    acc1_0_3 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 100]), kgen_ld32(&X[(128 * t_o) + 4]), acc1_0_3);
+                    acc1_1_3 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 100]), kgen_ld32(&X[(128 * t_o) + 36]), acc1_1_3);
+                    acc1_2_3 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 100]), kgen_ld32(&X[(128 * t_o) + 68]), acc1_2_3);
+                    acc1_3_3 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 100]), kgen_ld32(&X[(128 * t_o) + 100]), acc1_3_3);
+                    acc1_0_0 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 8]), kgen_ld32(&X[(128 * t_o) + 8]), acc1_0_0);
+                    acc1_1_0 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 8]), kgen_ld32(&X[(128 * t_o) + 40]), acc1_1_0);
+                    acc1_2_0 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 8]), kgen_ld32(&X[(128 * t_o) + 72]), acc1_2_0);
+                    acc1_3_0 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 8]), kgen_ld32(&X[(128 * t_o) + 104]), acc1_3_0);
+                    acc1_0_1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 40]), kgen_ld32(&X[(128 * t_o) + 8]), acc1_0_1);
+                    acc1_1_1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 40]), kgen_ld32(&X[(128 * t_o) + 40]), acc1_1_1);
+                    acc1_2_1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 40]), kgen_ld32(&X[(128 * t_o) + 72]), acc1_2_1);
+                    acc1_3_1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 40]), kgen_ld32(&X[(128 * t_o) + 104]), acc1_3_1);
+                    acc1_0_2 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 72]), kgen_ld32(&X[(128 * t_o) + 8]), acc1_0_2);
+                    acc1_1_2 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 72]), kgen_ld32(&X[(128 * t_o) + 40]), acc1_1_2);
+                    acc1_2_2 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 72]), kgen_ld32(&X[(128 * t_o) + 72]), acc1_2_2);
+                    acc1_3_2 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 72]), kgen_ld32(&X[(128 * t_o) + 104]), acc1_3_2);
+                    acc1_0_3 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 104]), kgen_ld32(&X[(128 * t_o) + 8]), acc1_0_3);
+                    acc1_1_3 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 104]), kgen_ld32(&X[(128 * t_o) + 40]), acc1_1_3);
+                    acc1_2_3 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 104]), kgen_ld32(&X[(128 * t_o) + 72]), acc1_2_3);
+                    acc1_3_3 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 104]), kgen_ld32(&X[(128 * t_o) + 104]), acc1_3_3);
+                    acc1_0_0 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 12]), kgen_ld32(&X[(128 * t_o) + 12]), acc1_0_0);
+                    acc1_1_0 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 12]), kgen_ld32(&X[(128 * t_o) + 44]), acc1_1_0);
+                    acc1_2_0 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 12]), kgen_ld32(&X[(128 * t_o) + 76]), acc1_2_0);
+                    acc1_3_0 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 12]), kgen_ld32(&X[(128 * t_o) + 108]), acc1_3_0);
+                    acc1_0_1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 44]), kgen_ld32(&X[(128 * t_o) + 12]), acc1_0_1);
+                    acc1_1_1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 44]), kgen_ld32(&X[(128 * t_o) + 44]), acc1_1_1);
+                    acc1_2_1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 44]), kgen_ld32(&X[(128 * t_o) + 76]), acc1_2_1);
+                    acc1_3_1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 44]), kgen_ld32(&X[(128 * t_o) + 108]), acc1_3_1);
+                    acc1_0_2 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 76]), kgen_ld32(&X[(128 * t_o) + 12]), acc1_0_2);
+                    acc1_1_2 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 76]), kgen_ld32(&X[(128 * t_o) + 44]), acc1_1_2);
+                    acc1_2_2 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 76]), kgen_ld32(&X[(128 * t_o) + 76]), acc1_2_2);
+                    acc1_3_2 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 76]), kgen_ld32(&X[(128 * t_o) + 108]), acc1_3_2);
+                    acc1_0_3 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 108]), kgen_ld32(&X[(128 * t_o) + 12]), acc1_0_3);
+                    acc1_1_3 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 108]), kgen_ld32(&X[(128 * t_o) + 44]), acc1_1_3);
+                    acc1_2_3 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 108]), kgen_ld32(&X[(128 * t_o) + 76]), acc1_2_3);
+                    acc1_3_3 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 108]), kgen_ld32(&X[(128 * t_o) + 108]), acc1_3_3);
+                    acc1_0_0 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 16]), kgen_ld32(&X[(128 * t_o) + 16]), acc1_0_0);
+                    acc1_1_0 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 16]), kgen_ld32(&X[(128 * t_o) + 48]), acc1_1_0);
+                    acc1_2_0 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 16]), kgen_ld32(&X[(128 * t_o) + 80]), acc1_2_0);
+                    acc1_3_0 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 16]), kgen_ld32(&X[(128 * t_o) + 112]), acc1_3_0);
+                    acc1_0_1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 48]), kgen_ld32(&X[(128 * t_o) + 16]), acc1_0_1);
+                    acc1_1_1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 48]), kgen_ld32(&X[(128 * t_o) + 48]), acc1_1_1);
+                    acc1_2_1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 48]), kgen_ld32(&X[(128 * t_o) + 80]), acc1_2_1);
+                    acc1_3_1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 48]), kgen_ld32(&X[(128 * t_o) + 112]), acc1_3_1);
+                    acc1_0_2 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 80]), kgen_ld32(&X[(128 * t_o) + 16]), acc1_0_2);
+                    acc1_1_2 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 80]), kgen_ld32(&X[(128 * t_o) + 48]), acc1_1_2);
+                    acc1_2_2 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 80]), kgen_ld32(&X[(128 * t_o) + 80]), acc1_2_2);
+                    acc1_3_2 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 80]), kgen_ld32(&X[(128 * t_o) + 112]), acc1_3_2);
+                    acc1_0_3 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 112]), kgen_ld32(&X[(128 * t_o) + 16]), acc1_0_3);
+                    acc1_1_3 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 112]), kgen_ld32(&X[(128 * t_o) + 48]), acc1_1_3);
+                    acc1_2_3 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 112]), kgen_ld32(&X[(128 * t_o) + 80]), acc1_2_3);
+                    acc1_3_3 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 112]), kgen_ld32(&X[(128 * t_o) + 112]), acc1_3_3);
+                    acc1_0_0 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 20]), kgen_ld32(&X[(128 * t_o) + 20]), acc1_0_0);
+                    acc1_1_0 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 20]), kgen_ld32(&X[(128 * t_o) + 52]), acc1_1_0);
+                    acc1_2_0 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 20]), kgen_ld32(&X[(128 * t_o) + 84]), acc1_2_0);
+                    acc1_3_0 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 20]), kgen_ld32(&X[(128 * t_o) + 116]), acc1_3_0);
+                    acc1_0_1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 52]), kgen_ld32(&X[(128 * t_o) + 20]), acc1_0_1);
+                    acc1_1_1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 52]), kgen_ld32(&X[(128 * t_o) + 52]), acc1_1_1);
+                    acc1_2_1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 52]), kgen_ld32(&X[(128 * t_o) + 84]), acc1_2_1);
+                    acc1_3_1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 52]), kgen_ld32(&X[(128 * t_o) + 116]), acc1_3_1);
+                    acc1_0_2 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 84]), kgen_ld32(&X[(128 * t_o) + 20]), acc1_0_2);
+                    acc1_1_2 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 84]), kgen_ld32(&X[(128 * t_o) + 52]), acc1_1_2);
+                    acc1_2_2 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 84]), kgen_ld32(&X[(128 * t_o) + 84]), acc1_2_2);
+                    acc1_3_2 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 84]), kgen_ld32(&X[(128 * t_o) + 116]), acc1_3_2);
+                    acc1_0_3 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 116]), kgen_ld32(&X[(128 * t_o) + 20]), acc1_0_3);
+                    acc1_1_3 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 116]), kgen_ld32(&X[(128 * t_o) + 52]), acc1_1_3);
+                    acc1_2_3 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 116]), kgen_ld32(&X[(128 * t_o) + 84]), acc1_2_3);
+                    acc1_3_3 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 116]), kgen_ld32(&X[(128 * t_o) + 116]), acc1_3_3);
+                    acc1_0_0 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 24]), kgen_ld32(&X[(128 * t_o) + 24]), acc1_0_0);
+                    acc1_1_0 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 24]), kgen_ld32(&X[(128 * t_o) + 56]), acc1_1_0);
+                    acc1_2_0 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 24]), kgen_ld32(&X[(128 * t_o) + 88]), acc1_2_0);
+                    acc1_3_0 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 24]), kgen_ld32(&X[(128 * t_o) + 120]), acc1_3_0);
+                    acc1_0_1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 56]), kgen_ld32(&X[(128 * t_o) + 24]), acc1_0_1);
+                    acc1_1_1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 56]), kgen_ld32(&X[(128 * t_o) + 56]), acc1_1_1);
+                    acc1_2_1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 56]), kgen_ld32(&X[(128 * t_o) + 88]), acc1_2_1);
+                    acc1_3_1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 56]), kgen_ld32(&X[(128 * t_o) + 120]), acc1_3_1);
+                    acc1_0_2 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 88]), kgen_ld32(&X[(128 * t_o) + 24]), acc1_0_2);
+                    acc1_1_2 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 88]), kgen_ld32(&X[(128 * t_o) + 56]), acc1_1_2);
+                    acc1_2_2 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 88]), kgen_ld32(&X[(128 * t_o) + 88]), acc1_2_2);
+                    acc1_3_2 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 88]), kgen_ld32(&X[(128 * t_o) + 120]), acc1_3_2);
+                    acc1_0_3 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 120]), kgen_ld32(&X[(128 * t_o) + 24]), acc1_0_3);
+                    acc1_1_3 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 120]), kgen_ld32(&X[(128 * t_o) + 56]), acc1_1_3);
+                    acc1_2_3 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 120]), kgen_ld32(&X[(128 * t_o) + 88]), acc1_2_3);
+                    acc1_3_3 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 120]), kgen_ld32(&X[(128 * t_o) + 120]), acc1_3_3);
+                    acc1_0_0 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 28]), kgen_ld32(&X[(128 * t_o) + 28]), acc1_0_0);
+                    acc1_1_0 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 28]), kgen_ld32(&X[(128 * t_o) + 60]), acc1_1_0);
+                    acc1_2_0 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 28]), kgen_ld32(&X[(128 * t_o) + 92]), acc1_2_0);
+                    acc1_3_0 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 28]), kgen_ld32(&X[(128 * t_o) + 124]), acc1_3_0);
+                    acc1_0_1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 60]), kgen_ld32(&X[(128 * t_o) + 28]), acc1_0_1);
+                    acc1_1_1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 60]), kgen_ld32(&X[(128 * t_o) + 60]), acc1_1_1);
+                    acc1_2_1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 60]), kgen_ld32(&X[(128 * t_o) + 92]), acc1_2_1);
+                    acc1_3_1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 60]), kgen_ld32(&X[(128 * t_o) + 124]), acc1_3_1);
+                    acc1_0_2 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 92]), kgen_ld32(&X[(128 * t_o) + 28]), acc1_0_2);
+                    acc1_1_2 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 92]), kgen_ld32(&X[(128 * t_o) + 60]), acc1_1_2);
+                    acc1_2_2 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 92]), kgen_ld32(&X[(128 * t_o) + 92]), acc1_2_2);
+                    acc1_3_2 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 92]), kgen_ld32(&X[(128 * t_o) + 124]), acc1_3_2);
+                    acc1_0_3 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 124]), kgen_ld32(&X[(128 * t_o) + 28]), acc1_0_3);
+                    acc1_1_3 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 124]), kgen_ld32(&X[(128 * t_o) + 60]), acc1_1_3);
+                    acc1_2_3 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 124]), kgen_ld32(&X[(128 * t_o) + 92]), acc1_2_3);
+                    acc1_3_3 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 124]), kgen_ld32(&X[(128 * t_o) + 124]), acc1_3_3);
+                    T_own[(324 * s1_o) + (4 * t_o)] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_0_0 * (uint32_t)mul_s)) >> (shift_s & 31)));
+                    T_own[((324 * s1_o) + (4 * t_o)) + 81] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_0_1 * (uint32_t)mul_s)) >> (shift_s & 31)));
+                    T_own[((324 * s1_o) + (4 * t_o)) + 162] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_0_2 * (uint32_t)mul_s)) >> (shift_s & 31)));
+                    T_own[((324 * s1_o) + (4 * t_o)) + 243] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_0_3 * (uint32_t)mul_s)) >> (shift_s & 31)));
+                    T_own[((324 * s1_o) + (4 * t_o)) + 1] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_1_0 * (uint32_t)mul_s)) >> (shift_s & 31)));
+                    T_own[((324 * s1_o) + (4 * t_o)) + 82] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_1_1 * (uint32_t)mul_s)) >> (shift_s & 31)));
+                    T_own[((324 * s1_o) + (4 * t_o)) + 163] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_1_2 * (uint32_t)mul_s)) >> (shift_s & 31)));
+                    T_own[((324 * s1_o) + (4 * t_o)) + 244] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_1_3 * (uint32_t)mul_s)) >> (shift_s & 31)));
+                    T_own[((324 * s1_o) + (4 * t_o)) + 2] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_2_0 * (uint32_t)mul_s)) >> (shift_s & 31)));
+                    T_own[((324 * s1_o) + (4 * t_o)) + 83] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_2_1 * (uint32_t)mul_s)) >> (shift_s & 31)));
+                    T_own[((324 * s1_o) + (4 * t_o)) + 164] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_2_2 * (uint32_t)mul_s)) >> (shift_s & 31)));
+                    T_own[((324 * s1_o) + (4 * t_o)) + 245] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_2_3 * (uint32_t)mul_s)) >> (shift_s & 31)));
+                    T_own[((324 * s1_o) + (4 * t_o)) + 3] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_3_0 * (uint32_t)mul_s)) >> (shift_s & 31)));
+                    T_own[((324 * s1_o) + (4 * t_o)) + 84] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_3_1 * (uint32_t)mul_s)) >> (shift_s & 31)));
+                    T_own[((324 * s1_o) + (4 * t_o)) + 165] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_3_2 * (uint32_t)mul_s)) >> (shift_s & 31)));
+                    T_own[((324 * s1_o) + (4 * t_o)) + 246] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_3_3 * (uint32_t)mul_s)) >> (shift_s & 31)));
                 }
-                for (int32_t s = 0; s < 81; ++s) {
-                    for (int32_t t = 0; t < 81; ++t) {
-                        int32_t acc = 0;
-                        for (int32_t e = 0; e < 32; ++e) {
-                            acc = (int32_t)((uint32_t)acc + (uint32_t)(((int32_t)I_storage[(32 * s) + e]) * ((int32_t)X[(32 * t) + e])));
-                        }
-                        T_storage[(81 * s) + t] = kgen_requant_floor(acc, mul_s, shift_s);
-                    }
+                int32_t acc1_0 = kgen_pv_dotsp_b(kgen_ld32(&I_own[128 * s1_o]), kgen_ld32(&X[2560]));
+                int32_t acc1_1 = kgen_pv_dotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 32]), kgen_ld32(&X[2560]));
+                int32_t acc1_2 = kgen_pv_dotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 64]), kgen_ld32(&X[2560]));
+                int32_t acc1_3 = kgen_pv_dotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 96]), kgen_ld32(&X[2560]));
+                acc1_0 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 4]), kgen_ld32(&X[2564]), acc1_0);
+                acc1_1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 36]), kgen_ld32(&X[2564]), acc1_1);
+                acc1_2 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 68]), kgen_ld32(&X[2564]), acc1_2);
+                acc1_3 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 100]), kgen_ld32(&X[2564]), acc1_3);
+                acc1_0 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 8]), kgen_ld32(&X[2568]), acc1_0);
+                acc1_1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 40]), kgen_ld32(&X[2568]), acc1_1);
+                acc1_2 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 72]), kgen_ld32(&X[2568]), acc1_2);
+                acc1_3 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 104]), kgen_ld32(&X[2568]), acc1_3);
+                acc1_0 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 12]), kgen_ld32(&X[2572]), acc1_0);
+                acc1_1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 44]), kgen_ld32(&X[2572]), acc1_1);
+                acc1_2 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 76]), kgen_ld32(&X[2572]), acc1_2);
+                acc1_3 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 108]), kgen_ld32(&X[2572]), acc1_3);
+                acc1_0 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 16]), kgen_ld32(&X[2576]), acc1_0);
+                acc1_1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 48]), kgen_ld32(&X[2576]), acc1_1);
+                acc1_2 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 80]), kgen_ld32(&X[2576]), acc1_2);
+                acc1_3 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 112]), kgen_ld32(&X[2576]), acc1_3);
+                acc1_0 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 20]), kgen_ld32(&X[2580]), acc1_0);
+                acc1_1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 52]), kgen_ld32(&X[2580]), acc1_1);
+                acc1_2 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 84]), kgen_ld32(&X[2580]), acc1_2);
+                acc1_3 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 116]), kgen_ld32(&X[2580]), acc1_3);
+                acc1_0 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 24]), kgen_ld32(&X[2584]), acc1_0);
+                acc1_1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 56]), kgen_ld32(&X[2584]), acc1_1);
+                acc1_2 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 88]), kgen_ld32(&X[2584]), acc1_2);
+                acc1_3 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 120]), kgen_ld32(&X[2584]), acc1_3);
+                acc1_0 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 28]), kgen_ld32(&X[2588]), acc1_0);
+                acc1_1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 60]), kgen_ld32(&X[2588]), acc1_1);
+                acc1_2 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 92]), kgen_ld32(&X[2588]), acc1_2);
+                acc1_3 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[(128 * s1_o) + 124]), kgen_ld32(&X[2588]), acc1_3);
+                T_own[(324 * s1_o) + 80] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_0 * (uint32_t)mul_s)) >> (shift_s & 31)));
+                T_own[(324 * s1_o) + 161] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_1 * (uint32_t)mul_s)) >> (shift_s & 31)));
+                T_own[(324 * s1_o) + 242] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_2 * (uint32_t)mul_s)) >> (shift_s & 31)));
+                T_own[(324 * s1_o) + 323] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_3 * (uint32_t)mul_s)) >> (shift_s & 31)));
+            }
+            for (int32_t t_o1 = 0; t_o1 < 20; ++t_o1) {
+                int32_t acc1_01 = kgen_pv_dotsp_b(kgen_ld32(&I_own[2560]), kgen_ld32(&X[128 * t_o1]));
+                int32_t acc1_11 = kgen_pv_dotsp_b(kgen_ld32(&I_own[2560]), kgen_ld32(&X[(128 * t_o1) + 32]));
+                int32_t acc1_21 = kgen_pv_dotsp_b(kgen_ld32(&I_own[2560]), kgen_ld32(&X[(128 * t_o1) + 64]));
+                int32_t acc1_31 = kgen_pv_dotsp_b(kgen_ld32(&I_own[2560]), kgen_ld32(&X[(128 * t_o1) + 96]));
+                acc1_01 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[2564]), kgen_ld32(&X[(128 * t_o1) + 4]), acc1_01);
+                acc1_11 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[2564]), kgen_ld32(&X[(128 * t_o1) + 36]), acc1_11);
+                acc1_21 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[2564]), kgen_ld32(&X[(128 * t_o1) + 68]), acc1_21);
+                acc1_31 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[2564]), kgen_ld32(&X[(128 * t_o1) + 100]), acc1_31);
+                acc1_01 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[2568]), kgen_ld32(&X[(128 * t_o1) + 8]), acc1_01);
+                acc1_11 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[2568]), kgen_ld32(&X[(128 * t_o1) + 40]), acc1_11);
+                acc1_21 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[2568]), kgen_ld32(&X[(128 * t_o1) + 72]), acc1_21);
+                acc1_31 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[2568]), kgen_ld32(&X[(128 * t_o1) + 104]), acc1_31);
+                acc1_01 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[2572]), kgen_ld32(&X[(128 * t_o1) + 12]), acc1_01);
+                acc1_11 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[2572]), kgen_ld32(&X[(128 * t_o1) + 44]), acc1_11);
+                acc1_21 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[2572]), kgen_ld32(&X[(128 * t_o1) + 76]), acc1_21);
+                acc1_31 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[2572]), kgen_ld32(&X[(128 * t_o1) + 108]), acc1_31);
+                acc1_01 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[2576]), kgen_ld32(&X[(128 * t_o1) + 16]), acc1_01);
+                acc1_11 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[2576]), kgen_ld32(&X[(128 * t_o1) + 48]), acc1_11);
+                acc1_21 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[2576]), kgen_ld32(&X[(128 * t_o1) + 80]), acc1_21);
+                acc1_31 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[2576]), kgen_ld32(&X[(128 * t_o1) + 112]), acc1_31);
+                acc1_01 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[2580]), kgen_ld32(&X[(128 * t_o1) + 20]), acc1_01);
+                acc1_11 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[2580]), kgen_ld32(&X[(128 * t_o1) + 52]), acc1_11);
+                acc1_21 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[2580]), kgen_ld32(&X[(128 * t_o1) + 84]), acc1_21);
+                acc1_31 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[2580]), kgen_ld32(&X[(128 * t_o1) + 116]), acc1_31);
+                acc1_01 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[2584]), kgen_ld32(&X[(128 * t_o1) + 24]), acc1_01);
+                acc1_11 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[2584]), kgen_ld32(&X[(128 * t_o1) + 56]), acc1_11);
+                acc1_21 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[2584]), kgen_ld32(&X[(128 * t_o1) + 88]), acc1_21);
+                acc1_31 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[2584]), kgen_ld32(&X[(128 * t_o1) + 120]), acc1_31);
+                acc1_01 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[2588]), kgen_ld32(&X[(128 * t_o1) + 28]), acc1_01);
+                acc1_11 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[2588]), kgen_ld32(&X[(128 * t_o1) + 60]), acc1_11);
+                acc1_21 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[2588]), kgen_ld32(&X[(128 * t_o1) + 92]), acc1_21);
+                acc1_31 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[2588]), kgen_ld32(&X[(128 * t_o1) + 124]), acc1_31);
+                T_own[(4 * t_o1) + 6480] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_01 * (uint32_t)mul_s)) >> (shift_s & 31)));
+                T_own[(4 * t_o1) + 6481] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_11 * (uint32_t)mul_s)) >> (shift_s & 31)));
+                T_own[(4 * t_o1) + 6482] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_21 * (uint32_t)mul_s)) >> (shift_s & 31)));
+                T_own[(4 * t_o1) + 6483] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_31 * (uint32_t)mul_s)) >> (shift_s & 31)));
+            }
+            int32_t acc1 = kgen_pv_dotsp_b(kgen_ld32(&I_own[2560]), kgen_ld32(&X[2560]));
+            acc1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[2564]), kgen_ld32(&X[2564]), acc1);
+            acc1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[2568]), kgen_ld32(&X[2568]), acc1);
+            acc1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[2572]), kgen_ld32(&X[2572]), acc1);
+            acc1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[2576]), kgen_ld32(&X[2576]), acc1);
+            acc1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[2580]), kgen_ld32(&X[2580]), acc1);
+            acc1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[2584]), kgen_ld32(&X[2584]), acc1);
+            acc1 = kgen_pv_sdotsp_b(kgen_ld32(&I_own[2588]), kgen_ld32(&X[2588]), acc1);
+            T_own[6560] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1 * (uint32_t)mul_s)) >> (shift_s & 31)));
+            for (int32_t s2 = 0; s2 < 81; ++s2) {
+                int32_t xmax = -128;
+                for (int32_t j_uo = 0; j_uo < 10; ++j_uo) {
+                    xmax = kgen_p_max(xmax, ((int32_t)T_own[(8 * j_uo) + (81 * s2)]));
+                    xmax = kgen_p_max(xmax, ((int32_t)T_own[((8 * j_uo) + (81 * s2)) + 1]));
+                    xmax = kgen_p_max(xmax, ((int32_t)T_own[((8 * j_uo) + (81 * s2)) + 2]));
+                    xmax = kgen_p_max(xmax, ((int32_t)T_own[((8 * j_uo) + (81 * s2)) + 3]));
+                    xmax = kgen_p_max(xmax, ((int32_t)T_own[((8 * j_uo) + (81 * s2)) + 4]));
+                    xmax = kgen_p_max(xmax, ((int32_t)T_own[((8 * j_uo) + (81 * s2)) + 5]));
+                    xmax = kgen_p_max(xmax, ((int32_t)T_own[((8 * j_uo) + (81 * s2)) + 6]));
+                    xmax = kgen_p_max(xmax, ((int32_t)T_own[((8 * j_uo) + (81 * s2)) + 7]));
                 }
-                for (int32_t s = 0; s < 81; ++s) {
-                    int32_t xmax = -128;
-                    for (int32_t j = 0; j < 81; ++j) {
-                        xmax = kgen_max_i32(xmax, ((int32_t)T_storage[(81 * s) + j]));
-                    }
-                    int32_t base = (int32_t)((uint32_t)255 - (uint32_t)xmax);
-                    uint32_t sum = (uint32_t)0u;
-                    for (int32_t j = 0; j < 81; ++j) {
-                        ybuf_storage[j] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)T_storage[(81 * s) + j]) + (uint32_t)base))];
-                        sum = sum + ybuf_storage[j];
-                    }
-                    int64_t recip = kgen_div_i64((int64_t)((uint64_t)((int64_t)((int64_t)((uint64_t)255LL << 32LL))) + (uint64_t)((int64_t)(sum >> 1))), (int64_t)sum);
-                    for (int32_t j = 0; j < 81; ++j) {
-                        A[((6561 * h) + (81 * s)) + j] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_storage[j]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
-                    }
+                xmax = kgen_p_max(xmax, ((int32_t)T_own[(81 * s2) + 80]));
+                int32_t base = (int32_t)((uint32_t)255 - (uint32_t)xmax);
+                uint32_t sum = (uint32_t)0u;
+                for (int32_t j1_uo = 0; j1_uo < 10; ++j1_uo) {
+                    ybuf_own[8 * j1_uo] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)T_own[(8 * j1_uo) + (81 * s2)]) + (uint32_t)base))];
+                    sum = sum + ybuf_own[8 * j1_uo];
+                    ybuf_own[(8 * j1_uo) + 1] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)T_own[((8 * j1_uo) + (81 * s2)) + 1]) + (uint32_t)base))];
+                    sum = sum + ybuf_own[(8 * j1_uo) + 1];
+                    ybuf_own[(8 * j1_uo) + 2] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)T_own[((8 * j1_uo) + (81 * s2)) + 2]) + (uint32_t)base))];
+                    sum = sum + ybuf_own[(8 * j1_uo) + 2];
+                    ybuf_own[(8 * j1_uo) + 3] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)T_own[((8 * j1_uo) + (81 * s2)) + 3]) + (uint32_t)base))];
+                    sum = sum + ybuf_own[(8 * j1_uo) + 3];
+                    ybuf_own[(8 * j1_uo) + 4] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)T_own[((8 * j1_uo) + (81 * s2)) + 4]) + (uint32_t)base))];
+                    sum = sum + ybuf_own[(8 * j1_uo) + 4];
+                    ybuf_own[(8 * j1_uo) + 5] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)T_own[((8 * j1_uo) + (81 * s2)) + 5]) + (uint32_t)base))];
+                    sum = sum + ybuf_own[(8 * j1_uo) + 5];
+                    ybuf_own[(8 * j1_uo) + 6] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)T_own[((8 * j1_uo) + (81 * s2)) + 6]) + (uint32_t)base))];
+                    sum = sum + ybuf_own[(8 * j1_uo) + 6];
+                    ybuf_own[(8 * j1_uo) + 7] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)T_own[((8 * j1_uo) + (81 * s2)) + 7]) + (uint32_t)base))];
+                    sum = sum + ybuf_own[(8 * j1_uo) + 7];
                 }
+                ybuf_own[80] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)T_own[(81 * s2) + 80]) + (uint32_t)base))];
+                sum = sum + ybuf_own[80];
+                int64_t recip = kgen_div_i64((int64_t)((uint64_t)((int64_t)((int64_t)((uint64_t)255LL << 32LL))) + (uint64_t)((int64_t)(sum >> 1))), (int64_t)sum);
+                for (int32_t j2_uo = 0; j2_uo < 10; ++j2_uo) {
+                    A[((6561 * h) + (8 * j2_uo)) + (81 * s2)] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[8 * j2_uo]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                    A[(((6561 * h) + (8 * j2_uo)) + (81 * s2)) + 1] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j2_uo) + 1]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                    A[(((6561 * h) + (8 * j2_uo)) + (81 * s2)) + 2] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j2_uo) + 2]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                    A[(((6561 * h) + (8 * j2_uo)) + (81 * s2)) + 3] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j2_uo) + 3]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                    A[(((6561 * h) + (8 * j2_uo)) + (81 * s2)) + 4] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j2_uo) + 4]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                    A[(((6561 * h) + (8 * j2_uo)) + (81 * s2)) + 5] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j2_uo) + 5]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                    A[(((6561 * h) + (8 * j2_uo)) + (81 * s2)) + 6] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j2_uo) + 6]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                    A[(((6561 * h) + (8 * j2_uo)) + (81 * s2)) + 7] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j2_uo) + 7]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                }
+                A[((6561 * h) + (81 * s2)) + 80] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[80]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
             }
         }
     }

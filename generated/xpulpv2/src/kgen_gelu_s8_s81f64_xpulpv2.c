@@ -28,8 +28,8 @@
  *
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
- * - No XpulpV2 pattern applies: specialised portable C.
- * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 143044 instructions, 168964 cycles; instructions = 27.59*F*S + 17.0, cycles = 32.59*F*S + 18.0.
+ * - No contraction: specialised C with XpulpV2 scalar instructions (min/max/abs/clip), innermost loops unrolled.
+ * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 95765 instructions, 107430 cycles; instructions = 18.47*F*S + 17.0, cycles = 20.72*F*S + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code
@@ -49,13 +49,55 @@
 void kgen_gelu_s8_s81f64_xpulpv2(const int8_t *restrict X, int32_t b, int32_t one, int32_t mul, int32_t shift, int8_t *restrict Y)
 {
     for (int32_t s = 0; s < 81; ++s) {
-        for (int32_t f = 0; f < 64; ++f) {
-            int32_t x = (int32_t)X[(64 * s) + f];
-            int32_t sg = (x > 0) ? 1 : ((x < 0) ? (-1) : 0);
-            int32_t d = (int32_t)((uint32_t)kgen_min_i32(kgen_abs_i32(x), ((int32_t)(0u - (uint32_t)b))) + (uint32_t)b);
-            int32_t L = (int32_t)((uint32_t)sg * (uint32_t)((int32_t)((uint32_t)one - (uint32_t)((int32_t)((uint32_t)d * (uint32_t)d)))));
-            int32_t y = ((int32_t)((uint32_t)x * (uint32_t)((int32_t)((uint32_t)one + (uint32_t)L)))) >> 1;
-            Y[(64 * s) + f] = kgen_requant_floor(y, mul, shift);
+        for (int32_t f_uo = 0; f_uo < 8; ++f_uo) {
+            int32_t x_0 = (int32_t)X[(64 * s) + (8 * f_uo)];
+            int32_t sg_0 = (x_0 > 0) ? 1 : ((x_0 < 0) ? (-1) : 0);
+            int32_t d_0 = (int32_t)((uint32_t)kgen_p_min(kgen_p_abs(x_0), ((int32_t)(0u - (uint32_t)b))) + (uint32_t)b);
+            int32_t L_0 = (int32_t)((uint32_t)sg_0 * (uint32_t)((int32_t)((uint32_t)one - (uint32_t)((int32_t)((uint32_t)d_0 * (uint32_t)d_0)))));
+            int32_t y_0 = ((int32_t)((uint32_t)x_0 * (uint32_t)((int32_t)((uint32_t)one + (uint32_t)L_0)))) >> 1;
+            Y[(64 * s) + (8 * f_uo)] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)y_0 * (uint32_t)mul)) >> (shift & 31)));
+            int32_t x_1 = (int32_t)X[((64 * s) + (8 * f_uo)) + 1];
+            int32_t sg_1 = (x_1 > 0) ? 1 : ((x_1 < 0) ? (-1) : 0);
+            int32_t d_1 = (int32_t)((uint32_t)kgen_p_min(kgen_p_abs(x_1), ((int32_t)(0u - (uint32_t)b))) + (uint32_t)b);
+            int32_t L_1 = (int32_t)((uint32_t)sg_1 * (uint32_t)((int32_t)((uint32_t)one - (uint32_t)((int32_t)((uint32_t)d_1 * (uint32_t)d_1)))));
+            int32_t y_1 = ((int32_t)((uint32_t)x_1 * (uint32_t)((int32_t)((uint32_t)one + (uint32_t)L_1)))) >> 1;
+            Y[((64 * s) + (8 * f_uo)) + 1] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)y_1 * (uint32_t)mul)) >> (shift & 31)));
+            int32_t x_2 = (int32_t)X[((64 * s) + (8 * f_uo)) + 2];
+            int32_t sg_2 = (x_2 > 0) ? 1 : ((x_2 < 0) ? (-1) : 0);
+            int32_t d_2 = (int32_t)((uint32_t)kgen_p_min(kgen_p_abs(x_2), ((int32_t)(0u - (uint32_t)b))) + (uint32_t)b);
+            int32_t L_2 = (int32_t)((uint32_t)sg_2 * (uint32_t)((int32_t)((uint32_t)one - (uint32_t)((int32_t)((uint32_t)d_2 * (uint32_t)d_2)))));
+            int32_t y_2 = ((int32_t)((uint32_t)x_2 * (uint32_t)((int32_t)((uint32_t)one + (uint32_t)L_2)))) >> 1;
+            Y[((64 * s) + (8 * f_uo)) + 2] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)y_2 * (uint32_t)mul)) >> (shift & 31)));
+            int32_t x_3 = (int32_t)X[((64 * s) + (8 * f_uo)) + 3];
+            int32_t sg_3 = (x_3 > 0) ? 1 : ((x_3 < 0) ? (-1) : 0);
+            int32_t d_3 = (int32_t)((uint32_t)kgen_p_min(kgen_p_abs(x_3), ((int32_t)(0u - (uint32_t)b))) + (uint32_t)b);
+            int32_t L_3 = (int32_t)((uint32_t)sg_3 * (uint32_t)((int32_t)((uint32_t)one - (uint32_t)((int32_t)((uint32_t)d_3 * (uint32_t)d_3)))));
+            int32_t y_3 = ((int32_t)((uint32_t)x_3 * (uint32_t)((int32_t)((uint32_t)one + (uint32_t)L_3)))) >> 1;
+            Y[((64 * s) + (8 * f_uo)) + 3] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)y_3 * (uint32_t)mul)) >> (shift & 31)));
+            int32_t x_4 = (int32_t)X[((64 * s) + (8 * f_uo)) + 4];
+            int32_t sg_4 = (x_4 > 0) ? 1 : ((x_4 < 0) ? (-1) : 0);
+            int32_t d_4 = (int32_t)((uint32_t)kgen_p_min(kgen_p_abs(x_4), ((int32_t)(0u - (uint32_t)b))) + (uint32_t)b);
+            int32_t L_4 = (int32_t)((uint32_t)sg_4 * (uint32_t)((int32_t)((uint32_t)one - (uint32_t)((int32_t)((uint32_t)d_4 * (uint32_t)d_4)))));
+            int32_t y_4 = ((int32_t)((uint32_t)x_4 * (uint32_t)((int32_t)((uint32_t)one + (uint32_t)L_4)))) >> 1;
+            Y[((64 * s) + (8 * f_uo)) + 4] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)y_4 * (uint32_t)mul)) >> (shift & 31)));
+            int32_t x_5 = (int32_t)X[((64 * s) + (8 * f_uo)) + 5];
+            int32_t sg_5 = (x_5 > 0) ? 1 : ((x_5 < 0) ? (-1) : 0);
+            int32_t d_5 = (int32_t)((uint32_t)kgen_p_min(kgen_p_abs(x_5), ((int32_t)(0u - (uint32_t)b))) + (uint32_t)b);
+            int32_t L_5 = (int32_t)((uint32_t)sg_5 * (uint32_t)((int32_t)((uint32_t)one - (uint32_t)((int32_t)((uint32_t)d_5 * (uint32_t)d_5)))));
+            int32_t y_5 = ((int32_t)((uint32_t)x_5 * (uint32_t)((int32_t)((uint32_t)one + (uint32_t)L_5)))) >> 1;
+            Y[((64 * s) + (8 * f_uo)) + 5] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)y_5 * (uint32_t)mul)) >> (shift & 31)));
+            int32_t x_6 = (int32_t)X[((64 * s) + (8 * f_uo)) + 6];
+            int32_t sg_6 = (x_6 > 0) ? 1 : ((x_6 < 0) ? (-1) : 0);
+            int32_t d_6 = (int32_t)((uint32_t)kgen_p_min(kgen_p_abs(x_6), ((int32_t)(0u - (uint32_t)b))) + (uint32_t)b);
+            int32_t L_6 = (int32_t)((uint32_t)sg_6 * (uint32_t)((int32_t)((uint32_t)one - (uint32_t)((int32_t)((uint32_t)d_6 * (uint32_t)d_6)))));
+            int32_t y_6 = ((int32_t)((uint32_t)x_6 * (uint32_t)((int32_t)((uint32_t)one + (uint32_t)L_6)))) >> 1;
+            Y[((64 * s) + (8 * f_uo)) + 6] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)y_6 * (uint32_t)mul)) >> (shift & 31)));
+            int32_t x_7 = (int32_t)X[((64 * s) + (8 * f_uo)) + 7];
+            int32_t sg_7 = (x_7 > 0) ? 1 : ((x_7 < 0) ? (-1) : 0);
+            int32_t d_7 = (int32_t)((uint32_t)kgen_p_min(kgen_p_abs(x_7), ((int32_t)(0u - (uint32_t)b))) + (uint32_t)b);
+            int32_t L_7 = (int32_t)((uint32_t)sg_7 * (uint32_t)((int32_t)((uint32_t)one - (uint32_t)((int32_t)((uint32_t)d_7 * (uint32_t)d_7)))));
+            int32_t y_7 = ((int32_t)((uint32_t)x_7 * (uint32_t)((int32_t)((uint32_t)one + (uint32_t)L_7)))) >> 1;
+            Y[((64 * s) + (8 * f_uo)) + 7] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)y_7 * (uint32_t)mul)) >> (shift & 31)));
         }
     }
 }

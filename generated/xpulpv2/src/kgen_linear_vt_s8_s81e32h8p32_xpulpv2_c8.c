@@ -27,9 +27,11 @@
  *
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
- * - No XpulpV2 pattern applies: specialised portable C.
- * - Every one of the 8 cores calls the function; independent outer loops are split between them, the rest runs on core 0; it ends with a barrier.
- * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 2463712 instructions, 2837312 cycles; instructions = 3.541*E*H*P*S + 5.5*H*P*S + 17.0, cycles = 4.104*E*H*P*S + 5.5*H*P*S + 18.0.
+ * - Contraction over e (32x81x32): register block 4x4 with pv.sdotsp.b; X read in place; Wh read in place.
+ * - `W` must be 4-byte aligned (its rows are read as packed words).
+ * - `X` must be 4-byte aligned (its rows are read as packed words).
+ * - Every one of the 8 cores calls the function: loops `h` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier.
+ * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 42830 instructions, 43181 cycles; instructions = 0.04769*E*H*P*S + 0.5386*H*P*S + 17.0, cycles = 0.04817*E*H*P*S + 0.5401*H*P*S + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code
@@ -52,22 +54,195 @@
 void kgen_linear_vt_s8_s81e32h8p32_xpulpv2_c8(const int8_t *restrict X, const int8_t *restrict W, const int32_t *restrict bias, int32_t mul, int32_t shift, int8_t *restrict Vt)
 {
     {
-        const int32_t kgen_serial_n = (1) - (0);
-        const int32_t kgen_serial_core = kgen_core_id();
-        const int32_t kgen_serial_extra = kgen_serial_core < kgen_serial_n % 8 ? kgen_serial_core : kgen_serial_n % 8;
-        const int32_t kgen_serial_lo = (0) + kgen_serial_core * (kgen_serial_n / 8) + kgen_serial_extra;
-        const int32_t kgen_serial_hi = kgen_serial_lo + kgen_serial_n / 8 + (kgen_serial_core < kgen_serial_n % 8 ? 1 : 0);
-        for (int32_t kgen_serial = kgen_serial_lo; kgen_serial < kgen_serial_hi; ++kgen_serial) {
-            for (int32_t h = 0; h < 8; ++h) {
-                for (int32_t p = 0; p < 32; ++p) {
-                    for (int32_t s = 0; s < 81; ++s) {
-                        int32_t acc = bias[(32 * h) + p];
-                        for (int32_t e = 0; e < 32; ++e) {
-                            acc = (int32_t)((uint32_t)acc + (uint32_t)(((int32_t)X[(32 * s) + e]) * ((int32_t)W[((1024 * h) + (32 * p)) + e])));
-                        }
-                        Vt[((2592 * h) + (81 * p)) + s] = kgen_requant_floor(acc, mul, shift);
-                    }
+        const int32_t h_n = (8) - (0);
+        const int32_t h_core = kgen_core_id();
+        const int32_t h_extra = h_core < h_n % 8 ? h_core : h_n % 8;
+        const int32_t h_lo = (0) + h_core * (h_n / 8) + h_extra;
+        const int32_t h_hi = h_lo + h_n / 8 + (h_core < h_n % 8 ? 1 : 0);
+        for (int32_t h = h_lo; h < h_hi; ++h) {
+            for (int32_t p_o = 0; p_o < 8; ++p_o) {
+                for (int32_t s_o = 0; s_o < 20; ++s_o) {
+                    int32_t acc_0_0 = kgen_pv_dotsp_b(kgen_ld32(&X[128 * s_o]), kgen_ld32(&W[(1024 * h) + (128 * p_o)]));
+                    int32_t acc_1_0 = kgen_pv_dotsp_b(kgen_ld32(&X[(128 * s_o) + 32]), kgen_ld32(&W[(1024 * h) + (128 * p_o)]));
+                    int32_t acc_2_0 = kgen_pv_dotsp_b(kgen_ld32(&X[(128 * s_o) + 64]), kgen_ld32(&W[(1024 * h) + (128 * p_o)]));
+                    int32_t acc_3_0 = kgen_pv_dotsp_b(kgen_ld32(&X[(128 * s_o) + 96]), kgen_ld32(&W[(1024 * h) + (128 * p_o)]));
+                    int32_t acc_0_1 = kgen_pv_dotsp_b(kgen_ld32(&X[128 * s_o]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 32]));
+                    int32_t acc_1_1 = kgen_pv_dotsp_b(kgen_ld32(&X[(128 * s_o) + 32]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 32]));
+                    int32_t acc_2_1 = kgen_pv_dotsp_b(kgen_ld32(&X[(128 * s_o) + 64]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 32]));
+                    int32_t acc_3_1 = kgen_pv_dotsp_b(kgen_ld32(&X[(128 * s_o) + 96]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 32]));
+                    int32_t acc_0_2 = kgen_pv_dotsp_b(kgen_ld32(&X[128 * s_o]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 64]));
+                    int32_t acc_1_2 = kgen_pv_dotsp_b(kgen_ld32(&X[(128 * s_o) + 32]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 64]));
+                    int32_t acc_2_2 = kgen_pv_dotsp_b(kgen_ld32(&X[(128 * s_o) + 64]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 64]));
+                    int32_t acc_3_2 = kgen_pv_dotsp_b(kgen_ld32(&X[(128 * s_o) + 96]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 64]));
+                    int32_t acc_0_3 = kgen_pv_dotsp_b(kgen_ld32(&X[128 * s_o]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 96]));
+                    int32_t acc_1_3 = kgen_pv_dotsp_b(kgen_ld32(&X[(128 * s_o) + 32]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 96]));
+                    int32_t acc_2_3 = kgen_pv_dotsp_b(kgen_ld32(&X[(128 * s_o) + 64]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 96]));
+                    int32_t acc_3_3 = kgen_pv_dotsp_b(kgen_ld32(&X[(128 * s_o) + 96]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 96]));
+                    acc_0_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 4]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 4]), acc_0_0);
+                    acc_1_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 36]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 4]), acc_1_0);
+                    acc_2_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 68]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 4]), acc_2_0);
+                    acc_3_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 100]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 4]), acc_3_0);
+                    acc_0_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 4]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 36]), acc_0_1);
+                    acc_1_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 36]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 36]), acc_1_1);
+                    acc_2_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 68]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 36]), acc_2_1);
+                    acc_3_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 100]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 36]), acc_3_1);
+                    acc_0_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 4]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 68]), acc_0_2);
+                    acc_1_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 36]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 68]), acc_1_2);
+                    acc_2_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 68]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 68]), acc_2_2);
+                    acc_3_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 100]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 68]), acc_3_2);
+                    acc_0_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 4]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 100]), acc_0_3);
+                    acc_1_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 36]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 100]), acc_1_3);
+                    acc_2_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 68]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 100]), acc_2_3);
+                    acc_3_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 100]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 100]), acc_3_3);
+                    acc_0_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 8]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 8]), acc_0_0);
+                    acc_1_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 40]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 8]), acc_1_0);
+                    acc_2_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 72]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 8]), acc_2_0);
+                    acc_3_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 104]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 8]), acc_3_0);
+                    acc_0_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 8]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 40]), acc_0_1);
+                    acc_1_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 40]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 40]), acc_1_1);
+                    acc_2_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 72]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 40]), acc_2_1);
+                    acc_3_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 104]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 40]), acc_3_1);
+                    acc_0_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 8]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 72]), acc_0_2);
+                    acc_1_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 40]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 72]), acc_1_2);
+                    acc_2_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 72]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 72]), acc_2_2);
+                    acc_3_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 104]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 72]), acc_3_2);
+                    acc_0_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 8]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 104]), acc_0_3);
+                    acc_1_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 40]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 104]), acc_1_3);
+                    acc_2_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 72]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 104]), acc_2_3);
+                    acc_3_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 104]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 104]), acc_3_3);
+                    acc_0_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 12]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 12]), acc_0_0);
+                    acc_1_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 44]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 12]), acc_1_0);
+                    acc_2_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 76]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 12]), acc_2_0);
+                    acc_3_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 108]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 12]), acc_3_0);
+                    acc_0_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 12]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 44]), acc_0_1);
+                    acc_1_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 44]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 44]), acc_1_1);
+                    acc_2_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 76]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 44]), acc_2_1);
+                    acc_3_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 108]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 44]), acc_3_1);
+                    acc_0_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 12]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 76]), acc_0_2);
+                    acc_1_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 44]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 76]), acc_1_2);
+                    acc_2_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 76]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 76]), acc_2_2);
+                    acc_3_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 108]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 76]), acc_3_2);
+                    acc_0_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 12]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 108]), acc_0_3);
+                    acc_1_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 44]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 108]), acc_1_3);
+                    acc_2_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 76]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 108]), acc_2_3);
+                    acc_3_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 108]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 108]), acc_3_3);
+                    acc_0_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 16]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 16]), acc_0_0);
+                    acc_1_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 48]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 16]), acc_1_0);
+                    acc_2_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 80]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 16]), acc_2_0);
+                    acc_3_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 112]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 16]), acc_3_0);
+                    acc_0_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 16]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 48]), acc_0_1);
+                    acc_1_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 48]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 48]), acc_1_1);
+                    acc_2_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 80]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 48]), acc_2_1);
+                    acc_3_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 112]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 48]), acc_3_1);
+                    acc_0_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 16]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 80]), acc_0_2);
+                    acc_1_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 48]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 80]), acc_1_2);
+                    acc_2_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 80]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 80]), acc_2_2);
+                    acc_3_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 112]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 80]), acc_3_2);
+                    acc_0_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 16]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 112]), acc_0_3);
+                    acc_1_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 48]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 112]), acc_1_3);
+                    acc_2_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 80]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 112]), acc_2_3);
+                    acc_3_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 112]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 112]), acc_3_3);
+                    acc_0_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 20]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 20]), acc_0_0);
+                    acc_1_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 52]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 20]), acc_1_0);
+                    acc_2_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 84]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 20]), acc_2_0);
+                    acc_3_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 116]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 20]), acc_3_0);
+                    acc_0_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 20]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 52]), acc_0_1);
+                    acc_1_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 52]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 52]), acc_1_1);
+                    acc_2_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 84]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 52]), acc_2_1);
+                    acc_3_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 116]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 52]), acc_3_1);
+                    acc_0_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 20]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 84]), acc_0_2);
+                    acc_1_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 52]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 84]), acc_1_2);
+                    acc_2_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 84]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 84]), acc_2_2);
+                    acc_3_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 116]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 84]), acc_3_2);
+                    acc_0_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 20]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 116]), acc_0_3);
+                    acc_1_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 52]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 116]), acc_1_3);
+                    acc_2_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 84]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 116]), acc_2_3);
+                    acc_3_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 116]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 116]), acc_3_3);
+                    acc_0_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 24]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 24]), acc_0_0);
+                    acc_1_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 56]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 24]), acc_1_0);
+                    acc_2_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 88]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 24]), acc_2_0);
+                    acc_3_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 120]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 24]), acc_3_0);
+                    acc_0_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 24]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 56]), acc_0_1);
+                    acc_1_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 56]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 56]), acc_1_1);
+                    acc_2_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 88]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 56]), acc_2_1);
+                    acc_3_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 120]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 56]), acc_3_1);
+                    acc_0_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 24]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 88]), acc_0_2);
+                    acc_1_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 56]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 88]), acc_1_2);
+                    acc_2_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 88]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 88]), acc_2_2);
+                    acc_3_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 120]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 88]), acc_3_2);
+                    acc_0_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 24]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 120]), acc_0_3);
+                    acc_1_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 56]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 120]), acc_1_3);
+                    acc_2_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 88]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 120]), acc_2_3);
+                    acc_3_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 120]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 120]), acc_3_3);
+                    acc_0_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 28]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 28]), acc_0_0);
+                    acc_1_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 60]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 28]), acc_1_0);
+                    acc_2_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 92]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 28]), acc_2_0);
+                    acc_3_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 124]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 28]), acc_3_0);
+                    acc_0_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 28]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 60]), acc_0_1);
+                    acc_1_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 60]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 60]), acc_1_1);
+                    acc_2_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 92]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 60]), acc_2_1);
+                    acc_3_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 124]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 60]), acc_3_1);
+                    acc_0_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 28]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 92]), acc_0_2);
+                    acc_1_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 60]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 92]), acc_1_2);
+                    acc_2_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 92]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 92]), acc_2_2);
+                    acc_3_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 124]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 92]), acc_3_2);
+                    acc_0_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 28]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 124]), acc_0_3);
+                    acc_1_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 60]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 124]), acc_1_3);
+                    acc_2_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 92]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 124]), acc_2_3);
+                    acc_3_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[(128 * s_o) + 124]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 124]), acc_3_3);
+                    Vt[((2592 * h) + (324 * p_o)) + (4 * s_o)] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_0_0 * (uint32_t)mul)), ((int32_t)((uint32_t)bias[(32 * h) + (4 * p_o)] * (uint32_t)mul)), shift));
+                    Vt[(((2592 * h) + (324 * p_o)) + (4 * s_o)) + 81] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_0_1 * (uint32_t)mul)), ((int32_t)((uint32_t)bias[((32 * h) + (4 * p_o)) + 1] * (uint32_t)mul)), shift));
+                    Vt[(((2592 * h) + (324 * p_o)) + (4 * s_o)) + 162] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_0_2 * (uint32_t)mul)), ((int32_t)((uint32_t)bias[((32 * h) + (4 * p_o)) + 2] * (uint32_t)mul)), shift));
+                    Vt[(((2592 * h) + (324 * p_o)) + (4 * s_o)) + 243] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_0_3 * (uint32_t)mul)), ((int32_t)((uint32_t)bias[((32 * h) + (4 * p_o)) + 3] * (uint32_t)mul)), shift));
+                    Vt[(((2592 * h) + (324 * p_o)) + (4 * s_o)) + 1] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_1_0 * (uint32_t)mul)), ((int32_t)((uint32_t)bias[(32 * h) + (4 * p_o)] * (uint32_t)mul)), shift));
+                    Vt[(((2592 * h) + (324 * p_o)) + (4 * s_o)) + 82] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_1_1 * (uint32_t)mul)), ((int32_t)((uint32_t)bias[((32 * h) + (4 * p_o)) + 1] * (uint32_t)mul)), shift));
+                    Vt[(((2592 * h) + (324 * p_o)) + (4 * s_o)) + 163] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_1_2 * (uint32_t)mul)), ((int32_t)((uint32_t)bias[((32 * h) + (4 * p_o)) + 2] * (uint32_t)mul)), shift));
+                    Vt[(((2592 * h) + (324 * p_o)) + (4 * s_o)) + 244] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_1_3 * (uint32_t)mul)), ((int32_t)((uint32_t)bias[((32 * h) + (4 * p_o)) + 3] * (uint32_t)mul)), shift));
+                    Vt[(((2592 * h) + (324 * p_o)) + (4 * s_o)) + 2] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_2_0 * (uint32_t)mul)), ((int32_t)((uint32_t)bias[(32 * h) + (4 * p_o)] * (uint32_t)mul)), shift));
+                    Vt[(((2592 * h) + (324 * p_o)) + (4 * s_o)) + 83] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_2_1 * (uint32_t)mul)), ((int32_t)((uint32_t)bias[((32 * h) + (4 * p_o)) + 1] * (uint32_t)mul)), shift));
+                    Vt[(((2592 * h) + (324 * p_o)) + (4 * s_o)) + 164] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_2_2 * (uint32_t)mul)), ((int32_t)((uint32_t)bias[((32 * h) + (4 * p_o)) + 2] * (uint32_t)mul)), shift));
+                    Vt[(((2592 * h) + (324 * p_o)) + (4 * s_o)) + 245] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_2_3 * (uint32_t)mul)), ((int32_t)((uint32_t)bias[((32 * h) + (4 * p_o)) + 3] * (uint32_t)mul)), shift));
+                    Vt[(((2592 * h) + (324 * p_o)) + (4 * s_o)) + 3] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_3_0 * (uint32_t)mul)), ((int32_t)((uint32_t)bias[(32 * h) + (4 * p_o)] * (uint32_t)mul)), shift));
+                    Vt[(((2592 * h) + (324 * p_o)) + (4 * s_o)) + 84] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_3_1 * (uint32_t)mul)), ((int32_t)((uint32_t)bias[((32 * h) + (4 * p_o)) + 1] * (uint32_t)mul)), shift));
+                    Vt[(((2592 * h) + (324 * p_o)) + (4 * s_o)) + 165] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_3_2 * (uint32_t)mul)), ((int32_t)((uint32_t)bias[((32 * h) + (4 * p_o)) + 2] * (uint32_t)mul)), shift));
+                    Vt[(((2592 * h) + (324 * p_o)) + (4 * s_o)) + 246] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_3_3 * (uint32_t)mul)), ((int32_t)((uint32_t)bias[((32 * h) + (4 * p_o)) + 3] * (uint32_t)mul)), shift));
                 }
+                int32_t acc_0 = kgen_pv_dotsp_b(kgen_ld32(&X[2560]), kgen_ld32(&W[(1024 * h) + (128 * p_o)]));
+                int32_t acc_1 = kgen_pv_dotsp_b(kgen_ld32(&X[2560]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 32]));
+                int32_t acc_2 = kgen_pv_dotsp_b(kgen_ld32(&X[2560]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 64]));
+                int32_t acc_3 = kgen_pv_dotsp_b(kgen_ld32(&X[2560]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 96]));
+                acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[2564]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 4]), acc_0);
+                acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[2564]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 36]), acc_1);
+                acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[2564]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 68]), acc_2);
+                acc_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[2564]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 100]), acc_3);
+                acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[2568]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 8]), acc_0);
+                acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[2568]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 40]), acc_1);
+                acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[2568]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 72]), acc_2);
+                acc_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[2568]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 104]), acc_3);
+                acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[2572]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 12]), acc_0);
+                acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[2572]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 44]), acc_1);
+                acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[2572]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 76]), acc_2);
+                acc_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[2572]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 108]), acc_3);
+                acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[2576]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 16]), acc_0);
+                acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[2576]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 48]), acc_1);
+                acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[2576]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 80]), acc_2);
+                acc_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[2576]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 112]), acc_3);
+                acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[2580]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 20]), acc_0);
+                acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[2580]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 52]), acc_1);
+                acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[2580]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 84]), acc_2);
+                acc_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[2580]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 116]), acc_3);
+                acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[2584]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 24]), acc_0);
+                acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[2584]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 56]), acc_1);
+                acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[2584]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 88]), acc_2);
+                acc_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[2584]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 120]), acc_3);
+                acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&X[2588]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 28]), acc_0);
+                acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&X[2588]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 60]), acc_1);
+                acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&X[2588]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 92]), acc_2);
+                acc_3 = kgen_pv_sdotsp_b(kgen_ld32(&X[2588]), kgen_ld32(&W[((1024 * h) + (128 * p_o)) + 124]), acc_3);
+                Vt[((2592 * h) + (324 * p_o)) + 80] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_0 * (uint32_t)mul)), ((int32_t)((uint32_t)bias[(32 * h) + (4 * p_o)] * (uint32_t)mul)), shift));
+                Vt[((2592 * h) + (324 * p_o)) + 161] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_1 * (uint32_t)mul)), ((int32_t)((uint32_t)bias[((32 * h) + (4 * p_o)) + 1] * (uint32_t)mul)), shift));
+                Vt[((2592 * h) + (324 * p_o)) + 242] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_2 * (uint32_t)mul)), ((int32_t)((uint32_t)bias[((32 * h) + (4 * p_o)) + 2] * (uint32_t)mul)), shift));
+                Vt[((2592 * h) + (324 * p_o)) + 323] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc_3 * (uint32_t)mul)), ((int32_t)((uint32_t)bias[((32 * h) + (4 * p_o)) + 3] * (uint32_t)mul)), shift));
             }
         }
     }

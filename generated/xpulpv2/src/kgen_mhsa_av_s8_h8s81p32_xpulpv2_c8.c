@@ -8,6 +8,14 @@
 #include "kgen_xpulpv2_isa.h"
 #include "kgen_runtime.h"
 
+/* Scratch layout (byte offset: array, bytes; round8(x) = x rounded up to a multiple of 8):
+ *   0: Vt_v0_q, 21504
+ */
+size_t kgen_mhsa_av_s8_h8s81p32_xpulpv2_c8_get_buffer_size(void)
+{
+    return 21504;
+}
+
 /**
  * @brief A·V per head, heads concatenated in place: O[s][h·P+p] = requant(Σ_j A[h][s][j]·Vt[h][p][j]).
  *        Paper §4.2 "M2" (matmul_4x2_S): uint8 probabilities × int8 values (pv.sdotusp.b on XpulpV2); the
@@ -23,12 +31,13 @@
  * @param[in]     mul int32 scalar
  * @param[in]     shift int32 scalar
  * @param[out]    O int8 [S][H * P], row-major, contiguous
+ * @param[in,out] scratch work memory of kgen_mhsa_av_s8_h8s81p32_xpulpv2_c8_get_buffer_size() bytes, 8-byte aligned, not shared with any other argument; its content is undefined on entry and on return
  *
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
- * - No XpulpV2 pattern applies: specialised portable C.
- * - Every one of the 8 cores calls the function; independent outer loops are split between them, the rest runs on core 0; it ends with a barrier.
- * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 11998976 instructions, 17044736 cycles; instructions = 7.076*H*P*S**2 + 5.5*H*P*S + 17.0, cycles = 10.08*H*P*S**2 + 5.5*H*P*S + 18.0.
+ * - Contraction over j (81x32x81): register block 4x4 with pv.sdotusp.b; Vt staged as quads where its view is declared; A staged per block of 4 rows.
+ * - Every one of the 8 cores calls the function: loops `h` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier. Each core works in its own copy of `Vt_v0_q` (the scratch buffer holds 8 copies).
+ * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 113674 instructions, 115089 cycles; instructions = 0.04931*H*P*S**2 + 1.487*H*P*S + 17.0, cycles = 0.04951*H*P*S**2 + 1.539*H*P*S + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code
@@ -47,25 +56,560 @@
  * @endcode
  * ISA path: xpulpv2; the portable C path is used when the ISA feature macro is absent.
  */
-void kgen_mhsa_av_s8_h8s81p32_xpulpv2_c8(const uint8_t *restrict A, const int8_t *restrict Vt, int32_t mul, int32_t shift, int8_t *restrict O)
+void kgen_mhsa_av_s8_h8s81p32_xpulpv2_c8(const uint8_t *restrict A, const int8_t *restrict Vt, int32_t mul, int32_t shift, int8_t *restrict O, void *restrict scratch)
 {
+    int8_t *const Vt_v0_q_storage = (int8_t *)scratch;
     {
-        const int32_t kgen_serial_n = (1) - (0);
-        const int32_t kgen_serial_core = kgen_core_id();
-        const int32_t kgen_serial_extra = kgen_serial_core < kgen_serial_n % 8 ? kgen_serial_core : kgen_serial_n % 8;
-        const int32_t kgen_serial_lo = (0) + kgen_serial_core * (kgen_serial_n / 8) + kgen_serial_extra;
-        const int32_t kgen_serial_hi = kgen_serial_lo + kgen_serial_n / 8 + (kgen_serial_core < kgen_serial_n % 8 ? 1 : 0);
-        for (int32_t kgen_serial = kgen_serial_lo; kgen_serial < kgen_serial_hi; ++kgen_serial) {
-            for (int32_t h = 0; h < 8; ++h) {
-                for (int32_t s = 0; s < 81; ++s) {
-                    for (int32_t p = 0; p < 32; ++p) {
-                        int32_t acc = 0;
-                        for (int32_t j = 0; j < 81; ++j) {
-                            acc = (int32_t)((uint32_t)acc + (uint32_t)(((int32_t)A[((6561 * h) + (81 * s)) + j]) * ((int32_t)Vt[((2592 * h) + (81 * p)) + j])));
-                        }
-                        O[((256 * s) + (32 * h)) + p] = kgen_requant_floor(acc, mul, shift);
+        const int32_t h_n = (8) - (0);
+        const int32_t h_core = kgen_core_id();
+        const int32_t h_extra = h_core < h_n % 8 ? h_core : h_n % 8;
+        const int32_t h_lo = (0) + h_core * (h_n / 8) + h_extra;
+        const int32_t h_hi = h_lo + h_n / 8 + (h_core < h_n % 8 ? 1 : 0);
+        int8_t *const Vt_v0_q_own = (int8_t *)(void *)((unsigned char *)Vt_v0_q_storage + h_core * 2688);
+        for (int32_t h = h_lo; h < h_hi; ++h) {
+            for (int32_t Vt_v0_q_nb = 0; Vt_v0_q_nb < 8; ++Vt_v0_q_nb) {
+                for (int32_t Vt_v0_q_kb = 0; Vt_v0_q_kb < 20; ++Vt_v0_q_kb) {
+                    for (int32_t Vt_v0_q_c = 0; Vt_v0_q_c < 4; ++Vt_v0_q_c) {
+                        Vt_v0_q_own[((16 * Vt_v0_q_kb) + (336 * Vt_v0_q_nb)) + (4 * Vt_v0_q_c)] = (int8_t)Vt[(((2592 * h) + (324 * Vt_v0_q_nb)) + (4 * Vt_v0_q_kb)) + (81 * Vt_v0_q_c)];
+                        Vt_v0_q_own[(((16 * Vt_v0_q_kb) + (336 * Vt_v0_q_nb)) + (4 * Vt_v0_q_c)) + 1] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v0_q_nb)) + (4 * Vt_v0_q_kb)) + (81 * Vt_v0_q_c)) + 1];
+                        Vt_v0_q_own[(((16 * Vt_v0_q_kb) + (336 * Vt_v0_q_nb)) + (4 * Vt_v0_q_c)) + 2] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v0_q_nb)) + (4 * Vt_v0_q_kb)) + (81 * Vt_v0_q_c)) + 2];
+                        Vt_v0_q_own[(((16 * Vt_v0_q_kb) + (336 * Vt_v0_q_nb)) + (4 * Vt_v0_q_c)) + 3] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v0_q_nb)) + (4 * Vt_v0_q_kb)) + (81 * Vt_v0_q_c)) + 3];
                     }
                 }
+                for (int32_t Vt_v0_q_kb1 = 20; Vt_v0_q_kb1 < 21; ++Vt_v0_q_kb1) {
+                    for (int32_t Vt_v0_q_c1 = 0; Vt_v0_q_c1 < 4; ++Vt_v0_q_c1) {
+                        for (int32_t Vt_v0_q_l1 = 0; Vt_v0_q_l1 < 1; ++Vt_v0_q_l1) {
+                            Vt_v0_q_own[(((16 * Vt_v0_q_kb1) + (336 * Vt_v0_q_nb)) + (4 * Vt_v0_q_c1)) + Vt_v0_q_l1] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v0_q_nb)) + (4 * Vt_v0_q_kb1)) + (81 * Vt_v0_q_c1)) + Vt_v0_q_l1];
+                        }
+                        if (((4 * Vt_v0_q_kb1) + 1) < 81) {
+                            Vt_v0_q_own[(((16 * Vt_v0_q_kb1) + (336 * Vt_v0_q_nb)) + (4 * Vt_v0_q_c1)) + 1] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v0_q_nb)) + (4 * Vt_v0_q_kb1)) + (81 * Vt_v0_q_c1)) + 1];
+                        } else {
+                            Vt_v0_q_own[(((16 * Vt_v0_q_kb1) + (336 * Vt_v0_q_nb)) + (4 * Vt_v0_q_c1)) + 1] = 0;
+                        }
+                        if (((4 * Vt_v0_q_kb1) + 2) < 81) {
+                            Vt_v0_q_own[(((16 * Vt_v0_q_kb1) + (336 * Vt_v0_q_nb)) + (4 * Vt_v0_q_c1)) + 2] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v0_q_nb)) + (4 * Vt_v0_q_kb1)) + (81 * Vt_v0_q_c1)) + 2];
+                        } else {
+                            Vt_v0_q_own[(((16 * Vt_v0_q_kb1) + (336 * Vt_v0_q_nb)) + (4 * Vt_v0_q_c1)) + 2] = 0;
+                        }
+                        if (((4 * Vt_v0_q_kb1) + 3) < 81) {
+                            Vt_v0_q_own[(((16 * Vt_v0_q_kb1) + (336 * Vt_v0_q_nb)) + (4 * Vt_v0_q_c1)) + 3] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v0_q_nb)) + (4 * Vt_v0_q_kb1)) + (81 * Vt_v0_q_c1)) + 3];
+                        } else {
+                            Vt_v0_q_own[(((16 * Vt_v0_q_kb1) + (336 * Vt_v0_q_nb)) + (4 * Vt_v0_q_c1)) + 3] = 0;
+                        }
+                    }
+                }
+            }
+            for (int32_t s_o = 0; s_o < 20; ++s_o) {
+                KGEN_ALIGN8 uint8_t A_v0_q_storage[21 * 4 * 4];
+                for (int32_t A_v0_q_k = 0; A_v0_q_k < 20; ++A_v0_q_k) {
+                    for (int32_t A_v0_q_r = 0; A_v0_q_r < 4; ++A_v0_q_r) {
+                        A_v0_q_storage[(16 * A_v0_q_k) + (4 * A_v0_q_r)] = (uint8_t)A[(((324 * s_o) + (4 * A_v0_q_k)) + (6561 * h)) + (81 * A_v0_q_r)];
+                        A_v0_q_storage[((16 * A_v0_q_k) + (4 * A_v0_q_r)) + 1] = (uint8_t)A[((((324 * s_o) + (4 * A_v0_q_k)) + (6561 * h)) + (81 * A_v0_q_r)) + 1];
+                        A_v0_q_storage[((16 * A_v0_q_k) + (4 * A_v0_q_r)) + 2] = (uint8_t)A[((((324 * s_o) + (4 * A_v0_q_k)) + (6561 * h)) + (81 * A_v0_q_r)) + 2];
+                        A_v0_q_storage[((16 * A_v0_q_k) + (4 * A_v0_q_r)) + 3] = (uint8_t)A[((((324 * s_o) + (4 * A_v0_q_k)) + (6561 * h)) + (81 * A_v0_q_r)) + 3];
+                    }
+                }
+                for (int32_t A_v0_q_k1 = 20; A_v0_q_k1 < 21; ++A_v0_q_k1) {
+                    for (int32_t A_v0_q_r1 = 0; A_v0_q_r1 < 4; ++A_v0_q_r1) {
+                        for (int32_t A_v0_q_j1 = 0; A_v0_q_j1 < 1; ++A_v0_q_j1) {
+                            A_v0_q_storage[((16 * A_v0_q_k1) + (4 * A_v0_q_r1)) + A_v0_q_j1] = (uint8_t)A[((((324 * s_o) + (4 * A_v0_q_k1)) + (6561 * h)) + (81 * A_v0_q_r1)) + A_v0_q_j1];
+                        }
+                        if (((4 * A_v0_q_k1) + 1) < 81) {
+                            A_v0_q_storage[((16 * A_v0_q_k1) + (4 * A_v0_q_r1)) + 1] = (uint8_t)A[((((324 * s_o) + (4 * A_v0_q_k1)) + (6561 * h)) + (81 * A_v0_q_r1)) + 1];
+                        } else {
+                            A_v0_q_storage[((16 * A_v0_q_k1) + (4 * A_v0_q_r1)) + 1] = 0;
+                        }
+                        if (((4 * A_v0_q_k1) + 2) < 81) {
+                            A_v0_q_storage[((16 * A_v0_q_k1) + (4 * A_v0_q_r1)) + 2] = (uint8_t)A[((((324 * s_o) + (4 * A_v0_q_k1)) + (6561 * h)) + (81 * A_v0_q_r1)) + 2];
+                        } else {
+                            A_v0_q_storage[((16 * A_v0_q_k1) + (4 * A_v0_q_r1)) + 2] = 0;
+                        }
+                        if (((4 * A_v0_q_k1) + 3) < 81) {
+                            A_v0_q_storage[((16 * A_v0_q_k1) + (4 * A_v0_q_r1)) + 3] = (uint8_t)A[((((324 * s_o) + (4 * A_v0_q_k1)) + (6561 * h)) + (81 * A_v0_q_r1)) + 3];
+                        } else {
+                            A_v0_q_storage[((16 * A_v0_q_k1) + (4 * A_v0_q_r1)) + 3] = 0;
+                        }
+                    }
+                }
+                for (int32_t p_o = 0; p_o < 8; ++p_o) {
+                    const uint8_t *A_v0_q_rd = A_v0_q_storage;
+                    KGEN_LAUNDER(A_v0_q_rd);
+                    int32_t acc_0_0 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_q_rd[0]), kgen_ld32(&Vt_v0_q_own[336 * p_o]));
+                    int32_t acc_1_0 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_q_rd[0]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 4]));
+                    int32_t acc_2_0 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_q_rd[0]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 8]));
+                    int32_t acc_3_0 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_q_rd[0]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 12]));
+                    int32_t acc_0_1 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_q_rd[4]), kgen_ld32(&Vt_v0_q_own[336 * p_o]));
+                    int32_t acc_1_1 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_q_rd[4]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 4]));
+                    int32_t acc_2_1 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_q_rd[4]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 8]));
+                    int32_t acc_3_1 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_q_rd[4]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 12]));
+                    int32_t acc_0_2 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_q_rd[8]), kgen_ld32(&Vt_v0_q_own[336 * p_o]));
+                    int32_t acc_1_2 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_q_rd[8]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 4]));
+                    int32_t acc_2_2 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_q_rd[8]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 8]));
+                    int32_t acc_3_2 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_q_rd[8]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 12]));
+                    int32_t acc_0_3 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_q_rd[12]), kgen_ld32(&Vt_v0_q_own[336 * p_o]));
+                    int32_t acc_1_3 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_q_rd[12]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 4]));
+                    int32_t acc_2_3 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_q_rd[12]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 8]));
+                    int32_t acc_3_3 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_q_rd[12]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 12]));
+                    acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[16]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 16]), acc_0_0);
+                    acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[16]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 20]), acc_1_0);
+                    acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[16]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 24]), acc_2_0);
+                    acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[16]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 28]), acc_3_0);
+                    acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[20]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 16]), acc_0_1);
+                    acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[20]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 20]), acc_1_1);
+                    acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[20]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 24]), acc_2_1);
+                    acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[20]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 28]), acc_3_1);
+                    acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[24]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 16]), acc_0_2);
+                    acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[24]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 20]), acc_1_2);
+                    acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[24]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 24]), acc_2_2);
+                    acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[24]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 28]), acc_3_2);
+                    acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[28]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 16]), acc_0_3);
+                    acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[28]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 20]), acc_1_3);
+                    acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[28]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 24]), acc_2_3);
+                    acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[28]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 28]), acc_3_3);
+                    acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[32]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 32]), acc_0_0);
+                    acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[32]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 36]), acc_1_0);
+                    acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[32]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 40]), acc_2_0);
+                    acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[32]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 44]), acc_3_0);
+                    acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[36]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 32]), acc_0_1);
+                    acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[36]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 36]), acc_1_1);
+                    acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[36]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 40]), acc_2_1);
+                    acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[36]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 44]), acc_3_1);
+                    acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[40]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 32]), acc_0_2);
+                    acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[40]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 36]), acc_1_2);
+                    acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[40]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 40]), acc_2_2);
+                    acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[40]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 44]), acc_3_2);
+                    acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[44]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 32]), acc_0_3);
+                    acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[44]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 36]), acc_1_3);
+                    acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[44]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 40]), acc_2_3);
+                    acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[44]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 44]), acc_3_3);
+                    acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[48]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 48]), acc_0_0);
+                    acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[48]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 52]), acc_1_0);
+                    acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[48]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 56]), acc_2_0);
+                    acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[48]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 60]), acc_3_0);
+                    acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[52]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 48]), acc_0_1);
+                    acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[52]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 52]), acc_1_1);
+                    acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[52]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 56]), acc_2_1);
+                    acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[52]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 60]), acc_3_1);
+                    acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[56]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 48]), acc_0_2);
+                    acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[56]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 52]), acc_1_2);
+                    acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[56]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 56]), acc_2_2);
+                    acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[56]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 60]), acc_3_2);
+                    acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[60]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 48]), acc_0_3);
+                    acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[60]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 52]), acc_1_3);
+                    acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[60]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 56]), acc_2_3);
+                    acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[60]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 60]), acc_3_3);
+                    acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[64]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 64]), acc_0_0);
+                    acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[64]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 68]), acc_1_0);
+                    acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[64]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 72]), acc_2_0);
+                    acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[64]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 76]), acc_3_0);
+                    acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[68]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 64]), acc_0_1);
+                    acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[68]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 68]), acc_1_1);
+                    acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[68]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 72]), acc_2_1);
+                    acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[68]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 76]), acc_3_1);
+                    acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[72]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 64]), acc_0_2);
+                    acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[72]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 68]), acc_1_2);
+                    acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[72]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 72]), acc_2_2);
+                    acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[72]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 76]), acc_3_2);
+                    acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[76]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 64]), acc_0_3);
+                    acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[76]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 68]), acc_1_3);
+                    acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[76]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 72]), acc_2_3);
+                    acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[76]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 76]), acc_3_3);
+                    acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[80]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 80]), acc_0_0);
+                    acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[80]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 84]), acc_1_0);
+                    acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[80]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 88]), acc_2_0);
+                    acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[80]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 92]), acc_3_0);
+                    acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[84]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 80]), acc_0_1);
+                    acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[84]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 84]), acc_1_1);
+                    acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[84]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 88]), acc_2_1);
+                    acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[84]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 92]), acc_3_1);
+                    acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[88]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 80]), acc_0_2);
+                    acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[88]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 84]), acc_1_2);
+                    acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[88]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 88]), acc_2_2);
+                    acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[88]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 92]), acc_3_2);
+                    acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[92]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 80]), acc_0_3);
+                    acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[92]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 84]), acc_1_3);
+                    acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[92]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 88]), acc_2_3);
+                    acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[92]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 92]), acc_3_3);
+                    acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[96]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 96]), acc_0_0);
+                    acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[96]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 100]), acc_1_0);
+                    acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[96]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 104]), acc_2_0);
+                    acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[96]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 108]), acc_3_0);
+                    acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[100]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 96]), acc_0_1);
+                    acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[100]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 100]), acc_1_1);
+                    acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[100]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 104]), acc_2_1);
+                    acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[100]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 108]), acc_3_1);
+                    acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[104]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 96]), acc_0_2);
+                    acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[104]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 100]), acc_1_2);
+                    acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[104]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 104]), acc_2_2);
+                    acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[104]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 108]), acc_3_2);
+                    acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[108]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 96]), acc_0_3);
+                    acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[108]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 100]), acc_1_3);
+                    acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[108]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 104]), acc_2_3);
+                    acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[108]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 108]), acc_3_3);
+                    acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[112]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 112]), acc_0_0);
+                    acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[112]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 116]), acc_1_0);
+                    acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[112]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 120]), acc_2_0);
+                    acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[112]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 124]), acc_3_0);
+                    acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[116]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 112]), acc_0_1);
+                    acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[116]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 116]), acc_1_1);
+                    acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[116]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 120]), acc_2_1);
+                    acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[116]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 124]), acc_3_1);
+                    acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[120]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 112]), acc_0_2);
+                    acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[120]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 116]), acc_1_2);
+                    acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[120]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 120]), acc_2_2);
+                    acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[120]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 124]), acc_3_2);
+                    acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[124]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 112]), acc_0_3);
+                    acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[124]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 116]), acc_1_3);
+                    acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[124]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 120]), acc_2_3);
+                    acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[124]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 124]), acc_3_3);
+                    acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[128]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 128]), acc_0_0);
+                    acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[128]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 132]), acc_1_0);
+                    acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[128]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 136]), acc_2_0);
+                    acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[128]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 140]), acc_3_0);
+                    acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[132]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 128]), acc_0_1);
+                    acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[132]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 132]), acc_1_1);
+                    acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[132]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 136]), acc_2_1);
+                    acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[132]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 140]), acc_3_1);
+                    acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[136]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 128]), acc_0_2);
+                    acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[136]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 132]), acc_1_2);
+                    acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[136]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 136]), acc_2_2);
+                    acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[136]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 140]), acc_3_2);
+                    acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[140]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 128]), acc_0_3);
+                    acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[140]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 132]), acc_1_3);
+                    acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[140]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 136]), acc_2_3);
+                    acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[140]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 140]), acc_3_3);
+                    acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[144]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 144]), acc_0_0);
+                    acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[144]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 148]), acc_1_0);
+                    acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[144]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 152]), acc_2_0);
+                    acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[144]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 156]), acc_3_0);
+                    acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[148]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 144]), acc_0_1);
+                    acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[148]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 148]), acc_1_1);
+                    acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[148]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 152]), acc_2_1);
+                    acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[148]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 156]), acc_3_1);
+                    acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[152]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 144]), acc_0_2);
+                    acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[152]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 148]), acc_1_2);
+                    acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[152]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 152]), acc_2_2);
+                    acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[152]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 156]), acc_3_2);
+                    acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[156]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 144]), acc_0_3);
+                    acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[156]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 148]), acc_1_3);
+                    acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[156]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 152]), acc_2_3);
+                    acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[156]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 156]), acc_3_3);
+                    acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[160]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 160]), acc_0_0);
+                    acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[160]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 164]), acc_1_0);
+                    acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[160]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 168]), acc_2_0);
+                    acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[160]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 172]), acc_3_0);
+                    acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[164]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 160]), acc_0_1);
+                    acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[164]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 164]), acc_1_1);
+                    acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[164]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 168]), acc_2_1);
+                    acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[164]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 172]), acc_3_1);
+                    acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[168]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 160]), acc_0_2);
+                    acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[168]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 164]), acc_1_2);
+                    acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[168]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 168]), acc_2_2);
+                    acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[168]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 172]), acc_3_2);
+                    acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[172]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 160]), acc_0_3);
+                    acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[172]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 164]), acc_1_3);
+                    acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[172]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 168]), acc_2_3);
+                    acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[172]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 172]), acc_3_3);
+                    acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[176]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 176]), acc_0_0);
+                    acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[176]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 180]), acc_1_0);
+                    acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[176]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 184]), acc_2_0);
+                    acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[176]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 188]), acc_3_0);
+                    acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[180]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 176]), acc_0_1);
+                    acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[180]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 180]), acc_1_1);
+                    acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[180]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 184]), acc_2_1);
+                    acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[180]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 188]), acc_3_1);
+                    acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[184]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 176]), acc_0_2);
+                    acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[184]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 180]), acc_1_2);
+                    acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[184]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 184]), acc_2_2);
+                    acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[184]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 188]), acc_3_2);
+                    acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[188]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 176]), acc_0_3);
+                    acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[188]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 180]), acc_1_3);
+                    acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[188]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 184]), acc_2_3);
+                    acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[188]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 188]), acc_3_3);
+                    acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[192]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 192]), acc_0_0);
+                    acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[192]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 196]), acc_1_0);
+                    acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[192]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 200]), acc_2_0);
+                    acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[192]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 204]), acc_3_0);
+                    acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[196]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 192]), acc_0_1);
+                    acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[196]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 196]), acc_1_1);
+                    acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[196]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 200]), acc_2_1);
+                    acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[196]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 204]), acc_3_1);
+                    acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[200]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 192]), acc_0_2);
+                    acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[200]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 196]), acc_1_2);
+                    acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[200]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 200]), acc_2_2);
+                    acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[200]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 204]), acc_3_2);
+                    acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[204]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 192]), acc_0_3);
+                    acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[204]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 196]), acc_1_3);
+                    acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[204]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 200]), acc_2_3);
+                    acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[204]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 204]), acc_3_3);
+                    acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[208]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 208]), acc_0_0);
+                    acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[208]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 212]), acc_1_0);
+                    acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[208]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 216]), acc_2_0);
+                    acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[208]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 220]), acc_3_0);
+                    acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[212]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 208]), acc_0_1);
+                    acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[212]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 212]), acc_1_1);
+                    acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[212]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 216]), acc_2_1);
+                    acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[212]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 220]), acc_3_1);
+                    acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[216]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 208]), acc_0_2);
+                    acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[216]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 212]), acc_1_2);
+                    acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[216]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 216]), acc_2_2);
+                    acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[216]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 220]), acc_3_2);
+                    acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[220]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 208]), acc_0_3);
+                    acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[220]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 212]), acc_1_3);
+                    acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[220]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 216]), acc_2_3);
+                    acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[220]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 220]), acc_3_3);
+                    acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[224]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 224]), acc_0_0);
+                    acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[224]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 228]), acc_1_0);
+                    acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[224]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 232]), acc_2_0);
+                    acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[224]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 236]), acc_3_0);
+                    acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[228]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 224]), acc_0_1);
+                    acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[228]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 228]), acc_1_1);
+                    acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[228]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 232]), acc_2_1);
+                    acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[228]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 236]), acc_3_1);
+                    acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[232]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 224]), acc_0_2);
+                    acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[232]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 228]), acc_1_2);
+                    acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[232]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 232]), acc_2_2);
+                    acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[232]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 236]), acc_3_2);
+                    acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[236]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 224]), acc_0_3);
+                    acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[236]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 228]), acc_1_3);
+                    acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[236]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 232]), acc_2_3);
+                    acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[236]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 236]), acc_3_3);
+                    acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[240]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 240]), acc_0_0);
+                    acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[240]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 244]), acc_1_0);
+                    acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[240]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 248]), acc_2_0);
+                    acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[240]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 252]), acc_3_0);
+                    acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[244]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 240]), acc_0_1);
+                    acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[244]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 244]), acc_1_1);
+                    acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[244]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 248]), acc_2_1);
+                    acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[244]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 252]), acc_3_1);
+                    acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[248]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 240]), acc_0_2);
+                    acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[248]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 244]), acc_1_2);
+                    acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[248]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 248]), acc_2_2);
+                    acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[248]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 252]), acc_3_2);
+                    acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[252]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 240]), acc_0_3);
+                    acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[252]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 244]), acc_1_3);
+                    acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[252]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 248]), acc_2_3);
+                    acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[252]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 252]), acc_3_3);
+                    acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[256]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 256]), acc_0_0);
+                    acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[256]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 260]), acc_1_0);
+                    acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[256]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 264]), acc_2_0);
+                    acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[256]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 268]), acc_3_0);
+                    acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[260]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 256]), acc_0_1);
+                    acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[260]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 260]), acc_1_1);
+                    acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[260]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 264]), acc_2_1);
+                    acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[260]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 268]), acc_3_1);
+                    acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[264]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 256]), acc_0_2);
+                    acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[264]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 260]), acc_1_2);
+                    acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[264]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 264]), acc_2_2);
+                    acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[264]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 268]), acc_3_2);
+                    acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[268]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 256]), acc_0_3);
+                    acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[268]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 260]), acc_1_3);
+                    acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[268]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 264]), acc_2_3);
+                    acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[268]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 268]), acc_3_3);
+                    acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[272]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 272]), acc_0_0);
+                    acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[272]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 276]), acc_1_0);
+                    acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[272]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 280]), acc_2_0);
+                    acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[272]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 284]), acc_3_0);
+                    acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[276]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 272]), acc_0_1);
+                    acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[276]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 276]), acc_1_1);
+                    acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[276]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 280]), acc_2_1);
+                    acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[276]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 284]), acc_3_1);
+                    acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[280]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 272]), acc_0_2);
+                    acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[280]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 276]), acc_1_2);
+                    acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[280]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 280]), acc_2_2);
+                    acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[280]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 284]), acc_3_2);
+                    acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[284]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 272]), acc_0_3);
+                    acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[284]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 276]), acc_1_3);
+                    acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[284]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 280]), acc_2_3);
+                    acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[284]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 284]), acc_3_3);
+                    acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[288]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 288]), acc_0_0);
+                    acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[288]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 292]), acc_1_0);
+                    acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[288]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 296]), acc_2_0);
+                    acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[288]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 300]), acc_3_0);
+                    acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[292]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 288]), acc_0_1);
+                    acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[292]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 292]), acc_1_1);
+                    acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[292]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 296]), acc_2_1);
+                    acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[292]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 300]), acc_3_1);
+                    acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[296]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 288]), acc_0_2);
+                    acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[296]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 292]), acc_1_2);
+                    acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[296]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 296]), acc_2_2);
+                    acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[296]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 300]), acc_3_2);
+                    acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[300]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 288]), acc_0_3);
+                    acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[300]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 292]), acc_1_3);
+                    acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[300]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 296]), acc_2_3);
+                    acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[300]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 300]), acc_3_3);
+                    acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[304]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 304]), acc_0_0);
+                    acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[304]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 308]), acc_1_0);
+                    acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[304]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 312]), acc_2_0);
+                    acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[304]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 316]), acc_3_0);
+                    acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[308]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 304]), acc_0_1);
+                    acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[308]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 308]), acc_1_1);
+                    acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[308]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 312]), acc_2_1);
+                    acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[308]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 316]), acc_3_1);
+                    acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[312]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 304]), acc_0_2);
+                    acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[312]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 308]), acc_1_2);
+                    acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[312]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 312]), acc_2_2);
+                    acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[312]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 316]), acc_3_2);
+                    acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[316]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 304]), acc_0_3);
+                    acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[316]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 308]), acc_1_3);
+                    acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[316]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 312]), acc_2_3);
+                    acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[316]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 316]), acc_3_3);
+                    acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[320]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 320]), acc_0_0);
+                    acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[320]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 324]), acc_1_0);
+                    acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[320]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 328]), acc_2_0);
+                    acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[320]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 332]), acc_3_0);
+                    acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[324]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 320]), acc_0_1);
+                    acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[324]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 324]), acc_1_1);
+                    acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[324]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 328]), acc_2_1);
+                    acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[324]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 332]), acc_3_1);
+                    acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[328]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 320]), acc_0_2);
+                    acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[328]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 324]), acc_1_2);
+                    acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[328]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 328]), acc_2_2);
+                    acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[328]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 332]), acc_3_2);
+                    acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[332]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 320]), acc_0_3);
+                    acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[332]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 324]), acc_1_3);
+                    acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[332]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 328]), acc_2_3);
+                    acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[332]), kgen_ld32(&Vt_v0_q_own[(336 * p_o) + 332]), acc_3_3);
+                    O[((1024 * s_o) + (32 * h)) + (4 * p_o)] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_0_0 * (uint32_t)mul)) >> (shift & 31)));
+                    O[(((1024 * s_o) + (32 * h)) + (4 * p_o)) + 256] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_0_1 * (uint32_t)mul)) >> (shift & 31)));
+                    O[(((1024 * s_o) + (32 * h)) + (4 * p_o)) + 512] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_0_2 * (uint32_t)mul)) >> (shift & 31)));
+                    O[(((1024 * s_o) + (32 * h)) + (4 * p_o)) + 768] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_0_3 * (uint32_t)mul)) >> (shift & 31)));
+                    O[(((1024 * s_o) + (32 * h)) + (4 * p_o)) + 1] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_1_0 * (uint32_t)mul)) >> (shift & 31)));
+                    O[(((1024 * s_o) + (32 * h)) + (4 * p_o)) + 257] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_1_1 * (uint32_t)mul)) >> (shift & 31)));
+                    O[(((1024 * s_o) + (32 * h)) + (4 * p_o)) + 513] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_1_2 * (uint32_t)mul)) >> (shift & 31)));
+                    O[(((1024 * s_o) + (32 * h)) + (4 * p_o)) + 769] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_1_3 * (uint32_t)mul)) >> (shift & 31)));
+                    O[(((1024 * s_o) + (32 * h)) + (4 * p_o)) + 2] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_2_0 * (uint32_t)mul)) >> (shift & 31)));
+                    O[(((1024 * s_o) + (32 * h)) + (4 * p_o)) + 258] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_2_1 * (uint32_t)mul)) >> (shift & 31)));
+                    O[(((1024 * s_o) + (32 * h)) + (4 * p_o)) + 514] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_2_2 * (uint32_t)mul)) >> (shift & 31)));
+                    O[(((1024 * s_o) + (32 * h)) + (4 * p_o)) + 770] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_2_3 * (uint32_t)mul)) >> (shift & 31)));
+                    O[(((1024 * s_o) + (32 * h)) + (4 * p_o)) + 3] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_3_0 * (uint32_t)mul)) >> (shift & 31)));
+                    O[(((1024 * s_o) + (32 * h)) + (4 * p_o)) + 259] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_3_1 * (uint32_t)mul)) >> (shift & 31)));
+                    O[(((1024 * s_o) + (32 * h)) + (4 * p_o)) + 515] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_3_2 * (uint32_t)mul)) >> (shift & 31)));
+                    O[(((1024 * s_o) + (32 * h)) + (4 * p_o)) + 771] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_3_3 * (uint32_t)mul)) >> (shift & 31)));
+                }
+            }
+            KGEN_ALIGN8 uint8_t A_v0_qt_storage[21 * 1 * 4];
+            for (int32_t A_v0_qt_k = 0; A_v0_qt_k < 20; ++A_v0_qt_k) {
+                for (int32_t A_v0_qt_r = 0; A_v0_qt_r < 1; ++A_v0_qt_r) {
+                    A_v0_qt_storage[(4 * A_v0_qt_k) + (4 * A_v0_qt_r)] = (uint8_t)A[(((4 * A_v0_qt_k) + (6561 * h)) + (81 * A_v0_qt_r)) + 6480];
+                    A_v0_qt_storage[((4 * A_v0_qt_k) + (4 * A_v0_qt_r)) + 1] = (uint8_t)A[(((4 * A_v0_qt_k) + (6561 * h)) + (81 * A_v0_qt_r)) + 6481];
+                    A_v0_qt_storage[((4 * A_v0_qt_k) + (4 * A_v0_qt_r)) + 2] = (uint8_t)A[(((4 * A_v0_qt_k) + (6561 * h)) + (81 * A_v0_qt_r)) + 6482];
+                    A_v0_qt_storage[((4 * A_v0_qt_k) + (4 * A_v0_qt_r)) + 3] = (uint8_t)A[(((4 * A_v0_qt_k) + (6561 * h)) + (81 * A_v0_qt_r)) + 6483];
+                }
+            }
+            for (int32_t A_v0_qt_k1 = 20; A_v0_qt_k1 < 21; ++A_v0_qt_k1) {
+                for (int32_t A_v0_qt_r1 = 0; A_v0_qt_r1 < 1; ++A_v0_qt_r1) {
+                    for (int32_t A_v0_qt_j1 = 0; A_v0_qt_j1 < 1; ++A_v0_qt_j1) {
+                        A_v0_qt_storage[((4 * A_v0_qt_k1) + (4 * A_v0_qt_r1)) + A_v0_qt_j1] = (uint8_t)A[((((4 * A_v0_qt_k1) + (6561 * h)) + (81 * A_v0_qt_r1)) + A_v0_qt_j1) + 6480];
+                    }
+                    if (((4 * A_v0_qt_k1) + 1) < 81) {
+                        A_v0_qt_storage[((4 * A_v0_qt_k1) + (4 * A_v0_qt_r1)) + 1] = (uint8_t)A[(((4 * A_v0_qt_k1) + (6561 * h)) + (81 * A_v0_qt_r1)) + 6481];
+                    } else {
+                        A_v0_qt_storage[((4 * A_v0_qt_k1) + (4 * A_v0_qt_r1)) + 1] = 0;
+                    }
+                    if (((4 * A_v0_qt_k1) + 2) < 81) {
+                        A_v0_qt_storage[((4 * A_v0_qt_k1) + (4 * A_v0_qt_r1)) + 2] = (uint8_t)A[(((4 * A_v0_qt_k1) + (6561 * h)) + (81 * A_v0_qt_r1)) + 6482];
+                    } else {
+                        A_v0_qt_storage[((4 * A_v0_qt_k1) + (4 * A_v0_qt_r1)) + 2] = 0;
+                    }
+                    if (((4 * A_v0_qt_k1) + 3) < 81) {
+                        A_v0_qt_storage[((4 * A_v0_qt_k1) + (4 * A_v0_qt_r1)) + 3] = (uint8_t)A[(((4 * A_v0_qt_k1) + (6561 * h)) + (81 * A_v0_qt_r1)) + 6483];
+                    } else {
+                        A_v0_qt_storage[((4 * A_v0_qt_k1) + (4 * A_v0_qt_r1)) + 3] = 0;
+                    }
+                }
+            }
+            for (int32_t p_o1 = 0; p_o1 < 8; ++p_o1) {
+                const uint8_t *A_v0_qt_rd = A_v0_qt_storage;
+                KGEN_LAUNDER(A_v0_qt_rd);
+                int32_t acc_0 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_qt_rd[0]), kgen_ld32(&Vt_v0_q_own[336 * p_o1]));
+                int32_t acc_1 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_qt_rd[0]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 4]));
+                int32_t acc_2 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_qt_rd[0]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 8]));
+                int32_t acc_3 = kgen_pv_dotusp_b(kgen_ld32(&A_v0_qt_rd[0]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 12]));
+                acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[4]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 16]), acc_0);
+                acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[4]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 20]), acc_1);
+                acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[4]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 24]), acc_2);
+                acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[4]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 28]), acc_3);
+                acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[8]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 32]), acc_0);
+                acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[8]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 36]), acc_1);
+                acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[8]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 40]), acc_2);
+                acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[8]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 44]), acc_3);
+                acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[12]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 48]), acc_0);
+                acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[12]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 52]), acc_1);
+                acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[12]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 56]), acc_2);
+                acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[12]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 60]), acc_3);
+                acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[16]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 64]), acc_0);
+                acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[16]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 68]), acc_1);
+                acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[16]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 72]), acc_2);
+                acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[16]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 76]), acc_3);
+                acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[20]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 80]), acc_0);
+                acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[20]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 84]), acc_1);
+                acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[20]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 88]), acc_2);
+                acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[20]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 92]), acc_3);
+                acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[24]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 96]), acc_0);
+                acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[24]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 100]), acc_1);
+                acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[24]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 104]), acc_2);
+                acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[24]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 108]), acc_3);
+                acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[28]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 112]), acc_0);
+                acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[28]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 116]), acc_1);
+                acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[28]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 120]), acc_2);
+                acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[28]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 124]), acc_3);
+                acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[32]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 128]), acc_0);
+                acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[32]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 132]), acc_1);
+                acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[32]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 136]), acc_2);
+                acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[32]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 140]), acc_3);
+                acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[36]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 144]), acc_0);
+                acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[36]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 148]), acc_1);
+                acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[36]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 152]), acc_2);
+                acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[36]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 156]), acc_3);
+                acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[40]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 160]), acc_0);
+                acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[40]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 164]), acc_1);
+                acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[40]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 168]), acc_2);
+                acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[40]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 172]), acc_3);
+                acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[44]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 176]), acc_0);
+                acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[44]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 180]), acc_1);
+                acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[44]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 184]), acc_2);
+                acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[44]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 188]), acc_3);
+                acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[48]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 192]), acc_0);
+                acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[48]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 196]), acc_1);
+                acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[48]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 200]), acc_2);
+                acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[48]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 204]), acc_3);
+                acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[52]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 208]), acc_0);
+                acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[52]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 212]), acc_1);
+                acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[52]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 216]), acc_2);
+                acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[52]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 220]), acc_3);
+                acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[56]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 224]), acc_0);
+                acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[56]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 228]), acc_1);
+                acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[56]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 232]), acc_2);
+                acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[56]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 236]), acc_3);
+                acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[60]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 240]), acc_0);
+                acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[60]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 244]), acc_1);
+                acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[60]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 248]), acc_2);
+                acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[60]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 252]), acc_3);
+                acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[64]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 256]), acc_0);
+                acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[64]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 260]), acc_1);
+                acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[64]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 264]), acc_2);
+                acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[64]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 268]), acc_3);
+                acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[68]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 272]), acc_0);
+                acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[68]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 276]), acc_1);
+                acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[68]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 280]), acc_2);
+                acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[68]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 284]), acc_3);
+                acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[72]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 288]), acc_0);
+                acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[72]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 292]), acc_1);
+                acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[72]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 296]), acc_2);
+                acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[72]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 300]), acc_3);
+                acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[76]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 304]), acc_0);
+                acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[76]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 308]), acc_1);
+                acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[76]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 312]), acc_2);
+                acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[76]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 316]), acc_3);
+                acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[80]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 320]), acc_0);
+                acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[80]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 324]), acc_1);
+                acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[80]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 328]), acc_2);
+                acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[80]), kgen_ld32(&Vt_v0_q_own[(336 * p_o1) + 332]), acc_3);
+                O[((32 * h) + (4 * p_o1)) + 20480] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_0 * (uint32_t)mul)) >> (shift & 31)));
+                O[((32 * h) + (4 * p_o1)) + 20481] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_1 * (uint32_t)mul)) >> (shift & 31)));
+                O[((32 * h) + (4 * p_o1)) + 20482] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_2 * (uint32_t)mul)) >> (shift & 31)));
+                O[((32 * h) + (4 * p_o1)) + 20483] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_3 * (uint32_t)mul)) >> (shift & 31)));
             }
         }
     }

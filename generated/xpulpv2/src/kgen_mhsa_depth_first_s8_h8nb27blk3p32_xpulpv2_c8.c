@@ -9,14 +9,15 @@
 #include "kgen_runtime.h"
 
 /* Scratch layout (byte offset: array, bytes; round8(x) = x rounded up to a multiple of 8):
- *   0: texp, 2048
- *   2376: T, 248
- *   2048: ybuf, 328
- *   2624: At, 248
+ *   0: Vt_v1_q, 21504
+ *   24128: texp, 2048
+ *   26176: T, 1984
+ *   21504: ybuf, 2624
+ *   28160: At, 1984
  */
 size_t kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2_c8_get_buffer_size(void)
 {
-    return 2872;
+    return 30144;
 }
 
 /**
@@ -53,9 +54,12 @@ size_t kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2_c8_get_buffer_size(void)
  *
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
- * - No XpulpV2 pattern applies: specialised portable C.
- * - Every one of the 8 cores calls the function; independent outer loops are split between them, the rest runs on core 0; it ends with a barrier.
- * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 21163008 instructions, 28042752 cycles; instructions = 10.65*BLK**2*H*NB**2*P + 158.1*BLK*H*NB*P + 17.0, cycles = 14.21*BLK**2*H*NB**2*P + 201.2*BLK*H*NB*P + 18.0.
+ * - Contraction over p (3x81x32): register block 3x4 with pv.sdotsp.b; K read in place; Q read in place.
+ * - Contraction over j4 (3x32x81): register block 3x4 with pv.sdotusp.b; Vt staged as quads where its view is declared; At staged per block of 3 rows.
+ * - `K` must be 4-byte aligned (its rows are read as packed words).
+ * - `Q` must be 4-byte aligned (its rows are read as packed words).
+ * - Every one of the 8 cores calls the function: loops `k_uo`, `k1_uo`, `h` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier. Each core works in its own copy of `At`, `T`, `Vt_v1_q`, `ybuf` (the scratch buffer holds 8 copies).
+ * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 357004 instructions, 410760 cycles; instructions = 0.09638*BLK**2*H*NB**2*P + 9.409*BLK*H*NB*P + 17.0, cycles = 0.09726*BLK**2*H*NB**2*P + 11.93*BLK*H*NB*P + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code
@@ -117,6 +121,69 @@ size_t kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2_c8_get_buffer_size(void)
  */
 void kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2_c8(const int8_t *restrict Q, const int8_t *restrict K, const int8_t *restrict Vt, int32_t mul_s, int32_t shift_s, int32_t a, int32_t b, int32_t c, int32_t log2, int32_t mul_o, int32_t shift_o, int8_t *restrict O, void *restrict scratch)
 {
+    int8_t *const Vt_v1_q_storage = (int8_t *)scratch;
+    int32_t rl2 = kgen_div_i32((int32_t)((uint32_t)((int32_t)((uint32_t)65536 + (uint32_t)log2)) - (uint32_t)1), log2);
+    uint32_t *const texp_storage = (uint32_t *)(void *)((unsigned char *)scratch + 24128);
+    {
+        const int32_t k_uo_n = (32) - (0);
+        const int32_t k_uo_core = kgen_core_id();
+        const int32_t k_uo_extra = k_uo_core < k_uo_n % 8 ? k_uo_core : k_uo_n % 8;
+        const int32_t k_uo_lo = (0) + k_uo_core * (k_uo_n / 8) + k_uo_extra;
+        const int32_t k_uo_hi = k_uo_lo + k_uo_n / 8 + (k_uo_core < k_uo_n % 8 ? 1 : 0);
+        for (int32_t k_uo = k_uo_lo; k_uo < k_uo_hi; ++k_uo) {
+            int32_t xt_0 = (int32_t)((uint32_t)((int32_t)(8 * k_uo)) - (uint32_t)255);
+            int32_t z_0 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_0)) * (uint32_t)rl2)) >> 16), 31);
+            int32_t q_0 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_0 + (uint32_t)((int32_t)((uint32_t)z_0 * (uint32_t)log2)))) + (uint32_t)b);
+            texp_storage[8 * k_uo] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_0)) * (uint32_t)q_0)) + (uint32_t)c)) >> z_0);
+            int32_t xt_1 = (int32_t)((uint32_t)((int32_t)((8 * k_uo) + 1)) - (uint32_t)255);
+            int32_t z_1 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_1)) * (uint32_t)rl2)) >> 16), 31);
+            int32_t q_1 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_1 + (uint32_t)((int32_t)((uint32_t)z_1 * (uint32_t)log2)))) + (uint32_t)b);
+            texp_storage[(8 * k_uo) + 1] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_1)) * (uint32_t)q_1)) + (uint32_t)c)) >> z_1);
+            int32_t xt_2 = (int32_t)((uint32_t)((int32_t)((8 * k_uo) + 2)) - (uint32_t)255);
+            int32_t z_2 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_2)) * (uint32_t)rl2)) >> 16), 31);
+            int32_t q_2 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_2 + (uint32_t)((int32_t)((uint32_t)z_2 * (uint32_t)log2)))) + (uint32_t)b);
+            texp_storage[(8 * k_uo) + 2] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_2)) * (uint32_t)q_2)) + (uint32_t)c)) >> z_2);
+            int32_t xt_3 = (int32_t)((uint32_t)((int32_t)((8 * k_uo) + 3)) - (uint32_t)255);
+            int32_t z_3 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_3)) * (uint32_t)rl2)) >> 16), 31);
+            int32_t q_3 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_3 + (uint32_t)((int32_t)((uint32_t)z_3 * (uint32_t)log2)))) + (uint32_t)b);
+            texp_storage[(8 * k_uo) + 3] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_3)) * (uint32_t)q_3)) + (uint32_t)c)) >> z_3);
+            int32_t xt_4 = (int32_t)((uint32_t)((int32_t)((8 * k_uo) + 4)) - (uint32_t)255);
+            int32_t z_4 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_4)) * (uint32_t)rl2)) >> 16), 31);
+            int32_t q_4 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_4 + (uint32_t)((int32_t)((uint32_t)z_4 * (uint32_t)log2)))) + (uint32_t)b);
+            texp_storage[(8 * k_uo) + 4] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_4)) * (uint32_t)q_4)) + (uint32_t)c)) >> z_4);
+            int32_t xt_5 = (int32_t)((uint32_t)((int32_t)((8 * k_uo) + 5)) - (uint32_t)255);
+            int32_t z_5 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_5)) * (uint32_t)rl2)) >> 16), 31);
+            int32_t q_5 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_5 + (uint32_t)((int32_t)((uint32_t)z_5 * (uint32_t)log2)))) + (uint32_t)b);
+            texp_storage[(8 * k_uo) + 5] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_5)) * (uint32_t)q_5)) + (uint32_t)c)) >> z_5);
+            int32_t xt_6 = (int32_t)((uint32_t)((int32_t)((8 * k_uo) + 6)) - (uint32_t)255);
+            int32_t z_6 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_6)) * (uint32_t)rl2)) >> 16), 31);
+            int32_t q_6 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_6 + (uint32_t)((int32_t)((uint32_t)z_6 * (uint32_t)log2)))) + (uint32_t)b);
+            texp_storage[(8 * k_uo) + 6] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_6)) * (uint32_t)q_6)) + (uint32_t)c)) >> z_6);
+            int32_t xt_7 = (int32_t)((uint32_t)((int32_t)((8 * k_uo) + 7)) - (uint32_t)255);
+            int32_t z_7 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_7)) * (uint32_t)rl2)) >> 16), 31);
+            int32_t q_7 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_7 + (uint32_t)((int32_t)((uint32_t)z_7 * (uint32_t)log2)))) + (uint32_t)b);
+            texp_storage[(8 * k_uo) + 7] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_7)) * (uint32_t)q_7)) + (uint32_t)c)) >> z_7);
+        }
+    }
+    kgen_barrier();
+    {
+        const int32_t k1_uo_n = (31) - (0);
+        const int32_t k1_uo_core = kgen_core_id();
+        const int32_t k1_uo_extra = k1_uo_core < k1_uo_n % 8 ? k1_uo_core : k1_uo_n % 8;
+        const int32_t k1_uo_lo = (0) + k1_uo_core * (k1_uo_n / 8) + k1_uo_extra;
+        const int32_t k1_uo_hi = k1_uo_lo + k1_uo_n / 8 + (k1_uo_core < k1_uo_n % 8 ? 1 : 0);
+        for (int32_t k1_uo = k1_uo_lo; k1_uo < k1_uo_hi; ++k1_uo) {
+            texp_storage[(8 * k1_uo) + 256] = (uint32_t)0u;
+            texp_storage[(8 * k1_uo) + 257] = (uint32_t)0u;
+            texp_storage[(8 * k1_uo) + 258] = (uint32_t)0u;
+            texp_storage[(8 * k1_uo) + 259] = (uint32_t)0u;
+            texp_storage[(8 * k1_uo) + 260] = (uint32_t)0u;
+            texp_storage[(8 * k1_uo) + 261] = (uint32_t)0u;
+            texp_storage[(8 * k1_uo) + 262] = (uint32_t)0u;
+            texp_storage[(8 * k1_uo) + 263] = (uint32_t)0u;
+        }
+    }
+    kgen_barrier();
     {
         const int32_t kgen_serial_n = (1) - (0);
         const int32_t kgen_serial_core = kgen_core_id();
@@ -124,55 +191,549 @@ void kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2_c8(const int8_t *restrict Q,
         const int32_t kgen_serial_lo = (0) + kgen_serial_core * (kgen_serial_n / 8) + kgen_serial_extra;
         const int32_t kgen_serial_hi = kgen_serial_lo + kgen_serial_n / 8 + (kgen_serial_core < kgen_serial_n % 8 ? 1 : 0);
         for (int32_t kgen_serial = kgen_serial_lo; kgen_serial < kgen_serial_hi; ++kgen_serial) {
-            int32_t rl2 = kgen_div_i32((int32_t)((uint32_t)((int32_t)((uint32_t)65536 + (uint32_t)log2)) - (uint32_t)1), log2);
-            uint32_t *const texp_storage = (uint32_t *)scratch;
-            for (int32_t k = 0; k < 256; ++k) {
-                int32_t xt = (int32_t)((uint32_t)((int32_t)k) - (uint32_t)255);
-                int32_t z = kgen_min_i32((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt)) * (uint32_t)rl2)) >> 16), 31);
-                int32_t q = (int32_t)((uint32_t)((int32_t)((uint32_t)xt + (uint32_t)((int32_t)((uint32_t)z * (uint32_t)log2)))) + (uint32_t)b);
-                texp_storage[k] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q)) * (uint32_t)q)) + (uint32_t)c)) >> z);
-            }
-            for (int32_t k = 256; k < 511; ++k) {
-                texp_storage[k] = (uint32_t)0u;
-            }
-            int8_t *const T_storage = (int8_t *)(void *)((unsigned char *)scratch + 2376);
-            uint32_t *const ybuf_storage = (uint32_t *)(void *)((unsigned char *)scratch + 2048);
-            uint8_t *const At_storage = (uint8_t *)(void *)((unsigned char *)scratch + 2624);
-            for (int32_t h = 0; h < 8; ++h) {
-                for (int32_t qb = 0; qb < 27; ++qb) {
-                    for (int32_t r = 0; r < 3; ++r) {
-                        for (int32_t j = 0; j < 81; ++j) {
-                            int32_t acc = 0;
-                            for (int32_t p = 0; p < 32; ++p) {
-                                acc = (int32_t)((uint32_t)acc + (uint32_t)(((int32_t)Q[(((2592 * h) + (32 * r)) + (96 * qb)) + p]) * ((int32_t)K[((2592 * h) + (32 * j)) + p])));
-                            }
-                            T_storage[(81 * r) + j] = kgen_requant_floor(acc, mul_s, shift_s);
+            texp_storage[504] = (uint32_t)0u;
+            texp_storage[505] = (uint32_t)0u;
+            texp_storage[506] = (uint32_t)0u;
+            texp_storage[507] = (uint32_t)0u;
+            texp_storage[508] = (uint32_t)0u;
+            texp_storage[509] = (uint32_t)0u;
+            texp_storage[510] = (uint32_t)0u;
+        }
+    }
+    int8_t *const T_storage = (int8_t *)(void *)((unsigned char *)scratch + 26176);
+    uint32_t *const ybuf_storage = (uint32_t *)(void *)((unsigned char *)scratch + 21504);
+    uint8_t *const At_storage = (uint8_t *)(void *)((unsigned char *)scratch + 28160);
+    kgen_barrier();
+    {
+        const int32_t h_n = (8) - (0);
+        const int32_t h_core = kgen_core_id();
+        const int32_t h_extra = h_core < h_n % 8 ? h_core : h_n % 8;
+        const int32_t h_lo = (0) + h_core * (h_n / 8) + h_extra;
+        const int32_t h_hi = h_lo + h_n / 8 + (h_core < h_n % 8 ? 1 : 0);
+        uint8_t *const At_own = (uint8_t *)(void *)((unsigned char *)At_storage + h_core * 248);
+        int8_t *const T_own = (int8_t *)(void *)((unsigned char *)T_storage + h_core * 248);
+        int8_t *const Vt_v1_q_own = (int8_t *)(void *)((unsigned char *)Vt_v1_q_storage + h_core * 2688);
+        uint32_t *const ybuf_own = (uint32_t *)(void *)((unsigned char *)ybuf_storage + h_core * 328);
+        for (int32_t h = h_lo; h < h_hi; ++h) {
+            for (int32_t Vt_v1_q_nb = 0; Vt_v1_q_nb < 8; ++Vt_v1_q_nb) {
+                for (int32_t Vt_v1_q_kb = 0; Vt_v1_q_kb < 20; ++Vt_v1_q_kb) {
+                    for (int32_t Vt_v1_q_c = 0; Vt_v1_q_c < 4; ++Vt_v1_q_c) {
+                        Vt_v1_q_own[((16 * Vt_v1_q_kb) + (336 * Vt_v1_q_nb)) + (4 * Vt_v1_q_c)] = (int8_t)Vt[(((2592 * h) + (324 * Vt_v1_q_nb)) + (4 * Vt_v1_q_kb)) + (81 * Vt_v1_q_c)];
+                        Vt_v1_q_own[(((16 * Vt_v1_q_kb) + (336 * Vt_v1_q_nb)) + (4 * Vt_v1_q_c)) + 1] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v1_q_nb)) + (4 * Vt_v1_q_kb)) + (81 * Vt_v1_q_c)) + 1];
+                        Vt_v1_q_own[(((16 * Vt_v1_q_kb) + (336 * Vt_v1_q_nb)) + (4 * Vt_v1_q_c)) + 2] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v1_q_nb)) + (4 * Vt_v1_q_kb)) + (81 * Vt_v1_q_c)) + 2];
+                        Vt_v1_q_own[(((16 * Vt_v1_q_kb) + (336 * Vt_v1_q_nb)) + (4 * Vt_v1_q_c)) + 3] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v1_q_nb)) + (4 * Vt_v1_q_kb)) + (81 * Vt_v1_q_c)) + 3];
+                    }
+                }
+                for (int32_t Vt_v1_q_kb1 = 20; Vt_v1_q_kb1 < 21; ++Vt_v1_q_kb1) {
+                    for (int32_t Vt_v1_q_c1 = 0; Vt_v1_q_c1 < 4; ++Vt_v1_q_c1) {
+                        for (int32_t Vt_v1_q_l1 = 0; Vt_v1_q_l1 < 1; ++Vt_v1_q_l1) {
+                            Vt_v1_q_own[(((16 * Vt_v1_q_kb1) + (336 * Vt_v1_q_nb)) + (4 * Vt_v1_q_c1)) + Vt_v1_q_l1] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v1_q_nb)) + (4 * Vt_v1_q_kb1)) + (81 * Vt_v1_q_c1)) + Vt_v1_q_l1];
+                        }
+                        if (((4 * Vt_v1_q_kb1) + 1) < 81) {
+                            Vt_v1_q_own[(((16 * Vt_v1_q_kb1) + (336 * Vt_v1_q_nb)) + (4 * Vt_v1_q_c1)) + 1] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v1_q_nb)) + (4 * Vt_v1_q_kb1)) + (81 * Vt_v1_q_c1)) + 1];
+                        } else {
+                            Vt_v1_q_own[(((16 * Vt_v1_q_kb1) + (336 * Vt_v1_q_nb)) + (4 * Vt_v1_q_c1)) + 1] = 0;
+                        }
+                        if (((4 * Vt_v1_q_kb1) + 2) < 81) {
+                            Vt_v1_q_own[(((16 * Vt_v1_q_kb1) + (336 * Vt_v1_q_nb)) + (4 * Vt_v1_q_c1)) + 2] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v1_q_nb)) + (4 * Vt_v1_q_kb1)) + (81 * Vt_v1_q_c1)) + 2];
+                        } else {
+                            Vt_v1_q_own[(((16 * Vt_v1_q_kb1) + (336 * Vt_v1_q_nb)) + (4 * Vt_v1_q_c1)) + 2] = 0;
+                        }
+                        if (((4 * Vt_v1_q_kb1) + 3) < 81) {
+                            Vt_v1_q_own[(((16 * Vt_v1_q_kb1) + (336 * Vt_v1_q_nb)) + (4 * Vt_v1_q_c1)) + 3] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v1_q_nb)) + (4 * Vt_v1_q_kb1)) + (81 * Vt_v1_q_c1)) + 3];
+                        } else {
+                            Vt_v1_q_own[(((16 * Vt_v1_q_kb1) + (336 * Vt_v1_q_nb)) + (4 * Vt_v1_q_c1)) + 3] = 0;
                         }
                     }
-                    for (int32_t r = 0; r < 3; ++r) {
-                        int32_t xmax = -128;
-                        for (int32_t j = 0; j < 81; ++j) {
-                            xmax = kgen_max_i32(xmax, ((int32_t)T_storage[(81 * r) + j]));
-                        }
-                        int32_t base = (int32_t)((uint32_t)255 - (uint32_t)xmax);
-                        uint32_t sum = (uint32_t)0u;
-                        for (int32_t j = 0; j < 81; ++j) {
-                            ybuf_storage[j] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)T_storage[(81 * r) + j]) + (uint32_t)base))];
-                            sum = sum + ybuf_storage[j];
-                        }
-                        int64_t recip = kgen_div_i64((int64_t)((uint64_t)((int64_t)((int64_t)((uint64_t)255LL << 32LL))) + (uint64_t)((int64_t)(sum >> 1))), (int64_t)sum);
-                        for (int32_t j = 0; j < 81; ++j) {
-                            At_storage[(81 * r) + j] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_storage[j]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                }
+            }
+            for (int32_t qb = 0; qb < 27; ++qb) {
+                for (int32_t r_o = 0; r_o < 1; ++r_o) {
+                    for (int32_t j_o = 0; j_o < 20; ++j_o) {
+                        int32_t acc_0_0 = kgen_pv_dotsp_b(kgen_ld32(&Q[((2592 * h) + (96 * qb)) + (96 * r_o)]), kgen_ld32(&K[(128 * j_o) + (2592 * h)]));
+                        int32_t acc_1_0 = kgen_pv_dotsp_b(kgen_ld32(&Q[((2592 * h) + (96 * qb)) + (96 * r_o)]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 32]));
+                        int32_t acc_2_0 = kgen_pv_dotsp_b(kgen_ld32(&Q[((2592 * h) + (96 * qb)) + (96 * r_o)]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 64]));
+                        int32_t acc_3_0 = kgen_pv_dotsp_b(kgen_ld32(&Q[((2592 * h) + (96 * qb)) + (96 * r_o)]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 96]));
+                        int32_t acc_0_1 = kgen_pv_dotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 32]), kgen_ld32(&K[(128 * j_o) + (2592 * h)]));
+                        int32_t acc_1_1 = kgen_pv_dotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 32]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 32]));
+                        int32_t acc_2_1 = kgen_pv_dotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 32]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 64]));
+                        int32_t acc_3_1 = kgen_pv_dotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 32]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 96]));
+                        int32_t acc_0_2 = kgen_pv_dotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 64]), kgen_ld32(&K[(128 * j_o) + (2592 * h)]));
+                        int32_t acc_1_2 = kgen_pv_dotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 64]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 32]));
+                        int32_t acc_2_2 = kgen_pv_dotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 64]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 64]));
+                        int32_t acc_3_2 = kgen_pv_dotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 64]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 96]));
+                        acc_0_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 4]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 4]), acc_0_0);
+                        acc_1_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 4]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 36]), acc_1_0);
+                        acc_2_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 4]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 68]), acc_2_0);
+                        acc_3_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 4]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 100]), acc_3_0);
+                        acc_0_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 36]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 4]), acc_0_1);
+                        acc_1_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 36]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 36]), acc_1_1);
+                        acc_2_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 36]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 68]), acc_2_1);
+                        acc_3_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 36]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 100]), acc_3_1);
+                        acc_0_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 68]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 4]), acc_0_2);
+                        acc_1_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 68]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 36]), acc_1_2);
+                        acc_2_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 68]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 68]), acc_2_2);
+                        acc_3_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 68]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 100]), acc_3_2);
+                        acc_0_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 8]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 8]), acc_0_0);
+                        acc_1_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 8]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 40]), acc_1_0);
+                        acc_2_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 8]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 72]), acc_2_0);
+                        acc_3_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 8]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 104]), acc_3_0);
+                        acc_0_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 40]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 8]), acc_0_1);
+                        acc_1_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 40]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 40]), acc_1_1);
+                        acc_2_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 40]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 72]), acc_2_1);
+                        acc_3_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 40]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 104]), acc_3_1);
+                        acc_0_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 72]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 8]), acc_0_2);
+                        acc_1_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 72]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 40]), acc_1_2);
+                        acc_2_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 72]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 72]), acc_2_2);
+                        acc_3_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 72]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 104]), acc_3_2);
+                        acc_0_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 12]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 12]), acc_0_0);
+                        acc_1_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 12]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 44]), acc_1_0);
+                        acc_2_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 12]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 76]), acc_2_0);
+                        acc_3_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 12]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 108]), acc_3_0);
+                        acc_0_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 44]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 12]), acc_0_1);
+                        acc_1_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 44]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 44]), acc_1_1);
+                        acc_2_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 44]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 76]), acc_2_1);
+                        acc_3_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 44]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 108]), acc_3_1);
+                        acc_0_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 76]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 12]), acc_0_2);
+                        acc_1_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 76]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 44]), acc_1_2);
+                        acc_2_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 76]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 76]), acc_2_2);
+                        acc_3_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 76]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 108]), acc_3_2);
+                        acc_0_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 16]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 16]), acc_0_0);
+                        acc_1_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 16]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 48]), acc_1_0);
+                        acc_2_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 16]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 80]), acc_2_0);
+                        acc_3_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 16]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 112]), acc_3_0);
+                        acc_0_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 48]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 16]), acc_0_1);
+                        acc_1_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 48]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 48]), acc_1_1);
+                        acc_2_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 48]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 80]), acc_2_1);
+                        acc_3_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 48]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 112]), acc_3_1);
+                        acc_0_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 80]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 16]), acc_0_2);
+                        acc_1_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 80]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 48]), acc_1_2);
+                        acc_2_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 80]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 80]), acc_2_2);
+                        acc_3_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 80]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 112]), acc_3_2);
+                        acc_0_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 20]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 20]), acc_0_0);
+                        acc_1_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 20]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 52]), acc_1_0);
+                        acc_2_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 20]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 84]), acc_2_0);
+                        acc_3_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 20]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 116]), acc_3_0);
+                        acc_0_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 52]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 20]), acc_0_1);
+                        acc_1_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 52]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 52]), acc_1_1);
+                        acc_2_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 52]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 84]), acc_2_1);
+                        acc_3_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 52]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 116]), acc_3_1);
+                        acc_0_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 84]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 20]), acc_0_2);
+                        acc_1_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 84]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 52]), acc_1_2);
+                        acc_2_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 84]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 84]), acc_2_2);
+                        acc_3_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 84]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 116]), acc_3_2);
+                        acc_0_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 24]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 24]), acc_0_0);
+                        acc_1_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 24]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 56]), acc_1_0);
+                        acc_2_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 24]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 88]), acc_2_0);
+                        acc_3_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 24]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 120]), acc_3_0);
+                        acc_0_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 56]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 24]), acc_0_1);
+                        acc_1_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 56]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 56]), acc_1_1);
+                        acc_2_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 56]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 88]), acc_2_1);
+                        acc_3_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 56]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 120]), acc_3_1);
+                        acc_0_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 88]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 24]), acc_0_2);
+                        acc_1_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 88]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 56]), acc_1_2);
+                        acc_2_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 88]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 88]), acc_2_2);
+                        acc_3_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 88]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 120]), acc_3_2);
+                        acc_0_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 28]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 28]), acc_0_0);
+                        acc_1_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 28]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 60]), acc_1_0);
+                        acc_2_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 28]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 92]), acc_2_0);
+                        acc_3_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 28]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 124]), acc_3_0);
+                        acc_0_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 60]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 28]), acc_0_1);
+                        acc_1_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 60]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 60]), acc_1_1);
+                        acc_2_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 60]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 92]), acc_2_1);
+                        acc_3_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 60]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 124]), acc_3_1);
+                        acc_0_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 92]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 28]), acc_0_2);
+                        acc_1_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 92]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 60]), acc_1_2);
+                        acc_2_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 92]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 92]), acc_2_2);
+                        acc_3_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 92]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 124]), acc_3_2);
+                        T_own[(243 * r_o) + (4 * j_o)] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_0_0 * (uint32_t)mul_s)) >> (shift_s & 31)));
+                        T_own[((243 * r_o) + (4 * j_o)) + 81] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_0_1 * (uint32_t)mul_s)) >> (shift_s & 31)));
+                        T_own[((243 * r_o) + (4 * j_o)) + 162] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_0_2 * (uint32_t)mul_s)) >> (shift_s & 31)));
+                        T_own[((243 * r_o) + (4 * j_o)) + 1] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_1_0 * (uint32_t)mul_s)) >> (shift_s & 31)));
+                        T_own[((243 * r_o) + (4 * j_o)) + 82] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_1_1 * (uint32_t)mul_s)) >> (shift_s & 31)));
+                        T_own[((243 * r_o) + (4 * j_o)) + 163] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_1_2 * (uint32_t)mul_s)) >> (shift_s & 31)));
+                        T_own[((243 * r_o) + (4 * j_o)) + 2] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_2_0 * (uint32_t)mul_s)) >> (shift_s & 31)));
+                        T_own[((243 * r_o) + (4 * j_o)) + 83] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_2_1 * (uint32_t)mul_s)) >> (shift_s & 31)));
+                        T_own[((243 * r_o) + (4 * j_o)) + 164] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_2_2 * (uint32_t)mul_s)) >> (shift_s & 31)));
+                        T_own[((243 * r_o) + (4 * j_o)) + 3] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_3_0 * (uint32_t)mul_s)) >> (shift_s & 31)));
+                        T_own[((243 * r_o) + (4 * j_o)) + 84] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_3_1 * (uint32_t)mul_s)) >> (shift_s & 31)));
+                        T_own[((243 * r_o) + (4 * j_o)) + 165] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_3_2 * (uint32_t)mul_s)) >> (shift_s & 31)));
+                    }
+                    int32_t acc_0 = kgen_pv_dotsp_b(kgen_ld32(&Q[((2592 * h) + (96 * qb)) + (96 * r_o)]), kgen_ld32(&K[(2592 * h) + 2560]));
+                    int32_t acc_1 = kgen_pv_dotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 32]), kgen_ld32(&K[(2592 * h) + 2560]));
+                    int32_t acc_2 = kgen_pv_dotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 64]), kgen_ld32(&K[(2592 * h) + 2560]));
+                    acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 4]), kgen_ld32(&K[(2592 * h) + 2564]), acc_0);
+                    acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 36]), kgen_ld32(&K[(2592 * h) + 2564]), acc_1);
+                    acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 68]), kgen_ld32(&K[(2592 * h) + 2564]), acc_2);
+                    acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 8]), kgen_ld32(&K[(2592 * h) + 2568]), acc_0);
+                    acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 40]), kgen_ld32(&K[(2592 * h) + 2568]), acc_1);
+                    acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 72]), kgen_ld32(&K[(2592 * h) + 2568]), acc_2);
+                    acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 12]), kgen_ld32(&K[(2592 * h) + 2572]), acc_0);
+                    acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 44]), kgen_ld32(&K[(2592 * h) + 2572]), acc_1);
+                    acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 76]), kgen_ld32(&K[(2592 * h) + 2572]), acc_2);
+                    acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 16]), kgen_ld32(&K[(2592 * h) + 2576]), acc_0);
+                    acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 48]), kgen_ld32(&K[(2592 * h) + 2576]), acc_1);
+                    acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 80]), kgen_ld32(&K[(2592 * h) + 2576]), acc_2);
+                    acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 20]), kgen_ld32(&K[(2592 * h) + 2580]), acc_0);
+                    acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 52]), kgen_ld32(&K[(2592 * h) + 2580]), acc_1);
+                    acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 84]), kgen_ld32(&K[(2592 * h) + 2580]), acc_2);
+                    acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 24]), kgen_ld32(&K[(2592 * h) + 2584]), acc_0);
+                    acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 56]), kgen_ld32(&K[(2592 * h) + 2584]), acc_1);
+                    acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 88]), kgen_ld32(&K[(2592 * h) + 2584]), acc_2);
+                    acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 28]), kgen_ld32(&K[(2592 * h) + 2588]), acc_0);
+                    acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 60]), kgen_ld32(&K[(2592 * h) + 2588]), acc_1);
+                    acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 92]), kgen_ld32(&K[(2592 * h) + 2588]), acc_2);
+                    T_own[(243 * r_o) + 80] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_0 * (uint32_t)mul_s)) >> (shift_s & 31)));
+                    T_own[(243 * r_o) + 161] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_1 * (uint32_t)mul_s)) >> (shift_s & 31)));
+                    T_own[(243 * r_o) + 242] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_2 * (uint32_t)mul_s)) >> (shift_s & 31)));
+                }
+                for (int32_t r1 = 0; r1 < 3; ++r1) {
+                    int32_t xmax = -128;
+                    for (int32_t j1_uo = 0; j1_uo < 10; ++j1_uo) {
+                        xmax = kgen_p_max(xmax, ((int32_t)T_own[(8 * j1_uo) + (81 * r1)]));
+                        xmax = kgen_p_max(xmax, ((int32_t)T_own[((8 * j1_uo) + (81 * r1)) + 1]));
+                        xmax = kgen_p_max(xmax, ((int32_t)T_own[((8 * j1_uo) + (81 * r1)) + 2]));
+                        xmax = kgen_p_max(xmax, ((int32_t)T_own[((8 * j1_uo) + (81 * r1)) + 3]));
+                        xmax = kgen_p_max(xmax, ((int32_t)T_own[((8 * j1_uo) + (81 * r1)) + 4]));
+                        xmax = kgen_p_max(xmax, ((int32_t)T_own[((8 * j1_uo) + (81 * r1)) + 5]));
+                        xmax = kgen_p_max(xmax, ((int32_t)T_own[((8 * j1_uo) + (81 * r1)) + 6]));
+                        xmax = kgen_p_max(xmax, ((int32_t)T_own[((8 * j1_uo) + (81 * r1)) + 7]));
+                    }
+                    xmax = kgen_p_max(xmax, ((int32_t)T_own[(81 * r1) + 80]));
+                    int32_t base = (int32_t)((uint32_t)255 - (uint32_t)xmax);
+                    uint32_t sum = (uint32_t)0u;
+                    for (int32_t j2_uo = 0; j2_uo < 10; ++j2_uo) {
+                        ybuf_own[8 * j2_uo] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)T_own[(8 * j2_uo) + (81 * r1)]) + (uint32_t)base))];
+                        sum = sum + ybuf_own[8 * j2_uo];
+                        ybuf_own[(8 * j2_uo) + 1] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)T_own[((8 * j2_uo) + (81 * r1)) + 1]) + (uint32_t)base))];
+                        sum = sum + ybuf_own[(8 * j2_uo) + 1];
+                        ybuf_own[(8 * j2_uo) + 2] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)T_own[((8 * j2_uo) + (81 * r1)) + 2]) + (uint32_t)base))];
+                        sum = sum + ybuf_own[(8 * j2_uo) + 2];
+                        ybuf_own[(8 * j2_uo) + 3] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)T_own[((8 * j2_uo) + (81 * r1)) + 3]) + (uint32_t)base))];
+                        sum = sum + ybuf_own[(8 * j2_uo) + 3];
+                        ybuf_own[(8 * j2_uo) + 4] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)T_own[((8 * j2_uo) + (81 * r1)) + 4]) + (uint32_t)base))];
+                        sum = sum + ybuf_own[(8 * j2_uo) + 4];
+                        ybuf_own[(8 * j2_uo) + 5] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)T_own[((8 * j2_uo) + (81 * r1)) + 5]) + (uint32_t)base))];
+                        sum = sum + ybuf_own[(8 * j2_uo) + 5];
+                        ybuf_own[(8 * j2_uo) + 6] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)T_own[((8 * j2_uo) + (81 * r1)) + 6]) + (uint32_t)base))];
+                        sum = sum + ybuf_own[(8 * j2_uo) + 6];
+                        ybuf_own[(8 * j2_uo) + 7] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)T_own[((8 * j2_uo) + (81 * r1)) + 7]) + (uint32_t)base))];
+                        sum = sum + ybuf_own[(8 * j2_uo) + 7];
+                    }
+                    ybuf_own[80] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)T_own[(81 * r1) + 80]) + (uint32_t)base))];
+                    sum = sum + ybuf_own[80];
+                    int64_t recip = kgen_div_i64((int64_t)((uint64_t)((int64_t)((int64_t)((uint64_t)255LL << 32LL))) + (uint64_t)((int64_t)(sum >> 1))), (int64_t)sum);
+                    for (int32_t j3_uo = 0; j3_uo < 10; ++j3_uo) {
+                        At_own[(8 * j3_uo) + (81 * r1)] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[8 * j3_uo]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                        At_own[((8 * j3_uo) + (81 * r1)) + 1] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j3_uo) + 1]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                        At_own[((8 * j3_uo) + (81 * r1)) + 2] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j3_uo) + 2]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                        At_own[((8 * j3_uo) + (81 * r1)) + 3] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j3_uo) + 3]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                        At_own[((8 * j3_uo) + (81 * r1)) + 4] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j3_uo) + 4]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                        At_own[((8 * j3_uo) + (81 * r1)) + 5] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j3_uo) + 5]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                        At_own[((8 * j3_uo) + (81 * r1)) + 6] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j3_uo) + 6]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                        At_own[((8 * j3_uo) + (81 * r1)) + 7] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j3_uo) + 7]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                    }
+                    At_own[(81 * r1) + 80] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[80]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                }
+                for (int32_t r2_o = 0; r2_o < 1; ++r2_o) {
+                    KGEN_ALIGN8 uint8_t At_v1_q_storage[21 * 3 * 4];
+                    for (int32_t At_v1_q_k = 0; At_v1_q_k < 20; ++At_v1_q_k) {
+                        for (int32_t At_v1_q_r = 0; At_v1_q_r < 3; ++At_v1_q_r) {
+                            At_v1_q_storage[(12 * At_v1_q_k) + (4 * At_v1_q_r)] = (uint8_t)At_own[((243 * r2_o) + (4 * At_v1_q_k)) + (81 * At_v1_q_r)];
+                            At_v1_q_storage[((12 * At_v1_q_k) + (4 * At_v1_q_r)) + 1] = (uint8_t)At_own[(((243 * r2_o) + (4 * At_v1_q_k)) + (81 * At_v1_q_r)) + 1];
+                            At_v1_q_storage[((12 * At_v1_q_k) + (4 * At_v1_q_r)) + 2] = (uint8_t)At_own[(((243 * r2_o) + (4 * At_v1_q_k)) + (81 * At_v1_q_r)) + 2];
+                            At_v1_q_storage[((12 * At_v1_q_k) + (4 * At_v1_q_r)) + 3] = (uint8_t)At_own[(((243 * r2_o) + (4 * At_v1_q_k)) + (81 * At_v1_q_r)) + 3];
                         }
                     }
-                    for (int32_t r = 0; r < 3; ++r) {
-                        for (int32_t p = 0; p < 32; ++p) {
-                            int32_t acc = 0;
-                            for (int32_t j = 0; j < 81; ++j) {
-                                acc = (int32_t)((uint32_t)acc + (uint32_t)(((int32_t)At_storage[(81 * r) + j]) * ((int32_t)Vt[((2592 * h) + (81 * p)) + j])));
+                    for (int32_t At_v1_q_k1 = 20; At_v1_q_k1 < 21; ++At_v1_q_k1) {
+                        for (int32_t At_v1_q_r1 = 0; At_v1_q_r1 < 3; ++At_v1_q_r1) {
+                            for (int32_t At_v1_q_j1 = 0; At_v1_q_j1 < 1; ++At_v1_q_j1) {
+                                At_v1_q_storage[((12 * At_v1_q_k1) + (4 * At_v1_q_r1)) + At_v1_q_j1] = (uint8_t)At_own[(((243 * r2_o) + (4 * At_v1_q_k1)) + (81 * At_v1_q_r1)) + At_v1_q_j1];
                             }
-                            O[(((256 * r) + (32 * h)) + (768 * qb)) + p] = kgen_requant_floor(acc, mul_o, shift_o);
+                            if (((4 * At_v1_q_k1) + 1) < 81) {
+                                At_v1_q_storage[((12 * At_v1_q_k1) + (4 * At_v1_q_r1)) + 1] = (uint8_t)At_own[(((243 * r2_o) + (4 * At_v1_q_k1)) + (81 * At_v1_q_r1)) + 1];
+                            } else {
+                                At_v1_q_storage[((12 * At_v1_q_k1) + (4 * At_v1_q_r1)) + 1] = 0;
+                            }
+                            if (((4 * At_v1_q_k1) + 2) < 81) {
+                                At_v1_q_storage[((12 * At_v1_q_k1) + (4 * At_v1_q_r1)) + 2] = (uint8_t)At_own[(((243 * r2_o) + (4 * At_v1_q_k1)) + (81 * At_v1_q_r1)) + 2];
+                            } else {
+                                At_v1_q_storage[((12 * At_v1_q_k1) + (4 * At_v1_q_r1)) + 2] = 0;
+                            }
+                            if (((4 * At_v1_q_k1) + 3) < 81) {
+                                At_v1_q_storage[((12 * At_v1_q_k1) + (4 * At_v1_q_r1)) + 3] = (uint8_t)At_own[(((243 * r2_o) + (4 * At_v1_q_k1)) + (81 * At_v1_q_r1)) + 3];
+                            } else {
+                                At_v1_q_storage[((12 * At_v1_q_k1) + (4 * At_v1_q_r1)) + 3] = 0;
+                            }
                         }
+                    }
+                    for (int32_t p1_o = 0; p1_o < 8; ++p1_o) {
+                        const uint8_t *At_v1_q_rd = At_v1_q_storage;
+                        KGEN_LAUNDER(At_v1_q_rd);
+                        int32_t acc1_0_0 = kgen_pv_dotusp_b(kgen_ld32(&At_v1_q_rd[0]), kgen_ld32(&Vt_v1_q_own[336 * p1_o]));
+                        int32_t acc1_1_0 = kgen_pv_dotusp_b(kgen_ld32(&At_v1_q_rd[0]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 4]));
+                        int32_t acc1_2_0 = kgen_pv_dotusp_b(kgen_ld32(&At_v1_q_rd[0]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 8]));
+                        int32_t acc1_3_0 = kgen_pv_dotusp_b(kgen_ld32(&At_v1_q_rd[0]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 12]));
+                        int32_t acc1_0_1 = kgen_pv_dotusp_b(kgen_ld32(&At_v1_q_rd[4]), kgen_ld32(&Vt_v1_q_own[336 * p1_o]));
+                        int32_t acc1_1_1 = kgen_pv_dotusp_b(kgen_ld32(&At_v1_q_rd[4]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 4]));
+                        int32_t acc1_2_1 = kgen_pv_dotusp_b(kgen_ld32(&At_v1_q_rd[4]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 8]));
+                        int32_t acc1_3_1 = kgen_pv_dotusp_b(kgen_ld32(&At_v1_q_rd[4]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 12]));
+                        int32_t acc1_0_2 = kgen_pv_dotusp_b(kgen_ld32(&At_v1_q_rd[8]), kgen_ld32(&Vt_v1_q_own[336 * p1_o]));
+                        int32_t acc1_1_2 = kgen_pv_dotusp_b(kgen_ld32(&At_v1_q_rd[8]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 4]));
+                        int32_t acc1_2_2 = kgen_pv_dotusp_b(kgen_ld32(&At_v1_q_rd[8]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 8]));
+                        int32_t acc1_3_2 = kgen_pv_dotusp_b(kgen_ld32(&At_v1_q_rd[8]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 12]));
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[12]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 16]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[12]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 20]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[12]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 24]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[12]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 28]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[16]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 16]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[16]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 20]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[16]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 24]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[16]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 28]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[20]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 16]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[20]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 20]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[20]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 24]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[20]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 28]), acc1_3_2);
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[24]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 32]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[24]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 36]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[24]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 40]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[24]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 44]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[28]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 32]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[28]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 36]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[28]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 40]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[28]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 44]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[32]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 32]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[32]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 36]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[32]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 40]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[32]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 44]), acc1_3_2);
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[36]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 48]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[36]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 52]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[36]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 56]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[36]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 60]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[40]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 48]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[40]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 52]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[40]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 56]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[40]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 60]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[44]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 48]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[44]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 52]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[44]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 56]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[44]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 60]), acc1_3_2);
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[48]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 64]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[48]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 68]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[48]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 72]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[48]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 76]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[52]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 64]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[52]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 68]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[52]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 72]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[52]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 76]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[56]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 64]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[56]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 68]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[56]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 72]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[56]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 76]), acc1_3_2);
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[60]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 80]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[60]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 84]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[60]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 88]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[60]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 92]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[64]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 80]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[64]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 84]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[64]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 88]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[64]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 92]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[68]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 80]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[68]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 84]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[68]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 88]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[68]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 92]), acc1_3_2);
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[72]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 96]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[72]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 100]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[72]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 104]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[72]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 108]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[76]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 96]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[76]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 100]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[76]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 104]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[76]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 108]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[80]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 96]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[80]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 100]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[80]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 104]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[80]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 108]), acc1_3_2);
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[84]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 112]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[84]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 116]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[84]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 120]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[84]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 124]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[88]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 112]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[88]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 116]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[88]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 120]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[88]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 124]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[92]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 112]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[92]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 116]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[92]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 120]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[92]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 124]), acc1_3_2);
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[96]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 128]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[96]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 132]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[96]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 136]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[96]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 140]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[100]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 128]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[100]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 132]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[100]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 136]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[100]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 140]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[104]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 128]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[104]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 132]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[104]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 136]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[104]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 140]), acc1_3_2);
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[108]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 144]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[108]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 148]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[108]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 152]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[108]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 156]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[112]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 144]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[112]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 148]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[112]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 152]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[112]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 156]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[116]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 144]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[116]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 148]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[116]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 152]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[116]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 156]), acc1_3_2);
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[120]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 160]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[120]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 164]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[120]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 168]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[120]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 172]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[124]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 160]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[124]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 164]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[124]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 168]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[124]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 172]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[128]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 160]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[128]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 164]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[128]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 168]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[128]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 172]), acc1_3_2);
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[132]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 176]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[132]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 180]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[132]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 184]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[132]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 188]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[136]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 176]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[136]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 180]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[136]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 184]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[136]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 188]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[140]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 176]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[140]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 180]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[140]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 184]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[140]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 188]), acc1_3_2);
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[144]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 192]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[144]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 196]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[144]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 200]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[144]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 204]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[148]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 192]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[148]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 196]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[148]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 200]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[148]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 204]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[152]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 192]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[152]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 196]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[152]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 200]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[152]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 204]), acc1_3_2);
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[156]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 208]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[156]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 212]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[156]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 216]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[156]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 220]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[160]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 208]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[160]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 212]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[160]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 216]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[160]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 220]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[164]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 208]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[164]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 212]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[164]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 216]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[164]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 220]), acc1_3_2);
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[168]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 224]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[168]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 228]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[168]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 232]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[168]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 236]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[172]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 224]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[172]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 228]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[172]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 232]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[172]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 236]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[176]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 224]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[176]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 228]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[176]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 232]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[176]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 236]), acc1_3_2);
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[180]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 240]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[180]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 244]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[180]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 248]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[180]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 252]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[184]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 240]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[184]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 244]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[184]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 248]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[184]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 252]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[188]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 240]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[188]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 244]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[188]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 248]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[188]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 252]), acc1_3_2);
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[192]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 256]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[192]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 260]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[192]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 264]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[192]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 268]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[196]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 256]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[196]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 260]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[196]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 264]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[196]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 268]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[200]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 256]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[200]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 260]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[200]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 264]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[200]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 268]), acc1_3_2);
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[204]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 272]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[204]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 276]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[204]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 280]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[204]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 284]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[208]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 272]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[208]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 276]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[208]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 280]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[208]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 284]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[212]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 272]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[212]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 276]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[212]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 280]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[212]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 284]), acc1_3_2);
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[216]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 288]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[216]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 292]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[216]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 296]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[216]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 300]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[220]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 288]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[220]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 292]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[220]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 296]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[220]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 300]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[224]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 288]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[224]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 292]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[224]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 296]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[224]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 300]), acc1_3_2);
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[228]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 304]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[228]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 308]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[228]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 312]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[228]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 316]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[232]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 304]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[232]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 308]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[232]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 312]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[232]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 316]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[236]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 304]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[236]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 308]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[236]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 312]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[236]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 316]), acc1_3_2);
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[240]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 320]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[240]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 324]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[240]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 328]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[240]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 332]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[244]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 320]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[244]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 324]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[244]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 328]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[244]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 332]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[248]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 320]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[248]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 324]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[248]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 328]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[248]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 332]), acc1_3_2);
+                        O[(((32 * h) + (4 * p1_o)) + (768 * qb)) + (768 * r2_o)] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_0_0 * (uint32_t)mul_o)) >> (shift_o & 31)));
+                        O[((((32 * h) + (4 * p1_o)) + (768 * qb)) + (768 * r2_o)) + 256] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_0_1 * (uint32_t)mul_o)) >> (shift_o & 31)));
+                        O[((((32 * h) + (4 * p1_o)) + (768 * qb)) + (768 * r2_o)) + 512] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_0_2 * (uint32_t)mul_o)) >> (shift_o & 31)));
+                        O[((((32 * h) + (4 * p1_o)) + (768 * qb)) + (768 * r2_o)) + 1] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_1_0 * (uint32_t)mul_o)) >> (shift_o & 31)));
+                        O[((((32 * h) + (4 * p1_o)) + (768 * qb)) + (768 * r2_o)) + 257] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_1_1 * (uint32_t)mul_o)) >> (shift_o & 31)));
+                        O[((((32 * h) + (4 * p1_o)) + (768 * qb)) + (768 * r2_o)) + 513] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_1_2 * (uint32_t)mul_o)) >> (shift_o & 31)));
+                        O[((((32 * h) + (4 * p1_o)) + (768 * qb)) + (768 * r2_o)) + 2] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_2_0 * (uint32_t)mul_o)) >> (shift_o & 31)));
+                        O[((((32 * h) + (4 * p1_o)) + (768 * qb)) + (768 * r2_o)) + 258] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_2_1 * (uint32_t)mul_o)) >> (shift_o & 31)));
+                        O[((((32 * h) + (4 * p1_o)) + (768 * qb)) + (768 * r2_o)) + 514] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_2_2 * (uint32_t)mul_o)) >> (shift_o & 31)));
+                        O[((((32 * h) + (4 * p1_o)) + (768 * qb)) + (768 * r2_o)) + 3] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_3_0 * (uint32_t)mul_o)) >> (shift_o & 31)));
+                        O[((((32 * h) + (4 * p1_o)) + (768 * qb)) + (768 * r2_o)) + 259] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_3_1 * (uint32_t)mul_o)) >> (shift_o & 31)));
+                        O[((((32 * h) + (4 * p1_o)) + (768 * qb)) + (768 * r2_o)) + 515] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_3_2 * (uint32_t)mul_o)) >> (shift_o & 31)));
                     }
                 }
             }

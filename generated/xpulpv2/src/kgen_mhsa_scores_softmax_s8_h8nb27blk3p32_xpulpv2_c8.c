@@ -9,13 +9,13 @@
 #include "kgen_runtime.h"
 
 /* Scratch layout (byte offset: array, bytes; round8(x) = x rounded up to a multiple of 8):
- *   0: texp, 2048
- *   2376: T, 248
- *   2048: ybuf, 328
+ *   2624: texp, 2048
+ *   4672: T, 1984
+ *   0: ybuf, 2624
  */
 size_t kgen_mhsa_scores_softmax_s8_h8nb27blk3p32_xpulpv2_c8_get_buffer_size(void)
 {
-    return 2624;
+    return 6656;
 }
 
 /**
@@ -47,9 +47,11 @@ size_t kgen_mhsa_scores_softmax_s8_h8nb27blk3p32_xpulpv2_c8_get_buffer_size(void
  *
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
- * - No XpulpV2 pattern applies: specialised portable C.
- * - Every one of the 8 cores calls the function; independent outer loops are split between them, the rest runs on core 0; it ends with a barrier.
- * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 9164032 instructions, 11002496 cycles; instructions = 3.572*BLK**2*H*NB**2*P + 60.29*BLK**2*H*NB**2 + 17.0, cycles = 4.135*BLK**2*H*NB**2*P + 77.3*BLK**2*H*NB**2 + 18.0.
+ * - Contraction over p (3x81x32): register block 3x4 with pv.sdotsp.b; K read in place; Q read in place.
+ * - `K` must be 4-byte aligned (its rows are read as packed words).
+ * - `Q` must be 4-byte aligned (its rows are read as packed words).
+ * - Every one of the 8 cores calls the function: loops `k_uo`, `k1_uo`, `h` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier. Each core works in its own copy of `T`, `ybuf` (the scratch buffer holds 8 copies).
+ * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 236482 instructions, 288576 cycles; instructions = 0.04338*BLK**2*H*NB**2*P + 3.117*BLK**2*H*NB**2 + 17.0, cycles = 0.04402*BLK**2*H*NB**2*P + 4.089*BLK**2*H*NB**2 + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code
@@ -100,6 +102,68 @@ size_t kgen_mhsa_scores_softmax_s8_h8nb27blk3p32_xpulpv2_c8_get_buffer_size(void
  */
 void kgen_mhsa_scores_softmax_s8_h8nb27blk3p32_xpulpv2_c8(const int8_t *restrict Q, const int8_t *restrict K, int32_t mul, int32_t shift, int32_t a, int32_t b, int32_t c, int32_t log2, uint8_t *restrict A, void *restrict scratch)
 {
+    int32_t rl2 = kgen_div_i32((int32_t)((uint32_t)((int32_t)((uint32_t)65536 + (uint32_t)log2)) - (uint32_t)1), log2);
+    uint32_t *const texp_storage = (uint32_t *)(void *)((unsigned char *)scratch + 2624);
+    {
+        const int32_t k_uo_n = (32) - (0);
+        const int32_t k_uo_core = kgen_core_id();
+        const int32_t k_uo_extra = k_uo_core < k_uo_n % 8 ? k_uo_core : k_uo_n % 8;
+        const int32_t k_uo_lo = (0) + k_uo_core * (k_uo_n / 8) + k_uo_extra;
+        const int32_t k_uo_hi = k_uo_lo + k_uo_n / 8 + (k_uo_core < k_uo_n % 8 ? 1 : 0);
+        for (int32_t k_uo = k_uo_lo; k_uo < k_uo_hi; ++k_uo) {
+            int32_t xt_0 = (int32_t)((uint32_t)((int32_t)(8 * k_uo)) - (uint32_t)255);
+            int32_t z_0 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_0)) * (uint32_t)rl2)) >> 16), 31);
+            int32_t q_0 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_0 + (uint32_t)((int32_t)((uint32_t)z_0 * (uint32_t)log2)))) + (uint32_t)b);
+            texp_storage[8 * k_uo] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_0)) * (uint32_t)q_0)) + (uint32_t)c)) >> z_0);
+            int32_t xt_1 = (int32_t)((uint32_t)((int32_t)((8 * k_uo) + 1)) - (uint32_t)255);
+            int32_t z_1 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_1)) * (uint32_t)rl2)) >> 16), 31);
+            int32_t q_1 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_1 + (uint32_t)((int32_t)((uint32_t)z_1 * (uint32_t)log2)))) + (uint32_t)b);
+            texp_storage[(8 * k_uo) + 1] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_1)) * (uint32_t)q_1)) + (uint32_t)c)) >> z_1);
+            int32_t xt_2 = (int32_t)((uint32_t)((int32_t)((8 * k_uo) + 2)) - (uint32_t)255);
+            int32_t z_2 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_2)) * (uint32_t)rl2)) >> 16), 31);
+            int32_t q_2 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_2 + (uint32_t)((int32_t)((uint32_t)z_2 * (uint32_t)log2)))) + (uint32_t)b);
+            texp_storage[(8 * k_uo) + 2] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_2)) * (uint32_t)q_2)) + (uint32_t)c)) >> z_2);
+            int32_t xt_3 = (int32_t)((uint32_t)((int32_t)((8 * k_uo) + 3)) - (uint32_t)255);
+            int32_t z_3 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_3)) * (uint32_t)rl2)) >> 16), 31);
+            int32_t q_3 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_3 + (uint32_t)((int32_t)((uint32_t)z_3 * (uint32_t)log2)))) + (uint32_t)b);
+            texp_storage[(8 * k_uo) + 3] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_3)) * (uint32_t)q_3)) + (uint32_t)c)) >> z_3);
+            int32_t xt_4 = (int32_t)((uint32_t)((int32_t)((8 * k_uo) + 4)) - (uint32_t)255);
+            int32_t z_4 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_4)) * (uint32_t)rl2)) >> 16), 31);
+            int32_t q_4 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_4 + (uint32_t)((int32_t)((uint32_t)z_4 * (uint32_t)log2)))) + (uint32_t)b);
+            texp_storage[(8 * k_uo) + 4] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_4)) * (uint32_t)q_4)) + (uint32_t)c)) >> z_4);
+            int32_t xt_5 = (int32_t)((uint32_t)((int32_t)((8 * k_uo) + 5)) - (uint32_t)255);
+            int32_t z_5 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_5)) * (uint32_t)rl2)) >> 16), 31);
+            int32_t q_5 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_5 + (uint32_t)((int32_t)((uint32_t)z_5 * (uint32_t)log2)))) + (uint32_t)b);
+            texp_storage[(8 * k_uo) + 5] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_5)) * (uint32_t)q_5)) + (uint32_t)c)) >> z_5);
+            int32_t xt_6 = (int32_t)((uint32_t)((int32_t)((8 * k_uo) + 6)) - (uint32_t)255);
+            int32_t z_6 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_6)) * (uint32_t)rl2)) >> 16), 31);
+            int32_t q_6 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_6 + (uint32_t)((int32_t)((uint32_t)z_6 * (uint32_t)log2)))) + (uint32_t)b);
+            texp_storage[(8 * k_uo) + 6] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_6)) * (uint32_t)q_6)) + (uint32_t)c)) >> z_6);
+            int32_t xt_7 = (int32_t)((uint32_t)((int32_t)((8 * k_uo) + 7)) - (uint32_t)255);
+            int32_t z_7 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_7)) * (uint32_t)rl2)) >> 16), 31);
+            int32_t q_7 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_7 + (uint32_t)((int32_t)((uint32_t)z_7 * (uint32_t)log2)))) + (uint32_t)b);
+            texp_storage[(8 * k_uo) + 7] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_7)) * (uint32_t)q_7)) + (uint32_t)c)) >> z_7);
+        }
+    }
+    kgen_barrier();
+    {
+        const int32_t k1_uo_n = (31) - (0);
+        const int32_t k1_uo_core = kgen_core_id();
+        const int32_t k1_uo_extra = k1_uo_core < k1_uo_n % 8 ? k1_uo_core : k1_uo_n % 8;
+        const int32_t k1_uo_lo = (0) + k1_uo_core * (k1_uo_n / 8) + k1_uo_extra;
+        const int32_t k1_uo_hi = k1_uo_lo + k1_uo_n / 8 + (k1_uo_core < k1_uo_n % 8 ? 1 : 0);
+        for (int32_t k1_uo = k1_uo_lo; k1_uo < k1_uo_hi; ++k1_uo) {
+            texp_storage[(8 * k1_uo) + 256] = (uint32_t)0u;
+            texp_storage[(8 * k1_uo) + 257] = (uint32_t)0u;
+            texp_storage[(8 * k1_uo) + 258] = (uint32_t)0u;
+            texp_storage[(8 * k1_uo) + 259] = (uint32_t)0u;
+            texp_storage[(8 * k1_uo) + 260] = (uint32_t)0u;
+            texp_storage[(8 * k1_uo) + 261] = (uint32_t)0u;
+            texp_storage[(8 * k1_uo) + 262] = (uint32_t)0u;
+            texp_storage[(8 * k1_uo) + 263] = (uint32_t)0u;
+        }
+    }
+    kgen_barrier();
     {
         const int32_t kgen_serial_n = (1) - (0);
         const int32_t kgen_serial_core = kgen_core_id();
@@ -107,46 +171,214 @@ void kgen_mhsa_scores_softmax_s8_h8nb27blk3p32_xpulpv2_c8(const int8_t *restrict
         const int32_t kgen_serial_lo = (0) + kgen_serial_core * (kgen_serial_n / 8) + kgen_serial_extra;
         const int32_t kgen_serial_hi = kgen_serial_lo + kgen_serial_n / 8 + (kgen_serial_core < kgen_serial_n % 8 ? 1 : 0);
         for (int32_t kgen_serial = kgen_serial_lo; kgen_serial < kgen_serial_hi; ++kgen_serial) {
-            int32_t rl2 = kgen_div_i32((int32_t)((uint32_t)((int32_t)((uint32_t)65536 + (uint32_t)log2)) - (uint32_t)1), log2);
-            uint32_t *const texp_storage = (uint32_t *)scratch;
-            for (int32_t k = 0; k < 256; ++k) {
-                int32_t xt = (int32_t)((uint32_t)((int32_t)k) - (uint32_t)255);
-                int32_t z = kgen_min_i32((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt)) * (uint32_t)rl2)) >> 16), 31);
-                int32_t q = (int32_t)((uint32_t)((int32_t)((uint32_t)xt + (uint32_t)((int32_t)((uint32_t)z * (uint32_t)log2)))) + (uint32_t)b);
-                texp_storage[k] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q)) * (uint32_t)q)) + (uint32_t)c)) >> z);
-            }
-            for (int32_t k = 256; k < 511; ++k) {
-                texp_storage[k] = (uint32_t)0u;
-            }
-            int8_t *const T_storage = (int8_t *)(void *)((unsigned char *)scratch + 2376);
-            uint32_t *const ybuf_storage = (uint32_t *)(void *)((unsigned char *)scratch + 2048);
-            for (int32_t h = 0; h < 8; ++h) {
-                for (int32_t qb = 0; qb < 27; ++qb) {
-                    for (int32_t r = 0; r < 3; ++r) {
-                        for (int32_t j = 0; j < 81; ++j) {
-                            int32_t acc = 0;
-                            for (int32_t p = 0; p < 32; ++p) {
-                                acc = (int32_t)((uint32_t)acc + (uint32_t)(((int32_t)Q[(((2592 * h) + (32 * r)) + (96 * qb)) + p]) * ((int32_t)K[((2592 * h) + (32 * j)) + p])));
-                            }
-                            T_storage[(81 * r) + j] = kgen_requant_floor(acc, mul, shift);
-                        }
+            texp_storage[504] = (uint32_t)0u;
+            texp_storage[505] = (uint32_t)0u;
+            texp_storage[506] = (uint32_t)0u;
+            texp_storage[507] = (uint32_t)0u;
+            texp_storage[508] = (uint32_t)0u;
+            texp_storage[509] = (uint32_t)0u;
+            texp_storage[510] = (uint32_t)0u;
+        }
+    }
+    int8_t *const T_storage = (int8_t *)(void *)((unsigned char *)scratch + 4672);
+    uint32_t *const ybuf_storage = (uint32_t *)scratch;
+    kgen_barrier();
+    {
+        const int32_t h_n = (8) - (0);
+        const int32_t h_core = kgen_core_id();
+        const int32_t h_extra = h_core < h_n % 8 ? h_core : h_n % 8;
+        const int32_t h_lo = (0) + h_core * (h_n / 8) + h_extra;
+        const int32_t h_hi = h_lo + h_n / 8 + (h_core < h_n % 8 ? 1 : 0);
+        int8_t *const T_own = (int8_t *)(void *)((unsigned char *)T_storage + h_core * 248);
+        uint32_t *const ybuf_own = (uint32_t *)(void *)((unsigned char *)ybuf_storage + h_core * 328);
+        for (int32_t h = h_lo; h < h_hi; ++h) {
+            for (int32_t qb = 0; qb < 27; ++qb) {
+                for (int32_t r_o = 0; r_o < 1; ++r_o) {
+                    for (int32_t j_o = 0; j_o < 20; ++j_o) {
+                        int32_t acc_0_0 = kgen_pv_dotsp_b(kgen_ld32(&Q[((2592 * h) + (96 * qb)) + (96 * r_o)]), kgen_ld32(&K[(128 * j_o) + (2592 * h)]));
+                        int32_t acc_1_0 = kgen_pv_dotsp_b(kgen_ld32(&Q[((2592 * h) + (96 * qb)) + (96 * r_o)]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 32]));
+                        int32_t acc_2_0 = kgen_pv_dotsp_b(kgen_ld32(&Q[((2592 * h) + (96 * qb)) + (96 * r_o)]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 64]));
+                        int32_t acc_3_0 = kgen_pv_dotsp_b(kgen_ld32(&Q[((2592 * h) + (96 * qb)) + (96 * r_o)]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 96]));
+                        int32_t acc_0_1 = kgen_pv_dotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 32]), kgen_ld32(&K[(128 * j_o) + (2592 * h)]));
+                        int32_t acc_1_1 = kgen_pv_dotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 32]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 32]));
+                        int32_t acc_2_1 = kgen_pv_dotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 32]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 64]));
+                        int32_t acc_3_1 = kgen_pv_dotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 32]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 96]));
+                        int32_t acc_0_2 = kgen_pv_dotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 64]), kgen_ld32(&K[(128 * j_o) + (2592 * h)]));
+                        int32_t acc_1_2 = kgen_pv_dotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 64]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 32]));
+                        int32_t acc_2_2 = kgen_pv_dotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 64]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 64]));
+                        int32_t acc_3_2 = kgen_pv_dotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 64]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 96]));
+                        acc_0_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 4]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 4]), acc_0_0);
+                        acc_1_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 4]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 36]), acc_1_0);
+                        acc_2_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 4]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 68]), acc_2_0);
+                        acc_3_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 4]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 100]), acc_3_0);
+                        acc_0_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 36]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 4]), acc_0_1);
+                        acc_1_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 36]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 36]), acc_1_1);
+                        acc_2_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 36]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 68]), acc_2_1);
+                        acc_3_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 36]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 100]), acc_3_1);
+                        acc_0_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 68]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 4]), acc_0_2);
+                        acc_1_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 68]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 36]), acc_1_2);
+                        acc_2_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 68]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 68]), acc_2_2);
+                        acc_3_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 68]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 100]), acc_3_2);
+                        acc_0_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 8]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 8]), acc_0_0);
+                        acc_1_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 8]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 40]), acc_1_0);
+                        acc_2_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 8]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 72]), acc_2_0);
+                        acc_3_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 8]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 104]), acc_3_0);
+                        acc_0_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 40]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 8]), acc_0_1);
+                        acc_1_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 40]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 40]), acc_1_1);
+                        acc_2_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 40]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 72]), acc_2_1);
+                        acc_3_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 40]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 104]), acc_3_1);
+                        acc_0_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 72]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 8]), acc_0_2);
+                        acc_1_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 72]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 40]), acc_1_2);
+                        acc_2_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 72]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 72]), acc_2_2);
+                        acc_3_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 72]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 104]), acc_3_2);
+                        acc_0_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 12]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 12]), acc_0_0);
+                        acc_1_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 12]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 44]), acc_1_0);
+                        acc_2_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 12]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 76]), acc_2_0);
+                        acc_3_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 12]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 108]), acc_3_0);
+                        acc_0_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 44]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 12]), acc_0_1);
+                        acc_1_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 44]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 44]), acc_1_1);
+                        acc_2_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 44]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 76]), acc_2_1);
+                        acc_3_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 44]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 108]), acc_3_1);
+                        acc_0_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 76]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 12]), acc_0_2);
+                        acc_1_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 76]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 44]), acc_1_2);
+                        acc_2_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 76]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 76]), acc_2_2);
+                        acc_3_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 76]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 108]), acc_3_2);
+                        acc_0_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 16]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 16]), acc_0_0);
+                        acc_1_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 16]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 48]), acc_1_0);
+                        acc_2_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 16]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 80]), acc_2_0);
+                        acc_3_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 16]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 112]), acc_3_0);
+                        acc_0_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 48]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 16]), acc_0_1);
+                        acc_1_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 48]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 48]), acc_1_1);
+                        acc_2_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 48]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 80]), acc_2_1);
+                        acc_3_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 48]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 112]), acc_3_1);
+                        acc_0_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 80]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 16]), acc_0_2);
+                        acc_1_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 80]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 48]), acc_1_2);
+                        acc_2_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 80]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 80]), acc_2_2);
+                        acc_3_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 80]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 112]), acc_3_2);
+                        acc_0_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 20]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 20]), acc_0_0);
+                        acc_1_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 20]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 52]), acc_1_0);
+                        acc_2_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 20]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 84]), acc_2_0);
+                        acc_3_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 20]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 116]), acc_3_0);
+                        acc_0_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 52]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 20]), acc_0_1);
+                        acc_1_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 52]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 52]), acc_1_1);
+                        acc_2_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 52]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 84]), acc_2_1);
+                        acc_3_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 52]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 116]), acc_3_1);
+                        acc_0_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 84]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 20]), acc_0_2);
+                        acc_1_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 84]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 52]), acc_1_2);
+                        acc_2_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 84]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 84]), acc_2_2);
+                        acc_3_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 84]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 116]), acc_3_2);
+                        acc_0_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 24]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 24]), acc_0_0);
+                        acc_1_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 24]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 56]), acc_1_0);
+                        acc_2_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 24]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 88]), acc_2_0);
+                        acc_3_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 24]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 120]), acc_3_0);
+                        acc_0_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 56]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 24]), acc_0_1);
+                        acc_1_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 56]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 56]), acc_1_1);
+                        acc_2_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 56]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 88]), acc_2_1);
+                        acc_3_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 56]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 120]), acc_3_1);
+                        acc_0_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 88]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 24]), acc_0_2);
+                        acc_1_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 88]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 56]), acc_1_2);
+                        acc_2_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 88]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 88]), acc_2_2);
+                        acc_3_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 88]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 120]), acc_3_2);
+                        acc_0_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 28]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 28]), acc_0_0);
+                        acc_1_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 28]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 60]), acc_1_0);
+                        acc_2_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 28]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 92]), acc_2_0);
+                        acc_3_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 28]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 124]), acc_3_0);
+                        acc_0_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 60]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 28]), acc_0_1);
+                        acc_1_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 60]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 60]), acc_1_1);
+                        acc_2_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 60]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 92]), acc_2_1);
+                        acc_3_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 60]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 124]), acc_3_1);
+                        acc_0_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 92]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 28]), acc_0_2);
+                        acc_1_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 92]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 60]), acc_1_2);
+                        acc_2_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 92]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 92]), acc_2_2);
+                        acc_3_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 92]), kgen_ld32(&K[((128 * j_o) + (2592 * h)) + 124]), acc_3_2);
+                        T_own[(243 * r_o) + (4 * j_o)] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_0_0 * (uint32_t)mul)) >> (shift & 31)));
+                        T_own[((243 * r_o) + (4 * j_o)) + 81] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_0_1 * (uint32_t)mul)) >> (shift & 31)));
+                        T_own[((243 * r_o) + (4 * j_o)) + 162] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_0_2 * (uint32_t)mul)) >> (shift & 31)));
+                        T_own[((243 * r_o) + (4 * j_o)) + 1] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_1_0 * (uint32_t)mul)) >> (shift & 31)));
+                        T_own[((243 * r_o) + (4 * j_o)) + 82] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_1_1 * (uint32_t)mul)) >> (shift & 31)));
+                        T_own[((243 * r_o) + (4 * j_o)) + 163] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_1_2 * (uint32_t)mul)) >> (shift & 31)));
+                        T_own[((243 * r_o) + (4 * j_o)) + 2] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_2_0 * (uint32_t)mul)) >> (shift & 31)));
+                        T_own[((243 * r_o) + (4 * j_o)) + 83] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_2_1 * (uint32_t)mul)) >> (shift & 31)));
+                        T_own[((243 * r_o) + (4 * j_o)) + 164] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_2_2 * (uint32_t)mul)) >> (shift & 31)));
+                        T_own[((243 * r_o) + (4 * j_o)) + 3] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_3_0 * (uint32_t)mul)) >> (shift & 31)));
+                        T_own[((243 * r_o) + (4 * j_o)) + 84] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_3_1 * (uint32_t)mul)) >> (shift & 31)));
+                        T_own[((243 * r_o) + (4 * j_o)) + 165] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_3_2 * (uint32_t)mul)) >> (shift & 31)));
                     }
-                    for (int32_t r = 0; r < 3; ++r) {
-                        int32_t xmax = -128;
-                        for (int32_t j = 0; j < 81; ++j) {
-                            xmax = kgen_max_i32(xmax, ((int32_t)T_storage[(81 * r) + j]));
-                        }
-                        int32_t base = (int32_t)((uint32_t)255 - (uint32_t)xmax);
-                        uint32_t sum = (uint32_t)0u;
-                        for (int32_t j = 0; j < 81; ++j) {
-                            ybuf_storage[j] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)T_storage[(81 * r) + j]) + (uint32_t)base))];
-                            sum = sum + ybuf_storage[j];
-                        }
-                        int64_t recip = kgen_div_i64((int64_t)((uint64_t)((int64_t)((int64_t)((uint64_t)255LL << 32LL))) + (uint64_t)((int64_t)(sum >> 1))), (int64_t)sum);
-                        for (int32_t j = 0; j < 81; ++j) {
-                            A[(((243 * qb) + (6561 * h)) + (81 * r)) + j] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_storage[j]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
-                        }
+                    int32_t acc_0 = kgen_pv_dotsp_b(kgen_ld32(&Q[((2592 * h) + (96 * qb)) + (96 * r_o)]), kgen_ld32(&K[(2592 * h) + 2560]));
+                    int32_t acc_1 = kgen_pv_dotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 32]), kgen_ld32(&K[(2592 * h) + 2560]));
+                    int32_t acc_2 = kgen_pv_dotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 64]), kgen_ld32(&K[(2592 * h) + 2560]));
+                    acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 4]), kgen_ld32(&K[(2592 * h) + 2564]), acc_0);
+                    acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 36]), kgen_ld32(&K[(2592 * h) + 2564]), acc_1);
+                    acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 68]), kgen_ld32(&K[(2592 * h) + 2564]), acc_2);
+                    acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 8]), kgen_ld32(&K[(2592 * h) + 2568]), acc_0);
+                    acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 40]), kgen_ld32(&K[(2592 * h) + 2568]), acc_1);
+                    acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 72]), kgen_ld32(&K[(2592 * h) + 2568]), acc_2);
+                    acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 12]), kgen_ld32(&K[(2592 * h) + 2572]), acc_0);
+                    acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 44]), kgen_ld32(&K[(2592 * h) + 2572]), acc_1);
+                    acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 76]), kgen_ld32(&K[(2592 * h) + 2572]), acc_2);
+                    acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 16]), kgen_ld32(&K[(2592 * h) + 2576]), acc_0);
+                    acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 48]), kgen_ld32(&K[(2592 * h) + 2576]), acc_1);
+                    acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 80]), kgen_ld32(&K[(2592 * h) + 2576]), acc_2);
+                    acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 20]), kgen_ld32(&K[(2592 * h) + 2580]), acc_0);
+                    acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 52]), kgen_ld32(&K[(2592 * h) + 2580]), acc_1);
+                    acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 84]), kgen_ld32(&K[(2592 * h) + 2580]), acc_2);
+                    acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 24]), kgen_ld32(&K[(2592 * h) + 2584]), acc_0);
+                    acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 56]), kgen_ld32(&K[(2592 * h) + 2584]), acc_1);
+                    acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 88]), kgen_ld32(&K[(2592 * h) + 2584]), acc_2);
+                    acc_0 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 28]), kgen_ld32(&K[(2592 * h) + 2588]), acc_0);
+                    acc_1 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 60]), kgen_ld32(&K[(2592 * h) + 2588]), acc_1);
+                    acc_2 = kgen_pv_sdotsp_b(kgen_ld32(&Q[(((2592 * h) + (96 * qb)) + (96 * r_o)) + 92]), kgen_ld32(&K[(2592 * h) + 2588]), acc_2);
+                    T_own[(243 * r_o) + 80] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_0 * (uint32_t)mul)) >> (shift & 31)));
+                    T_own[(243 * r_o) + 161] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_1 * (uint32_t)mul)) >> (shift & 31)));
+                    T_own[(243 * r_o) + 242] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_2 * (uint32_t)mul)) >> (shift & 31)));
+                }
+                for (int32_t r1 = 0; r1 < 3; ++r1) {
+                    int32_t xmax = -128;
+                    for (int32_t j1_uo = 0; j1_uo < 10; ++j1_uo) {
+                        xmax = kgen_p_max(xmax, ((int32_t)T_own[(8 * j1_uo) + (81 * r1)]));
+                        xmax = kgen_p_max(xmax, ((int32_t)T_own[((8 * j1_uo) + (81 * r1)) + 1]));
+                        xmax = kgen_p_max(xmax, ((int32_t)T_own[((8 * j1_uo) + (81 * r1)) + 2]));
+                        xmax = kgen_p_max(xmax, ((int32_t)T_own[((8 * j1_uo) + (81 * r1)) + 3]));
+                        xmax = kgen_p_max(xmax, ((int32_t)T_own[((8 * j1_uo) + (81 * r1)) + 4]));
+                        xmax = kgen_p_max(xmax, ((int32_t)T_own[((8 * j1_uo) + (81 * r1)) + 5]));
+                        xmax = kgen_p_max(xmax, ((int32_t)T_own[((8 * j1_uo) + (81 * r1)) + 6]));
+                        xmax = kgen_p_max(xmax, ((int32_t)T_own[((8 * j1_uo) + (81 * r1)) + 7]));
                     }
+                    xmax = kgen_p_max(xmax, ((int32_t)T_own[(81 * r1) + 80]));
+                    int32_t base = (int32_t)((uint32_t)255 - (uint32_t)xmax);
+                    uint32_t sum = (uint32_t)0u;
+                    for (int32_t j2_uo = 0; j2_uo < 10; ++j2_uo) {
+                        ybuf_own[8 * j2_uo] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)T_own[(8 * j2_uo) + (81 * r1)]) + (uint32_t)base))];
+                        sum = sum + ybuf_own[8 * j2_uo];
+                        ybuf_own[(8 * j2_uo) + 1] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)T_own[((8 * j2_uo) + (81 * r1)) + 1]) + (uint32_t)base))];
+                        sum = sum + ybuf_own[(8 * j2_uo) + 1];
+                        ybuf_own[(8 * j2_uo) + 2] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)T_own[((8 * j2_uo) + (81 * r1)) + 2]) + (uint32_t)base))];
+                        sum = sum + ybuf_own[(8 * j2_uo) + 2];
+                        ybuf_own[(8 * j2_uo) + 3] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)T_own[((8 * j2_uo) + (81 * r1)) + 3]) + (uint32_t)base))];
+                        sum = sum + ybuf_own[(8 * j2_uo) + 3];
+                        ybuf_own[(8 * j2_uo) + 4] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)T_own[((8 * j2_uo) + (81 * r1)) + 4]) + (uint32_t)base))];
+                        sum = sum + ybuf_own[(8 * j2_uo) + 4];
+                        ybuf_own[(8 * j2_uo) + 5] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)T_own[((8 * j2_uo) + (81 * r1)) + 5]) + (uint32_t)base))];
+                        sum = sum + ybuf_own[(8 * j2_uo) + 5];
+                        ybuf_own[(8 * j2_uo) + 6] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)T_own[((8 * j2_uo) + (81 * r1)) + 6]) + (uint32_t)base))];
+                        sum = sum + ybuf_own[(8 * j2_uo) + 6];
+                        ybuf_own[(8 * j2_uo) + 7] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)T_own[((8 * j2_uo) + (81 * r1)) + 7]) + (uint32_t)base))];
+                        sum = sum + ybuf_own[(8 * j2_uo) + 7];
+                    }
+                    ybuf_own[80] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)T_own[(81 * r1) + 80]) + (uint32_t)base))];
+                    sum = sum + ybuf_own[80];
+                    int64_t recip = kgen_div_i64((int64_t)((uint64_t)((int64_t)((int64_t)((uint64_t)255LL << 32LL))) + (uint64_t)((int64_t)(sum >> 1))), (int64_t)sum);
+                    for (int32_t j3_uo = 0; j3_uo < 10; ++j3_uo) {
+                        A[(((243 * qb) + (6561 * h)) + (8 * j3_uo)) + (81 * r1)] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[8 * j3_uo]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                        A[((((243 * qb) + (6561 * h)) + (8 * j3_uo)) + (81 * r1)) + 1] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j3_uo) + 1]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                        A[((((243 * qb) + (6561 * h)) + (8 * j3_uo)) + (81 * r1)) + 2] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j3_uo) + 2]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                        A[((((243 * qb) + (6561 * h)) + (8 * j3_uo)) + (81 * r1)) + 3] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j3_uo) + 3]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                        A[((((243 * qb) + (6561 * h)) + (8 * j3_uo)) + (81 * r1)) + 4] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j3_uo) + 4]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                        A[((((243 * qb) + (6561 * h)) + (8 * j3_uo)) + (81 * r1)) + 5] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j3_uo) + 5]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                        A[((((243 * qb) + (6561 * h)) + (8 * j3_uo)) + (81 * r1)) + 6] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j3_uo) + 6]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                        A[((((243 * qb) + (6561 * h)) + (8 * j3_uo)) + (81 * r1)) + 7] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j3_uo) + 7]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                    }
+                    A[(((243 * qb) + (6561 * h)) + (81 * r1)) + 80] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[80]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
                 }
             }
         }

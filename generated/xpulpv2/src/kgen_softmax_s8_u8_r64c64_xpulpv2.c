@@ -49,8 +49,8 @@ size_t kgen_softmax_s8_u8_r64c64_xpulpv2_get_buffer_size(void)
  *
  * Quantization contract:
  * - No requantization; integer arithmetic wraps to the declared types.
- * - No XpulpV2 pattern applies: specialised portable C.
- * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 257900 instructions, 331016 cycles; instructions = 62.96*C*R + 17.0, cycles = 80.81*C*R + 18.0.
+ * - No contraction: specialised C with XpulpV2 scalar instructions (min/max/abs/clip), innermost loops unrolled.
+ * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 89556 instructions, 122939 cycles; instructions = 21.86*C*R + 17.0, cycles = 30.01*C*R + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code
@@ -89,30 +89,100 @@ void kgen_softmax_s8_u8_r64c64_xpulpv2(const int8_t *restrict X, int32_t a, int3
 {
     int32_t rl2 = kgen_div_i32((int32_t)((uint32_t)((int32_t)((uint32_t)65536 + (uint32_t)log2)) - (uint32_t)1), log2);
     uint32_t *const texp_storage = (uint32_t *)scratch;
-    for (int32_t k = 0; k < 256; ++k) {
-        int32_t xt = (int32_t)((uint32_t)((int32_t)k) - (uint32_t)255);
-        int32_t z = kgen_min_i32((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt)) * (uint32_t)rl2)) >> 16), 31);
-        int32_t q = (int32_t)((uint32_t)((int32_t)((uint32_t)xt + (uint32_t)((int32_t)((uint32_t)z * (uint32_t)log2)))) + (uint32_t)b);
-        texp_storage[k] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q)) * (uint32_t)q)) + (uint32_t)c)) >> z);
+    for (int32_t k_uo = 0; k_uo < 32; ++k_uo) {
+        int32_t xt_0 = (int32_t)((uint32_t)((int32_t)(8 * k_uo)) - (uint32_t)255);
+        int32_t z_0 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_0)) * (uint32_t)rl2)) >> 16), 31);
+        int32_t q_0 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_0 + (uint32_t)((int32_t)((uint32_t)z_0 * (uint32_t)log2)))) + (uint32_t)b);
+        texp_storage[8 * k_uo] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_0)) * (uint32_t)q_0)) + (uint32_t)c)) >> z_0);
+        int32_t xt_1 = (int32_t)((uint32_t)((int32_t)((8 * k_uo) + 1)) - (uint32_t)255);
+        int32_t z_1 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_1)) * (uint32_t)rl2)) >> 16), 31);
+        int32_t q_1 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_1 + (uint32_t)((int32_t)((uint32_t)z_1 * (uint32_t)log2)))) + (uint32_t)b);
+        texp_storage[(8 * k_uo) + 1] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_1)) * (uint32_t)q_1)) + (uint32_t)c)) >> z_1);
+        int32_t xt_2 = (int32_t)((uint32_t)((int32_t)((8 * k_uo) + 2)) - (uint32_t)255);
+        int32_t z_2 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_2)) * (uint32_t)rl2)) >> 16), 31);
+        int32_t q_2 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_2 + (uint32_t)((int32_t)((uint32_t)z_2 * (uint32_t)log2)))) + (uint32_t)b);
+        texp_storage[(8 * k_uo) + 2] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_2)) * (uint32_t)q_2)) + (uint32_t)c)) >> z_2);
+        int32_t xt_3 = (int32_t)((uint32_t)((int32_t)((8 * k_uo) + 3)) - (uint32_t)255);
+        int32_t z_3 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_3)) * (uint32_t)rl2)) >> 16), 31);
+        int32_t q_3 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_3 + (uint32_t)((int32_t)((uint32_t)z_3 * (uint32_t)log2)))) + (uint32_t)b);
+        texp_storage[(8 * k_uo) + 3] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_3)) * (uint32_t)q_3)) + (uint32_t)c)) >> z_3);
+        int32_t xt_4 = (int32_t)((uint32_t)((int32_t)((8 * k_uo) + 4)) - (uint32_t)255);
+        int32_t z_4 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_4)) * (uint32_t)rl2)) >> 16), 31);
+        int32_t q_4 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_4 + (uint32_t)((int32_t)((uint32_t)z_4 * (uint32_t)log2)))) + (uint32_t)b);
+        texp_storage[(8 * k_uo) + 4] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_4)) * (uint32_t)q_4)) + (uint32_t)c)) >> z_4);
+        int32_t xt_5 = (int32_t)((uint32_t)((int32_t)((8 * k_uo) + 5)) - (uint32_t)255);
+        int32_t z_5 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_5)) * (uint32_t)rl2)) >> 16), 31);
+        int32_t q_5 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_5 + (uint32_t)((int32_t)((uint32_t)z_5 * (uint32_t)log2)))) + (uint32_t)b);
+        texp_storage[(8 * k_uo) + 5] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_5)) * (uint32_t)q_5)) + (uint32_t)c)) >> z_5);
+        int32_t xt_6 = (int32_t)((uint32_t)((int32_t)((8 * k_uo) + 6)) - (uint32_t)255);
+        int32_t z_6 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_6)) * (uint32_t)rl2)) >> 16), 31);
+        int32_t q_6 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_6 + (uint32_t)((int32_t)((uint32_t)z_6 * (uint32_t)log2)))) + (uint32_t)b);
+        texp_storage[(8 * k_uo) + 6] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_6)) * (uint32_t)q_6)) + (uint32_t)c)) >> z_6);
+        int32_t xt_7 = (int32_t)((uint32_t)((int32_t)((8 * k_uo) + 7)) - (uint32_t)255);
+        int32_t z_7 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_7)) * (uint32_t)rl2)) >> 16), 31);
+        int32_t q_7 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_7 + (uint32_t)((int32_t)((uint32_t)z_7 * (uint32_t)log2)))) + (uint32_t)b);
+        texp_storage[(8 * k_uo) + 7] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_7)) * (uint32_t)q_7)) + (uint32_t)c)) >> z_7);
     }
-    for (int32_t k = 256; k < 511; ++k) {
-        texp_storage[k] = (uint32_t)0u;
+    for (int32_t k1_uo = 0; k1_uo < 31; ++k1_uo) {
+        texp_storage[(8 * k1_uo) + 256] = (uint32_t)0u;
+        texp_storage[(8 * k1_uo) + 257] = (uint32_t)0u;
+        texp_storage[(8 * k1_uo) + 258] = (uint32_t)0u;
+        texp_storage[(8 * k1_uo) + 259] = (uint32_t)0u;
+        texp_storage[(8 * k1_uo) + 260] = (uint32_t)0u;
+        texp_storage[(8 * k1_uo) + 261] = (uint32_t)0u;
+        texp_storage[(8 * k1_uo) + 262] = (uint32_t)0u;
+        texp_storage[(8 * k1_uo) + 263] = (uint32_t)0u;
     }
+    texp_storage[504] = (uint32_t)0u;
+    texp_storage[505] = (uint32_t)0u;
+    texp_storage[506] = (uint32_t)0u;
+    texp_storage[507] = (uint32_t)0u;
+    texp_storage[508] = (uint32_t)0u;
+    texp_storage[509] = (uint32_t)0u;
+    texp_storage[510] = (uint32_t)0u;
     uint32_t *const ybuf_storage = (uint32_t *)(void *)((unsigned char *)scratch + 2048);
     for (int32_t r = 0; r < 64; ++r) {
         int32_t xmax = -128;
-        for (int32_t j = 0; j < 64; ++j) {
-            xmax = kgen_max_i32(xmax, ((int32_t)X[(64 * r) + j]));
+        for (int32_t j_uo = 0; j_uo < 8; ++j_uo) {
+            xmax = kgen_p_max(xmax, ((int32_t)X[(64 * r) + (8 * j_uo)]));
+            xmax = kgen_p_max(xmax, ((int32_t)X[((64 * r) + (8 * j_uo)) + 1]));
+            xmax = kgen_p_max(xmax, ((int32_t)X[((64 * r) + (8 * j_uo)) + 2]));
+            xmax = kgen_p_max(xmax, ((int32_t)X[((64 * r) + (8 * j_uo)) + 3]));
+            xmax = kgen_p_max(xmax, ((int32_t)X[((64 * r) + (8 * j_uo)) + 4]));
+            xmax = kgen_p_max(xmax, ((int32_t)X[((64 * r) + (8 * j_uo)) + 5]));
+            xmax = kgen_p_max(xmax, ((int32_t)X[((64 * r) + (8 * j_uo)) + 6]));
+            xmax = kgen_p_max(xmax, ((int32_t)X[((64 * r) + (8 * j_uo)) + 7]));
         }
         int32_t base = (int32_t)((uint32_t)255 - (uint32_t)xmax);
         uint32_t sum = (uint32_t)0u;
-        for (int32_t j = 0; j < 64; ++j) {
-            ybuf_storage[j] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)X[(64 * r) + j]) + (uint32_t)base))];
-            sum = sum + ybuf_storage[j];
+        for (int32_t j1_uo = 0; j1_uo < 8; ++j1_uo) {
+            ybuf_storage[8 * j1_uo] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)X[(64 * r) + (8 * j1_uo)]) + (uint32_t)base))];
+            sum = sum + ybuf_storage[8 * j1_uo];
+            ybuf_storage[(8 * j1_uo) + 1] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)X[((64 * r) + (8 * j1_uo)) + 1]) + (uint32_t)base))];
+            sum = sum + ybuf_storage[(8 * j1_uo) + 1];
+            ybuf_storage[(8 * j1_uo) + 2] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)X[((64 * r) + (8 * j1_uo)) + 2]) + (uint32_t)base))];
+            sum = sum + ybuf_storage[(8 * j1_uo) + 2];
+            ybuf_storage[(8 * j1_uo) + 3] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)X[((64 * r) + (8 * j1_uo)) + 3]) + (uint32_t)base))];
+            sum = sum + ybuf_storage[(8 * j1_uo) + 3];
+            ybuf_storage[(8 * j1_uo) + 4] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)X[((64 * r) + (8 * j1_uo)) + 4]) + (uint32_t)base))];
+            sum = sum + ybuf_storage[(8 * j1_uo) + 4];
+            ybuf_storage[(8 * j1_uo) + 5] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)X[((64 * r) + (8 * j1_uo)) + 5]) + (uint32_t)base))];
+            sum = sum + ybuf_storage[(8 * j1_uo) + 5];
+            ybuf_storage[(8 * j1_uo) + 6] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)X[((64 * r) + (8 * j1_uo)) + 6]) + (uint32_t)base))];
+            sum = sum + ybuf_storage[(8 * j1_uo) + 6];
+            ybuf_storage[(8 * j1_uo) + 7] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)X[((64 * r) + (8 * j1_uo)) + 7]) + (uint32_t)base))];
+            sum = sum + ybuf_storage[(8 * j1_uo) + 7];
         }
         int64_t recip = kgen_div_i64((int64_t)((uint64_t)((int64_t)((int64_t)((uint64_t)255LL << 32LL))) + (uint64_t)((int64_t)(sum >> 1))), (int64_t)sum);
-        for (int32_t j = 0; j < 64; ++j) {
-            Y[(64 * r) + j] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_storage[j]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+        for (int32_t j2_uo = 0; j2_uo < 8; ++j2_uo) {
+            Y[(64 * r) + (8 * j2_uo)] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_storage[8 * j2_uo]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+            Y[((64 * r) + (8 * j2_uo)) + 1] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_storage[(8 * j2_uo) + 1]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+            Y[((64 * r) + (8 * j2_uo)) + 2] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_storage[(8 * j2_uo) + 2]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+            Y[((64 * r) + (8 * j2_uo)) + 3] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_storage[(8 * j2_uo) + 3]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+            Y[((64 * r) + (8 * j2_uo)) + 4] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_storage[(8 * j2_uo) + 4]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+            Y[((64 * r) + (8 * j2_uo)) + 5] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_storage[(8 * j2_uo) + 5]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+            Y[((64 * r) + (8 * j2_uo)) + 6] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_storage[(8 * j2_uo) + 6]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+            Y[((64 * r) + (8 * j2_uo)) + 7] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_storage[(8 * j2_uo) + 7]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
         }
     }
 }

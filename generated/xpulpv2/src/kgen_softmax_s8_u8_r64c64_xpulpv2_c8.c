@@ -10,11 +10,11 @@
 
 /* Scratch layout (byte offset: array, bytes; round8(x) = x rounded up to a multiple of 8):
  *   0: texp, 2048
- *   2048: ybuf, 256
+ *   2048: ybuf, 2048
  */
 size_t kgen_softmax_s8_u8_r64c64_xpulpv2_c8_get_buffer_size(void)
 {
-    return 2304;
+    return 4096;
 }
 
 /**
@@ -49,9 +49,9 @@ size_t kgen_softmax_s8_u8_r64c64_xpulpv2_c8_get_buffer_size(void)
  *
  * Quantization contract:
  * - No requantization; integer arithmetic wraps to the declared types.
- * - No XpulpV2 pattern applies: specialised portable C.
- * - Every one of the 8 cores calls the function; independent outer loops are split between them, the rest runs on core 0; it ends with a barrier.
- * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 257900 instructions, 331016 cycles; instructions = 62.96*C*R + 17.0, cycles = 80.81*C*R + 18.0.
+ * - No contraction: specialised C with XpulpV2 scalar instructions (min/max/abs/clip), innermost loops unrolled.
+ * - Every one of the 8 cores calls the function: loops `k_uo`, `k1_uo`, `r` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier. Each core works in its own copy of `ybuf` (the scratch buffer holds 8 copies).
+ * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 11244 instructions, 15444 cycles; instructions = 2.741*C*R + 17.0, cycles = 3.766*C*R + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code
@@ -88,6 +88,68 @@ size_t kgen_softmax_s8_u8_r64c64_xpulpv2_c8_get_buffer_size(void)
  */
 void kgen_softmax_s8_u8_r64c64_xpulpv2_c8(const int8_t *restrict X, int32_t a, int32_t b, int32_t c, int32_t log2, uint8_t *restrict Y, void *restrict scratch)
 {
+    int32_t rl2 = kgen_div_i32((int32_t)((uint32_t)((int32_t)((uint32_t)65536 + (uint32_t)log2)) - (uint32_t)1), log2);
+    uint32_t *const texp_storage = (uint32_t *)scratch;
+    {
+        const int32_t k_uo_n = (32) - (0);
+        const int32_t k_uo_core = kgen_core_id();
+        const int32_t k_uo_extra = k_uo_core < k_uo_n % 8 ? k_uo_core : k_uo_n % 8;
+        const int32_t k_uo_lo = (0) + k_uo_core * (k_uo_n / 8) + k_uo_extra;
+        const int32_t k_uo_hi = k_uo_lo + k_uo_n / 8 + (k_uo_core < k_uo_n % 8 ? 1 : 0);
+        for (int32_t k_uo = k_uo_lo; k_uo < k_uo_hi; ++k_uo) {
+            int32_t xt_0 = (int32_t)((uint32_t)((int32_t)(8 * k_uo)) - (uint32_t)255);
+            int32_t z_0 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_0)) * (uint32_t)rl2)) >> 16), 31);
+            int32_t q_0 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_0 + (uint32_t)((int32_t)((uint32_t)z_0 * (uint32_t)log2)))) + (uint32_t)b);
+            texp_storage[8 * k_uo] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_0)) * (uint32_t)q_0)) + (uint32_t)c)) >> z_0);
+            int32_t xt_1 = (int32_t)((uint32_t)((int32_t)((8 * k_uo) + 1)) - (uint32_t)255);
+            int32_t z_1 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_1)) * (uint32_t)rl2)) >> 16), 31);
+            int32_t q_1 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_1 + (uint32_t)((int32_t)((uint32_t)z_1 * (uint32_t)log2)))) + (uint32_t)b);
+            texp_storage[(8 * k_uo) + 1] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_1)) * (uint32_t)q_1)) + (uint32_t)c)) >> z_1);
+            int32_t xt_2 = (int32_t)((uint32_t)((int32_t)((8 * k_uo) + 2)) - (uint32_t)255);
+            int32_t z_2 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_2)) * (uint32_t)rl2)) >> 16), 31);
+            int32_t q_2 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_2 + (uint32_t)((int32_t)((uint32_t)z_2 * (uint32_t)log2)))) + (uint32_t)b);
+            texp_storage[(8 * k_uo) + 2] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_2)) * (uint32_t)q_2)) + (uint32_t)c)) >> z_2);
+            int32_t xt_3 = (int32_t)((uint32_t)((int32_t)((8 * k_uo) + 3)) - (uint32_t)255);
+            int32_t z_3 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_3)) * (uint32_t)rl2)) >> 16), 31);
+            int32_t q_3 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_3 + (uint32_t)((int32_t)((uint32_t)z_3 * (uint32_t)log2)))) + (uint32_t)b);
+            texp_storage[(8 * k_uo) + 3] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_3)) * (uint32_t)q_3)) + (uint32_t)c)) >> z_3);
+            int32_t xt_4 = (int32_t)((uint32_t)((int32_t)((8 * k_uo) + 4)) - (uint32_t)255);
+            int32_t z_4 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_4)) * (uint32_t)rl2)) >> 16), 31);
+            int32_t q_4 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_4 + (uint32_t)((int32_t)((uint32_t)z_4 * (uint32_t)log2)))) + (uint32_t)b);
+            texp_storage[(8 * k_uo) + 4] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_4)) * (uint32_t)q_4)) + (uint32_t)c)) >> z_4);
+            int32_t xt_5 = (int32_t)((uint32_t)((int32_t)((8 * k_uo) + 5)) - (uint32_t)255);
+            int32_t z_5 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_5)) * (uint32_t)rl2)) >> 16), 31);
+            int32_t q_5 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_5 + (uint32_t)((int32_t)((uint32_t)z_5 * (uint32_t)log2)))) + (uint32_t)b);
+            texp_storage[(8 * k_uo) + 5] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_5)) * (uint32_t)q_5)) + (uint32_t)c)) >> z_5);
+            int32_t xt_6 = (int32_t)((uint32_t)((int32_t)((8 * k_uo) + 6)) - (uint32_t)255);
+            int32_t z_6 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_6)) * (uint32_t)rl2)) >> 16), 31);
+            int32_t q_6 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_6 + (uint32_t)((int32_t)((uint32_t)z_6 * (uint32_t)log2)))) + (uint32_t)b);
+            texp_storage[(8 * k_uo) + 6] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_6)) * (uint32_t)q_6)) + (uint32_t)c)) >> z_6);
+            int32_t xt_7 = (int32_t)((uint32_t)((int32_t)((8 * k_uo) + 7)) - (uint32_t)255);
+            int32_t z_7 = kgen_p_min((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt_7)) * (uint32_t)rl2)) >> 16), 31);
+            int32_t q_7 = (int32_t)((uint32_t)((int32_t)((uint32_t)xt_7 + (uint32_t)((int32_t)((uint32_t)z_7 * (uint32_t)log2)))) + (uint32_t)b);
+            texp_storage[(8 * k_uo) + 7] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_7)) * (uint32_t)q_7)) + (uint32_t)c)) >> z_7);
+        }
+    }
+    kgen_barrier();
+    {
+        const int32_t k1_uo_n = (31) - (0);
+        const int32_t k1_uo_core = kgen_core_id();
+        const int32_t k1_uo_extra = k1_uo_core < k1_uo_n % 8 ? k1_uo_core : k1_uo_n % 8;
+        const int32_t k1_uo_lo = (0) + k1_uo_core * (k1_uo_n / 8) + k1_uo_extra;
+        const int32_t k1_uo_hi = k1_uo_lo + k1_uo_n / 8 + (k1_uo_core < k1_uo_n % 8 ? 1 : 0);
+        for (int32_t k1_uo = k1_uo_lo; k1_uo < k1_uo_hi; ++k1_uo) {
+            texp_storage[(8 * k1_uo) + 256] = (uint32_t)0u;
+            texp_storage[(8 * k1_uo) + 257] = (uint32_t)0u;
+            texp_storage[(8 * k1_uo) + 258] = (uint32_t)0u;
+            texp_storage[(8 * k1_uo) + 259] = (uint32_t)0u;
+            texp_storage[(8 * k1_uo) + 260] = (uint32_t)0u;
+            texp_storage[(8 * k1_uo) + 261] = (uint32_t)0u;
+            texp_storage[(8 * k1_uo) + 262] = (uint32_t)0u;
+            texp_storage[(8 * k1_uo) + 263] = (uint32_t)0u;
+        }
+    }
+    kgen_barrier();
     {
         const int32_t kgen_serial_n = (1) - (0);
         const int32_t kgen_serial_core = kgen_core_id();
@@ -95,33 +157,66 @@ void kgen_softmax_s8_u8_r64c64_xpulpv2_c8(const int8_t *restrict X, int32_t a, i
         const int32_t kgen_serial_lo = (0) + kgen_serial_core * (kgen_serial_n / 8) + kgen_serial_extra;
         const int32_t kgen_serial_hi = kgen_serial_lo + kgen_serial_n / 8 + (kgen_serial_core < kgen_serial_n % 8 ? 1 : 0);
         for (int32_t kgen_serial = kgen_serial_lo; kgen_serial < kgen_serial_hi; ++kgen_serial) {
-            int32_t rl2 = kgen_div_i32((int32_t)((uint32_t)((int32_t)((uint32_t)65536 + (uint32_t)log2)) - (uint32_t)1), log2);
-            uint32_t *const texp_storage = (uint32_t *)scratch;
-            for (int32_t k = 0; k < 256; ++k) {
-                int32_t xt = (int32_t)((uint32_t)((int32_t)k) - (uint32_t)255);
-                int32_t z = kgen_min_i32((((int32_t)((uint32_t)((int32_t)(0u - (uint32_t)xt)) * (uint32_t)rl2)) >> 16), 31);
-                int32_t q = (int32_t)((uint32_t)((int32_t)((uint32_t)xt + (uint32_t)((int32_t)((uint32_t)z * (uint32_t)log2)))) + (uint32_t)b);
-                texp_storage[k] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q)) * (uint32_t)q)) + (uint32_t)c)) >> z);
+            texp_storage[504] = (uint32_t)0u;
+            texp_storage[505] = (uint32_t)0u;
+            texp_storage[506] = (uint32_t)0u;
+            texp_storage[507] = (uint32_t)0u;
+            texp_storage[508] = (uint32_t)0u;
+            texp_storage[509] = (uint32_t)0u;
+            texp_storage[510] = (uint32_t)0u;
+        }
+    }
+    uint32_t *const ybuf_storage = (uint32_t *)(void *)((unsigned char *)scratch + 2048);
+    kgen_barrier();
+    {
+        const int32_t r_n = (64) - (0);
+        const int32_t r_core = kgen_core_id();
+        const int32_t r_extra = r_core < r_n % 8 ? r_core : r_n % 8;
+        const int32_t r_lo = (0) + r_core * (r_n / 8) + r_extra;
+        const int32_t r_hi = r_lo + r_n / 8 + (r_core < r_n % 8 ? 1 : 0);
+        uint32_t *const ybuf_own = (uint32_t *)(void *)((unsigned char *)ybuf_storage + r_core * 256);
+        for (int32_t r = r_lo; r < r_hi; ++r) {
+            int32_t xmax = -128;
+            for (int32_t j_uo = 0; j_uo < 8; ++j_uo) {
+                xmax = kgen_p_max(xmax, ((int32_t)X[(64 * r) + (8 * j_uo)]));
+                xmax = kgen_p_max(xmax, ((int32_t)X[((64 * r) + (8 * j_uo)) + 1]));
+                xmax = kgen_p_max(xmax, ((int32_t)X[((64 * r) + (8 * j_uo)) + 2]));
+                xmax = kgen_p_max(xmax, ((int32_t)X[((64 * r) + (8 * j_uo)) + 3]));
+                xmax = kgen_p_max(xmax, ((int32_t)X[((64 * r) + (8 * j_uo)) + 4]));
+                xmax = kgen_p_max(xmax, ((int32_t)X[((64 * r) + (8 * j_uo)) + 5]));
+                xmax = kgen_p_max(xmax, ((int32_t)X[((64 * r) + (8 * j_uo)) + 6]));
+                xmax = kgen_p_max(xmax, ((int32_t)X[((64 * r) + (8 * j_uo)) + 7]));
             }
-            for (int32_t k = 256; k < 511; ++k) {
-                texp_storage[k] = (uint32_t)0u;
+            int32_t base = (int32_t)((uint32_t)255 - (uint32_t)xmax);
+            uint32_t sum = (uint32_t)0u;
+            for (int32_t j1_uo = 0; j1_uo < 8; ++j1_uo) {
+                ybuf_own[8 * j1_uo] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)X[(64 * r) + (8 * j1_uo)]) + (uint32_t)base))];
+                sum = sum + ybuf_own[8 * j1_uo];
+                ybuf_own[(8 * j1_uo) + 1] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)X[((64 * r) + (8 * j1_uo)) + 1]) + (uint32_t)base))];
+                sum = sum + ybuf_own[(8 * j1_uo) + 1];
+                ybuf_own[(8 * j1_uo) + 2] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)X[((64 * r) + (8 * j1_uo)) + 2]) + (uint32_t)base))];
+                sum = sum + ybuf_own[(8 * j1_uo) + 2];
+                ybuf_own[(8 * j1_uo) + 3] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)X[((64 * r) + (8 * j1_uo)) + 3]) + (uint32_t)base))];
+                sum = sum + ybuf_own[(8 * j1_uo) + 3];
+                ybuf_own[(8 * j1_uo) + 4] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)X[((64 * r) + (8 * j1_uo)) + 4]) + (uint32_t)base))];
+                sum = sum + ybuf_own[(8 * j1_uo) + 4];
+                ybuf_own[(8 * j1_uo) + 5] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)X[((64 * r) + (8 * j1_uo)) + 5]) + (uint32_t)base))];
+                sum = sum + ybuf_own[(8 * j1_uo) + 5];
+                ybuf_own[(8 * j1_uo) + 6] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)X[((64 * r) + (8 * j1_uo)) + 6]) + (uint32_t)base))];
+                sum = sum + ybuf_own[(8 * j1_uo) + 6];
+                ybuf_own[(8 * j1_uo) + 7] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)X[((64 * r) + (8 * j1_uo)) + 7]) + (uint32_t)base))];
+                sum = sum + ybuf_own[(8 * j1_uo) + 7];
             }
-            uint32_t *const ybuf_storage = (uint32_t *)(void *)((unsigned char *)scratch + 2048);
-            for (int32_t r = 0; r < 64; ++r) {
-                int32_t xmax = -128;
-                for (int32_t j = 0; j < 64; ++j) {
-                    xmax = kgen_max_i32(xmax, ((int32_t)X[(64 * r) + j]));
-                }
-                int32_t base = (int32_t)((uint32_t)255 - (uint32_t)xmax);
-                uint32_t sum = (uint32_t)0u;
-                for (int32_t j = 0; j < 64; ++j) {
-                    ybuf_storage[j] = texp_storage[(int32_t)((int32_t)((uint32_t)((int32_t)X[(64 * r) + j]) + (uint32_t)base))];
-                    sum = sum + ybuf_storage[j];
-                }
-                int64_t recip = kgen_div_i64((int64_t)((uint64_t)((int64_t)((int64_t)((uint64_t)255LL << 32LL))) + (uint64_t)((int64_t)(sum >> 1))), (int64_t)sum);
-                for (int32_t j = 0; j < 64; ++j) {
-                    Y[(64 * r) + j] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_storage[j]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
-                }
+            int64_t recip = kgen_div_i64((int64_t)((uint64_t)((int64_t)((int64_t)((uint64_t)255LL << 32LL))) + (uint64_t)((int64_t)(sum >> 1))), (int64_t)sum);
+            for (int32_t j2_uo = 0; j2_uo < 8; ++j2_uo) {
+                Y[(64 * r) + (8 * j2_uo)] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[8 * j2_uo]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                Y[((64 * r) + (8 * j2_uo)) + 1] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j2_uo) + 1]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                Y[((64 * r) + (8 * j2_uo)) + 2] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j2_uo) + 2]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                Y[((64 * r) + (8 * j2_uo)) + 3] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j2_uo) + 3]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                Y[((64 * r) + (8 * j2_uo)) + 4] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j2_uo) + 4]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                Y[((64 * r) + (8 * j2_uo)) + 5] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j2_uo) + 5]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                Y[((64 * r) + (8 * j2_uo)) + 6] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j2_uo) + 6]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
+                Y[((64 * r) + (8 * j2_uo)) + 7] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_own[(8 * j2_uo) + 7]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
             }
         }
     }
