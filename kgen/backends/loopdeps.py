@@ -22,7 +22,6 @@ budgets exceeded) answers "no", which callers turn into "leave the loop alone".
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Mapping
 
 import sympy as sp
@@ -30,7 +29,7 @@ import sympy as sp
 from ..check import NotAffine, to_sympy
 from ..interp import eval_expr
 from ..ir import (IDX, Alloc, Assign, Bin, Const, Decl, Expr, For, If, Kernel, Load, Stmt, Store, Var, View,
-                  stmt_exprs, sub_bodies, walk_expr, walk_stmts)
+                  stmt_exprs, walk_expr, walk_stmts)
 from .nests import storages
 
 #: statement instances one private-array proof may execute
@@ -45,7 +44,6 @@ class Access:
     store: bool
 
 
-@lru_cache(maxsize=1 << 16)
 def _offset(st, index: tuple[Expr, ...]) -> sp.Expr | None:
     try:
         total = st.offset
@@ -56,38 +54,34 @@ def _offset(st, index: tuple[Expr, ...]) -> sp.Expr | None:
         return None
 
 
-def accesses(kernel: Kernel, body: tuple[Stmt, ...]) -> list[Access]:
-    """Every load and store in ``body`` with its root storage and flat offset (pre-order)."""
-    if _MEMO["kernel"] is not kernel:  # per-statement results are valid for one kernel only
-        _MEMO["kernel"], _MEMO["stmts"] = kernel, {}
-    st = storages(kernel)
-    out: list[Access] = []
-    for s in body:
-        out.extend(_stmt_accesses(s, st))
-    return out
+#: per-kernel memo of the accesses of each statement (the analyses ask about the same statements
+#: many times): the kernel it belongs to, its storages, and id(statement) -> (statement, accesses)
+_MEMO: dict[str, object] = {"kernel": None}
 
 
-#: per-statement accesses of the kernel analysed last (by identity; the statement is kept so its
-#: id stays valid): the split analyses ask for the same subtrees many times
-_MEMO: dict = {"kernel": None, "stmts": {}}
-
-
-def _stmt_accesses(s: Stmt, st) -> list[Access]:
-    hit = _MEMO["stmts"].get(id(s))
+def _direct(kernel: Kernel, s: Stmt) -> list[Access]:
+    if _MEMO["kernel"] is not kernel:
+        _MEMO.update(kernel=kernel, st=storages(kernel), stmts={})
+    st = _MEMO["st"]
+    memo = _MEMO["stmts"]
+    hit = memo.get(id(s))  # type: ignore[union-attr]
     if hit is not None and hit[0] is s:
         return hit[1]
     out: list[Access] = []
-    if isinstance(s, Store) and s.buf in st:
-        out.append(Access(s.buf, st[s.buf].root, _offset(st[s.buf], s.index), True))
+    if isinstance(s, Store) and s.buf in st:  # type: ignore[operator]
+        out.append(Access(s.buf, st[s.buf].root, _offset(st[s.buf], s.index), True))  # type: ignore[index]
     for e in stmt_exprs(s):
         for x in walk_expr(e):
-            if isinstance(x, Load) and x.buf in st:
-                out.append(Access(x.buf, st[x.buf].root, _offset(st[x.buf], x.index), False))
-    for b in sub_bodies(s):
-        for x in b:
-            out.extend(_stmt_accesses(x, st))
-    _MEMO["stmts"][id(s)] = (s, out)
+            if isinstance(x, Load) and x.buf in st:  # type: ignore[operator]
+                out.append(Access(x.buf, st[x.buf].root, _offset(st[x.buf], x.index), False))  # type: ignore[index]
+    memo[id(s)] = (s, out)  # type: ignore[index]
     return out
+
+
+def accesses(kernel: Kernel, body: tuple[Stmt, ...]) -> list[Access]:
+    """Every load and store in ``body`` with its root storage and flat offset (``body`` must be
+    part of ``kernel``, whose views and arrays name the storage)."""
+    return [a for s in walk_stmts(body) for a in _direct(kernel, s)]
 
 
 def _loop_ranges(body: tuple[Stmt, ...]) -> dict[str, tuple[int, int]] | None:

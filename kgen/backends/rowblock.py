@@ -219,8 +219,9 @@ def _expand(body: tuple[Stmt, ...], arrays: dict[str, str], sizes: dict[str, int
     return tuple(stmt(s) for s in map_body_exprs(body, fn))
 
 
-def block_rows(kernel: Kernel, R: int) -> Kernel:
-    """Strip-mine every loop that computes matrix-vector products per row (module docstring)."""
+def block_rows(kernel: Kernel, R: int, cores: int = 1) -> Kernel:
+    """Strip-mine every loop that computes matrix-vector products per row (module docstring);
+    with several cores, blocks shrink so that every core gets one where the rows allow."""
     k = uniquify_loops(kernel)
     done: set[str] = set()
     for _ in range(16):
@@ -246,7 +247,10 @@ def block_rows(kernel: Kernel, R: int) -> Kernel:
             return k
         lp, private = cand
         done |= {lp.var, f"{lp.var}_b", f"{lp.var}_r", f"{lp.var}_l"}
-        k = _block(k, lp, private, min(R, lp.hi.value))  # type: ignore[union-attr]
+        rows = min(R, lp.hi.value, max(1, lp.hi.value // cores) if cores > 1 else R)  # type: ignore[union-attr]
+        if rows < 2:
+            continue
+        k = _block(k, lp, private, rows)
     return k
 
 

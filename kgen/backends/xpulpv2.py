@@ -13,6 +13,14 @@ pointer induction variables (:mod:`kgen.backends.pointer_loops`), and the loops 
 into hardware loops are named in the documentation.  With ``cores > 1`` the column blocks are
 split over the cluster's cores when their number is a multiple of the core count, otherwise all
 blocks are, in balanced contiguous chunks.
+
+Every other kernel goes through :meth:`XpulpBackend.lower_nests`: its contraction nests — inside
+other loops, over views and local arrays, in row-at-a-time code (attention) — are register-blocked
+the same way with operands staged at run time where they are not word rows
+(:mod:`kgen.backends.xpulpv2_nests`); 64-bit arithmetic that provably fits in 32 bits is narrowed
+(:mod:`kgen.backends.narrowing`); ``min``/``max``/``abs``/``clip`` become XpulpV2 scalar instructions
+and innermost loops are unrolled.  Its multi-core variants are split by :mod:`kgen.backends.spmd`
+(independent loops in balanced chunks, private arrays per core, barriers where data crosses cores).
 """
 from __future__ import annotations
 
@@ -143,7 +151,7 @@ class XpulpBackend:
         """Kernels without a plain parameter contraction: every contraction nest (attention, over
         views and local arrays) is register-blocked (:mod:`kgen.backends.xpulpv2_nests`); the rest
         is specialised portable C."""
-        s, stager, notes = block_all_nests(kernel, sizes, self.tile, self.k_unroll)
+        s, stager, notes = block_all_nests(kernel, sizes, self.tile, self.k_unroll, self.cores)
         if notes:
             s = uniquify_loops(split_guards(s))
             s = sink_accumulator_init(s)

@@ -100,13 +100,13 @@ class NestStager:
         return s, names, note
 
 
-def block_all_nests(kernel: Kernel, sizes: Mapping[str, int], tile: tuple[int, int], k_unroll: int
-                    ) -> tuple[Kernel, NestStager, list[str]]:
+def block_all_nests(kernel: Kernel, sizes: Mapping[str, int], tile: tuple[int, int], k_unroll: int,
+                    cores: int = 1) -> tuple[Kernel, NestStager, list[str]]:
     """Every 8-bit contraction nest of ``kernel`` register-blocked for the XpulpV2 dot products,
     after exposing nests in multi-accumulator reductions and row-at-a-time loops
     (:mod:`kgen.backends.rowblock`, blocks of ``tile[0]`` rows)."""
     stager = NestStager()
-    s = block_rows(split_reductions(uniquify_loops(specialize(kernel, sizes))), tile[0])
+    s = block_rows(split_reductions(uniquify_loops(specialize(kernel, sizes))), tile[0], cores)
     s, staged, notes = block_nests(s, sizes, tile, LANES, k_unroll, stager)
     return s, stager, notes if staged else []
 

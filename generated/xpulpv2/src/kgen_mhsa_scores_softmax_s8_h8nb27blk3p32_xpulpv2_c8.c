@@ -51,7 +51,7 @@ size_t kgen_mhsa_scores_softmax_s8_h8nb27blk3p32_xpulpv2_c8_get_buffer_size(void
  * - `K` must be 4-byte aligned (its rows are read as packed words).
  * - `Q` must be 4-byte aligned (its rows are read as packed words).
  * - Every one of the 8 cores calls the function: loops `k_uo`, `k1_uo`, `h` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier. Each core works in its own copy of `T`, `ybuf` (the scratch buffer holds 8 copies).
- * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 245636 instructions, 297728 cycles; instructions = 0.04883*BLK**2*H*NB**2*P + 3.117*BLK**2*H*NB**2 + 17.0, cycles = 0.04947*BLK**2*H*NB**2*P + 4.089*BLK**2*H*NB**2 + 18.0.
+ * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 236482 instructions, 288576 cycles; instructions = 0.04338*BLK**2*H*NB**2*P + 3.117*BLK**2*H*NB**2 + 17.0, cycles = 0.04402*BLK**2*H*NB**2*P + 4.089*BLK**2*H*NB**2 + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code
@@ -145,6 +145,7 @@ void kgen_mhsa_scores_softmax_s8_h8nb27blk3p32_xpulpv2_c8(const int8_t *restrict
             texp_storage[(8 * k_uo) + 7] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_7)) * (uint32_t)q_7)) + (uint32_t)c)) >> z_7);
         }
     }
+    kgen_barrier();
     {
         const int32_t k1_uo_n = (31) - (0);
         const int32_t k1_uo_core = kgen_core_id();
@@ -162,6 +163,7 @@ void kgen_mhsa_scores_softmax_s8_h8nb27blk3p32_xpulpv2_c8(const int8_t *restrict
             texp_storage[(8 * k1_uo) + 263] = (uint32_t)0u;
         }
     }
+    kgen_barrier();
     {
         const int32_t kgen_serial_n = (1) - (0);
         const int32_t kgen_serial_core = kgen_core_id();
@@ -180,6 +182,7 @@ void kgen_mhsa_scores_softmax_s8_h8nb27blk3p32_xpulpv2_c8(const int8_t *restrict
     }
     int8_t *const T_storage = (int8_t *)(void *)((unsigned char *)scratch + 4672);
     uint32_t *const ybuf_storage = (uint32_t *)scratch;
+    kgen_barrier();
     {
         const int32_t h_n = (8) - (0);
         const int32_t h_core = kgen_core_id();

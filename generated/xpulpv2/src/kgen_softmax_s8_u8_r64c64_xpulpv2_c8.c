@@ -131,6 +131,7 @@ void kgen_softmax_s8_u8_r64c64_xpulpv2_c8(const int8_t *restrict X, int32_t a, i
             texp_storage[(8 * k_uo) + 7] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_7)) * (uint32_t)q_7)) + (uint32_t)c)) >> z_7);
         }
     }
+    kgen_barrier();
     {
         const int32_t k1_uo_n = (31) - (0);
         const int32_t k1_uo_core = kgen_core_id();
@@ -148,6 +149,7 @@ void kgen_softmax_s8_u8_r64c64_xpulpv2_c8(const int8_t *restrict X, int32_t a, i
             texp_storage[(8 * k1_uo) + 263] = (uint32_t)0u;
         }
     }
+    kgen_barrier();
     {
         const int32_t kgen_serial_n = (1) - (0);
         const int32_t kgen_serial_core = kgen_core_id();
@@ -165,6 +167,7 @@ void kgen_softmax_s8_u8_r64c64_xpulpv2_c8(const int8_t *restrict X, int32_t a, i
         }
     }
     uint32_t *const ybuf_storage = (uint32_t *)(void *)((unsigned char *)scratch + 2048);
+    kgen_barrier();
     {
         const int32_t r_n = (64) - (0);
         const int32_t r_core = kgen_core_id();
