@@ -237,11 +237,12 @@ class CEmitter:
 
     def launder_staged(self, loop: For, depth: int) -> dict[str, Layout]:
         """Read local arrays that ``loop`` only loads through a pointer made opaque in each
-        iteration (``KGEN_LAUNDER``): in register-blocked kernels (those with paired arrays) every
-        local array, so that no compiler hoists their loads out of the loop or keeps values stored
-        before it in registers (with more values than registers both end in spills); and the arrays
-        a backend names with ``@launder(…)`` on the loop, unless an enclosing loop laundered them.
-        Returns the layouts to restore after the loop body."""
+        iteration: in register-blocked kernels (those with paired arrays) the paired (staged)
+        arrays and the arrays a backend names with ``@launder(…)`` on the loop (``KGEN_LAUNDER``),
+        so that no compiler hoists their loads out of the loop, and, under gcc, every other local
+        array (``KGEN_LAUNDER_GCC``), so that gcc does not keep values stored before the loop in
+        registers either (with more values than registers both end in spills).  Returns the
+        layouts to restore after the loop body."""
         saved: dict[str, Layout] = {}
         by_ptr: dict[str, list[str]] = {}
         for name, lay in self.layouts.items():
@@ -262,7 +263,8 @@ class CEmitter:
             root = ptr.removesuffix("_storage")
             new = f"{root}_rd"
             self.emit(depth, f"const {self.alloc_types[root].ctype} *{new} = {ptr};")
-            self.emit(depth, f"KGEN_LAUNDER({new});")
+            self.emit(depth, f"KGEN_LAUNDER({new});" if set(names) & (self.paired | asked)
+                      else f"KGEN_LAUNDER_GCC({new});")
             for n in names:
                 saved[n] = self.layouts[n]
                 self.layouts[n] = replace(self.layouts[n], pointer=new)

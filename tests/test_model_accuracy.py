@@ -109,29 +109,12 @@ def _table(accuracy: dict, kernel: str, isa: str) -> list[tuple]:
 
 KERNELS = sorted(ODD)
 
-#: Kernels the model misses on some shapes today, and why (the structural effect it does not model).
-#: They stay visible as XFAIL (and XPASS once the model or the generated code changes).
-KNOWN_MISSES = {
-    ("gelu_s8", "armv7em"): "gcc turns the sign/abs/min select chain and the multiply by the sign into "
-                            "branches on the sign (path duplication): ~28 % fewer instructions than the "
-                            "select/min/abs costs",
-    ("mhsa_s8", "armv7em"): "gcc's pre-allocation scheduler hoists the loads of the fully unrolled QK^T and "
-                            "A.V reduction chains over local arrays and spills them: ~35 % more instructions",
-    ("mhsa_scores_s8", "armv7em"): "odd shape: the scalar K tail reads of the laundered int16 staging arrays "
-                                   "cost more than modelled (-19 %)",
-    ("matmul_nn_s8", "xpulpv2"): "odd shape: clang removes the index guards of the K-tail staging loop "
-                                 "(+15 %)",
-}
-
-
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("kernel", KERNELS)
-def test_prediction_within_tolerance(accuracy, kernel, isa, request):
+def test_prediction_within_tolerance(accuracy, kernel, isa):
     rows = _table(accuracy, kernel, isa)
     if not rows:
         pytest.skip(f"{kernel} is not in the {isa} release")
-    if (kernel, isa) in KNOWN_MISSES:
-        request.applymarker(pytest.mark.xfail(reason=KNOWN_MISSES[(kernel, isa)], strict=False))
     assert len(rows) >= 2  # the release shapes and the odd one
     bad = [r for r in rows if abs(r[3]) > 0.10 or abs(r[6]) > 0.15]
     report = "\n".join(f"  {r[0]}: instructions {r[1]} predicted {r[2]} ({r[3]:+.1%}), cycles {r[4]} predicted "

@@ -5,10 +5,14 @@ Contractions are lowered to SMLAD (two int16 products per instruction, ``dot2_s1
 inner loop never unpacks weights), each block of R activation rows is widened once into a stack
 buffer [K/4][R][4] (leftover rows into their own buffer), and an R×C block of int32 accumulators
 stays in registers across the fully unrolled K loop.  Both operands are quads so that one 64-bit
-load (LDRD) feeds two SMLADs: per 4 k, R + C LDRDs serve 2·R·C SMLADs.  The staged rows are read
-through a pointer the compiler cannot see through (``KGEN_LAUNDER``), so it cannot hoist their
-loads out of the column loop and spill them.  Kernels without a contraction are emitted as
-specialised portable C.
+load (LDRD) feeds two SMLADs: per 4 k, R + C LDRDs serve 2·R·C SMLADs.  Both operands are zero
+padded to whole quads, so the K % 4 tail runs as whole SMLADs over the padding
+(:mod:`kgen.backends.padding`), and a reduction that starts from zero begins with SMUAD.  The
+staged rows are read through a pointer the compiler cannot see through (``KGEN_LAUNDER``), so it
+cannot hoist their loads out of the column loop and spill them.  Kernels whose contractions sit
+inside other loops or read views and local arrays (attention, the encoder block, matrix-vector
+products) get the same block per nest (:meth:`ArmBackend.lower_nests`, :mod:`kgen.backends.nests`).
+Kernels without a contraction are emitted as specialised portable C.
 """
 from __future__ import annotations
 

@@ -7,12 +7,15 @@ query block) with operands that carry extra, loop-invariant index components (``
 
 1. :func:`uniquify_loops` gives every loop its own variable name (schedule primitives address
    loops by name);
-2. :func:`flatten_operands` replaces, per nest, each operand access by a 2-D view ``[rows][k]``
-   of the operand's storage whose offset holds the invariant components (the view is declared
-   where those components are defined), so the nest becomes ``A2[m, k] · B2[n, k]``;
-3. :func:`stage_b` copies ``B2`` at run time into the packed, widened layout the ISA's dot product
-   wants (the offline packing of constant weights does the same once, ahead of time), placed
-   where the copy is invariant — once per head, not once per row block.
+2. :func:`find_nests` finds the nests, and matrix-vector products (``for n { acc; for k }`` with
+   a vector operand) as nests of one row, whose row loop :func:`expose_row` adds;
+3. :func:`flatten_operands` replaces, per nest, each operand access by a 2-D view ``[rows][k]``
+   of the operand's storage whose offset holds the invariant components, so the nest becomes
+   ``A2[m, k] · B2[n, k]``; the view is declared before the outermost statement around the nest
+   that does not write the operand and outside of which its offset is defined;
+4. :func:`stage_b` copies ``B2`` at run time into the packed, widened layout the ISA's dot product
+   wants (the offline packing of constant weights does the same once, ahead of time), where the
+   view is declared: once per head (or per value of a local operand), not once per row block.
 
 Every step is a semantics-preserving rewrite; the reference interpreter runs the result.
 """
@@ -303,8 +306,12 @@ def flatten_operands(kernel: Kernel, nest: Nest, a_name: str, b_name: str) -> tu
     loops = {x.var for x in walk_stmts(kernel.body) if isinstance(x, For)}
 
     def writes(stmt: Stmt, root: str) -> bool:
-        return any(isinstance(x, (Store, Alloc)) and (x.buf if isinstance(x, Store) else x.name) in st
-                   and st[x.buf if isinstance(x, Store) else x.name].root == root for x in walk_stmts((stmt,)))
+        """``stmt`` stores into (or declares) the storage ``root``."""
+        for x in walk_stmts((stmt,)):
+            name = x.buf if isinstance(x, Store) else x.name if isinstance(x, Alloc) else None
+            if name in st and st[name].root == root:
+                return True
+        return False
 
     def holds_nest(stmt: Stmt) -> bool:
         return any(isinstance(x, For) and x.var == nest.m for x in walk_stmts((stmt,)))

@@ -61,6 +61,7 @@ def padded_fill(loops: Loops, bounds: tuple[PadBound, ...], fill: Stmt, zero: St
     pos = order.index(b.outer)
     prefix, outer, inner = loops[:pos], loops[pos], loops[pos + 1:]
     q, r = divmod(b.extent, b.factor)
+    tag = str(len(bounds) - 1) if len(bounds) > 1 else ""  # split-off parts of different bounds differ
     if outer[1:] != (0, -(-b.extent // b.factor)):
         raise ValueError(f"padded_fill: loop {outer} does not run over the blocks of {b}")
     regions: list[Stmt] = []
@@ -71,8 +72,8 @@ def padded_fill(loops: Loops, bounds: tuple[PadBound, ...], fill: Stmt, zero: St
         fill_q, zero_q = substitute_body((fill,), last)[0], substitute_body((zero,), last)[0]
         head = tuple((v, lo, r) if v == b.inner else (v, lo, hi) for v, lo, hi in inner)
         pad = tuple((v, r, hi) if v == b.inner else (v, lo, hi) for v, lo, hi in inner)
-        regions.extend(padded_fill(head, rest, fill_q, zero_q, suffix + "_p"))
-        regions.extend(_nest(pad, zero_q, suffix + "_z"))
+        regions.extend(padded_fill(head, rest, fill_q, zero_q, f"{suffix}_p{tag}"))
+        regions.extend(_nest(pad, zero_q, f"{suffix}_z{tag}"))
     out = tuple(regions)
     if suffix and prefix:
         out = substitute_body(out, {v: Var(v + suffix, IDX) for v, _, _ in prefix})

@@ -403,7 +403,7 @@ KGEN_REGISTER_BLOCKED void kgen_encoder_block_s8_nb27blk3e32h8p32f64_armv7em(con
         const int16_t *X_v2_wide_rd = X_v2_wide_storage;
         KGEN_LAUNDER(X_v2_wide_rd);
         const uint32_t *texp_rd = texp_storage;
-        KGEN_LAUNDER(texp_rd);
+        KGEN_LAUNDER_GCC(texp_rd);
         int16_t *const Wq_v0_wide_storage = (int16_t *)(void *)((unsigned char *)scratch + 20736);
         for (int32_t Wq_v0_wide_nb = 0; Wq_v0_wide_nb < 16; ++Wq_v0_wide_nb) {
             for (int32_t Wq_v0_wide_kb = 0; Wq_v0_wide_kb < 8; ++Wq_v0_wide_kb) {
@@ -856,7 +856,7 @@ KGEN_REGISTER_BLOCKED void kgen_encoder_block_s8_nb27blk3e32h8p32f64_armv7em(con
         int16_t *const Kh_v3_wide_storage = (int16_t *)(void *)((unsigned char *)scratch + 31360);
         for (int32_t Kh_v3_wide_nb = 0; Kh_v3_wide_nb < 40; ++Kh_v3_wide_nb) {
             const int8_t *Kh_rd = Kh_storage;
-            KGEN_LAUNDER(Kh_rd);
+            KGEN_LAUNDER_GCC(Kh_rd);
             for (int32_t Kh_v3_wide_kb = 0; Kh_v3_wide_kb < 8; ++Kh_v3_wide_kb) {
                 for (int32_t Kh_v3_wide_c = 0; Kh_v3_wide_c < 2; ++Kh_v3_wide_c) {
                     Kh_v3_wide_storage[((4 * Kh_v3_wide_c) + (64 * Kh_v3_wide_nb)) + (8 * Kh_v3_wide_kb)] = (int16_t)Kh_rd[((32 * Kh_v3_wide_c) + (4 * Kh_v3_wide_kb)) + (64 * Kh_v3_wide_nb)];
@@ -868,7 +868,7 @@ KGEN_REGISTER_BLOCKED void kgen_encoder_block_s8_nb27blk3e32h8p32f64_armv7em(con
         }
         for (int32_t Kh_v3_wide_kb_p = 0; Kh_v3_wide_kb_p < 8; ++Kh_v3_wide_kb_p) {
             const int8_t *Kh_rd = Kh_storage;
-            KGEN_LAUNDER(Kh_rd);
+            KGEN_LAUNDER_GCC(Kh_rd);
             for (int32_t Kh_v3_wide_c_p = 0; Kh_v3_wide_c_p < 1; ++Kh_v3_wide_c_p) {
                 Kh_v3_wide_storage[((4 * Kh_v3_wide_c_p) + (8 * Kh_v3_wide_kb_p)) + 2560] = (int16_t)Kh_rd[((32 * Kh_v3_wide_c_p) + (4 * Kh_v3_wide_kb_p)) + 2560];
                 Kh_v3_wide_storage[((4 * Kh_v3_wide_c_p) + (8 * Kh_v3_wide_kb_p)) + 2561] = (int16_t)Kh_rd[((32 * Kh_v3_wide_c_p) + (4 * Kh_v3_wide_kb_p)) + 2561];
@@ -887,7 +887,7 @@ KGEN_REGISTER_BLOCKED void kgen_encoder_block_s8_nb27blk3e32h8p32f64_armv7em(con
         int16_t *const Vth_v4_wide_storage = (int16_t *)(void *)((unsigned char *)scratch + 20736);
         for (int32_t Vth_v4_wide_nb = 0; Vth_v4_wide_nb < 16; ++Vth_v4_wide_nb) {
             const int8_t *Vth_rd = Vth_storage;
-            KGEN_LAUNDER(Vth_rd);
+            KGEN_LAUNDER_GCC(Vth_rd);
             for (int32_t Vth_v4_wide_kb = 0; Vth_v4_wide_kb < 20; ++Vth_v4_wide_kb) {
                 for (int32_t Vth_v4_wide_c = 0; Vth_v4_wide_c < 2; ++Vth_v4_wide_c) {
                     Vth_v4_wide_storage[((168 * Vth_v4_wide_nb) + (4 * Vth_v4_wide_c)) + (8 * Vth_v4_wide_kb)] = (int16_t)Vth_rd[((162 * Vth_v4_wide_nb) + (4 * Vth_v4_wide_kb)) + (81 * Vth_v4_wide_c)];
@@ -914,7 +914,7 @@ KGEN_REGISTER_BLOCKED void kgen_encoder_block_s8_nb27blk3e32h8p32f64_armv7em(con
             KGEN_LAUNDER(Vth_v4_wide_rd);
             for (int32_t r1_o = 0; r1_o < 1; ++r1_o) {
                 const int8_t *Qh_rd = Qh_storage;
-                KGEN_LAUNDER(Qh_rd);
+                KGEN_LAUNDER_GCC(Qh_rd);
                 KGEN_ALIGN8 int16_t Qh_v3_wide_storage[8 * 2 * 4];
                 for (int32_t Qh_v3_wide_k = 0; Qh_v3_wide_k < 8; ++Qh_v3_wide_k) {
                     for (int32_t Qh_v3_wide_r = 0; Qh_v3_wide_r < 2; ++Qh_v3_wide_r) {
@@ -1042,7 +1042,7 @@ KGEN_REGISTER_BLOCKED void kgen_encoder_block_s8_nb27blk3e32h8p32f64_armv7em(con
             KGEN_ALIGN8 int16_t Qh_v3_tail_storage[8 * 1 * 4];
             for (int32_t Qh_v3_tail_k = 0; Qh_v3_tail_k < 8; ++Qh_v3_tail_k) {
                 const int8_t *Qh_rd = Qh_storage;
-                KGEN_LAUNDER(Qh_rd);
+                KGEN_LAUNDER_GCC(Qh_rd);
                 for (int32_t Qh_v3_tail_r = 0; Qh_v3_tail_r < 1; ++Qh_v3_tail_r) {
                     Qh_v3_tail_storage[(4 * Qh_v3_tail_k) + (4 * Qh_v3_tail_r)] = (int16_t)Qh_rd[(((32 * Qh_v3_tail_r) + (4 * Qh_v3_tail_k)) + (96 * qb)) + 64];
                     Qh_v3_tail_storage[((4 * Qh_v3_tail_k) + (4 * Qh_v3_tail_r)) + 1] = (int16_t)Qh_rd[(((32 * Qh_v3_tail_r) + (4 * Qh_v3_tail_k)) + (96 * qb)) + 65];
@@ -1100,7 +1100,7 @@ KGEN_REGISTER_BLOCKED void kgen_encoder_block_s8_nb27blk3e32h8p32f64_armv7em(con
             T_storage[242] = (int8_t)kgen_ssat8((((int32_t)((uint32_t)acc3 * (uint32_t)mul_s)) >> shift_s));
             for (int32_t r2 = 0; r2 < 3; ++r2) {
                 const int8_t *T_rd = T_storage;
-                KGEN_LAUNDER(T_rd);
+                KGEN_LAUNDER_GCC(T_rd);
                 int32_t xmax = -128;
                 for (int32_t j1_uo = 0; j1_uo < 10; ++j1_uo) {
                     xmax = kgen_max_i32(xmax, ((int32_t)T_rd[(8 * j1_uo) + (81 * r2)]));
@@ -1138,7 +1138,7 @@ KGEN_REGISTER_BLOCKED void kgen_encoder_block_s8_nb27blk3e32h8p32f64_armv7em(con
                 int64_t recip = kgen_div_i64((int64_t)((uint64_t)((int64_t)((int64_t)((uint64_t)255LL << 32LL))) + (uint64_t)((int64_t)(sum >> 1))), (int64_t)sum);
                 for (int32_t j3_uo = 0; j3_uo < 10; ++j3_uo) {
                     const uint32_t *ybuf_rd = ybuf_storage;
-                    KGEN_LAUNDER(ybuf_rd);
+                    KGEN_LAUNDER_GCC(ybuf_rd);
                     At_storage[(8 * j3_uo) + (81 * r2)] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_rd[8 * j3_uo]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
                     At_storage[((8 * j3_uo) + (81 * r2)) + 1] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_rd[(8 * j3_uo) + 1]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
                     At_storage[((8 * j3_uo) + (81 * r2)) + 2] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_rd[(8 * j3_uo) + 2]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
@@ -1152,7 +1152,7 @@ KGEN_REGISTER_BLOCKED void kgen_encoder_block_s8_nb27blk3e32h8p32f64_armv7em(con
             }
             for (int32_t r3_o = 0; r3_o < 1; ++r3_o) {
                 const uint8_t *At_rd = At_storage;
-                KGEN_LAUNDER(At_rd);
+                KGEN_LAUNDER_GCC(At_rd);
                 KGEN_ALIGN8 int16_t At_v4_wide_storage[21 * 2 * 4];
                 for (int32_t At_v4_wide_k = 0; At_v4_wide_k < 20; ++At_v4_wide_k) {
                     for (int32_t At_v4_wide_r = 0; At_v4_wide_r < 2; ++At_v4_wide_r) {
@@ -1352,7 +1352,7 @@ KGEN_REGISTER_BLOCKED void kgen_encoder_block_s8_nb27blk3e32h8p32f64_armv7em(con
             KGEN_ALIGN8 int16_t At_v4_tail_storage[21 * 1 * 4];
             for (int32_t At_v4_tail_k = 0; At_v4_tail_k < 20; ++At_v4_tail_k) {
                 const uint8_t *At_rd = At_storage;
-                KGEN_LAUNDER(At_rd);
+                KGEN_LAUNDER_GCC(At_rd);
                 for (int32_t At_v4_tail_r = 0; At_v4_tail_r < 1; ++At_v4_tail_r) {
                     At_v4_tail_storage[(4 * At_v4_tail_k) + (4 * At_v4_tail_r)] = (int16_t)At_rd[((4 * At_v4_tail_k) + (81 * At_v4_tail_r)) + 162];
                     At_v4_tail_storage[((4 * At_v4_tail_k) + (4 * At_v4_tail_r)) + 1] = (int16_t)At_rd[((4 * At_v4_tail_k) + (81 * At_v4_tail_r)) + 163];
@@ -1362,7 +1362,7 @@ KGEN_REGISTER_BLOCKED void kgen_encoder_block_s8_nb27blk3e32h8p32f64_armv7em(con
             }
             for (int32_t At_v4_tail_r_p = 0; At_v4_tail_r_p < 1; ++At_v4_tail_r_p) {
                 const uint8_t *At_rd = At_storage;
-                KGEN_LAUNDER(At_rd);
+                KGEN_LAUNDER_GCC(At_rd);
                 for (int32_t At_v4_tail_j_p = 0; At_v4_tail_j_p < 1; ++At_v4_tail_j_p) {
                     At_v4_tail_storage[((4 * At_v4_tail_r_p) + At_v4_tail_j_p) + 80] = (int16_t)At_rd[((81 * At_v4_tail_r_p) + At_v4_tail_j_p) + 242];
                 }
@@ -1531,7 +1531,7 @@ KGEN_REGISTER_BLOCKED void kgen_encoder_block_s8_nb27blk3e32h8p32f64_armv7em(con
         KGEN_LAUNDER(Wo_v5_wide_rd);
         for (int32_t e3_row_o = 0; e3_row_o < 1; ++e3_row_o) {
             const int8_t *O_rd = O_storage;
-            KGEN_LAUNDER(O_rd);
+            KGEN_LAUNDER_GCC(O_rd);
             KGEN_ALIGN8 int16_t O_v5_wide_storage[64 * 1 * 4];
             for (int32_t O_v5_wide_k = 0; O_v5_wide_k < 64; ++O_v5_wide_k) {
                 for (int32_t O_v5_wide_r = 0; O_v5_wide_r < 1; ++O_v5_wide_r) {
@@ -1714,7 +1714,7 @@ KGEN_REGISTER_BLOCKED void kgen_encoder_block_s8_nb27blk3e32h8p32f64_armv7em(con
         }
         for (int32_t e4_uo = 0; e4_uo < 4; ++e4_uo) {
             const int8_t *y_rd = y_storage;
-            KGEN_LAUNDER(y_rd);
+            KGEN_LAUNDER_GCC(y_rd);
             int32_t ra_0 = (int32_t)((int8_t)kgen_ssat8((((int32_t)((uint32_t)((int32_t)X[(32 * s3) + (8 * e4_uo)]) * (uint32_t)mul_r1x)) >> shift_r1x)));
             int32_t rb_0 = (int32_t)((int8_t)kgen_ssat8((((int32_t)((uint32_t)((int32_t)y_rd[8 * e4_uo]) * (uint32_t)mul_r1y)) >> shift_r1y)));
             r_storage[8 * e4_uo] = (int8_t)kgen_ssat8(((int32_t)((uint32_t)ra_0 + (uint32_t)rb_0)));
@@ -1743,7 +1743,7 @@ KGEN_REGISTER_BLOCKED void kgen_encoder_block_s8_nb27blk3e32h8p32f64_armv7em(con
         int32_t sum1 = 0;
         for (int32_t e5_uo = 0; e5_uo < 4; ++e5_uo) {
             const int8_t *r_rd = r_storage;
-            KGEN_LAUNDER(r_rd);
+            KGEN_LAUNDER_GCC(r_rd);
             sum1 = (int32_t)((uint32_t)sum1 + (uint32_t)((int32_t)r_rd[8 * e5_uo]));
             sum1 = (int32_t)((uint32_t)sum1 + (uint32_t)((int32_t)r_rd[(8 * e5_uo) + 1]));
             sum1 = (int32_t)((uint32_t)sum1 + (uint32_t)((int32_t)r_rd[(8 * e5_uo) + 2]));
@@ -1757,7 +1757,7 @@ KGEN_REGISTER_BLOCKED void kgen_encoder_block_s8_nb27blk3e32h8p32f64_armv7em(con
         int64_t sq1 = 0LL;
         for (int32_t e6_uo = 0; e6_uo < 4; ++e6_uo) {
             const int8_t *r_rd = r_storage;
-            KGEN_LAUNDER(r_rd);
+            KGEN_LAUNDER_GCC(r_rd);
             int32_t d1_0 = (int32_t)((uint32_t)((int32_t)r_rd[8 * e6_uo]) - (uint32_t)mean1);
             sq1 = (int64_t)((uint64_t)sq1 + (uint64_t)((int64_t)((int32_t)((uint32_t)d1_0 * (uint32_t)d1_0))));
             int32_t d1_1 = (int32_t)((uint32_t)((int32_t)r_rd[(8 * e6_uo) + 1]) - (uint32_t)mean1);
@@ -1838,7 +1838,7 @@ KGEN_REGISTER_BLOCKED void kgen_encoder_block_s8_nb27blk3e32h8p32f64_armv7em(con
         }
         for (int32_t e7_uo = 0; e7_uo < 4; ++e7_uo) {
             const int8_t *r_rd = r_storage;
-            KGEN_LAUNDER(r_rd);
+            KGEN_LAUNDER_GCC(r_rd);
             int64_t num1_0 = ((int64_t)((int32_t)((uint32_t)((int32_t)r_rd[8 * e7_uo]) - (uint32_t)mean1))) * ((int64_t)g1[8 * e7_uo]);
             int64_t t1_0 = ((int64_t)((uint64_t)kgen_div_i64(num1_0, (int64_t)root1) + (uint64_t)((int64_t)be1[8 * e7_uo]))) >> ln1_shift;
             x1_storage[8 * e7_uo] = (int8_t)kgen_clip_i64(t1_0, (-128LL), 127LL);
@@ -1866,7 +1866,7 @@ KGEN_REGISTER_BLOCKED void kgen_encoder_block_s8_nb27blk3e32h8p32f64_armv7em(con
         }
         for (int32_t f_row_o = 0; f_row_o < 1; ++f_row_o) {
             const int8_t *x1_rd = x1_storage;
-            KGEN_LAUNDER(x1_rd);
+            KGEN_LAUNDER_GCC(x1_rd);
             KGEN_ALIGN8 int16_t x1_v6_wide_storage[8 * 1 * 4];
             for (int32_t x1_v6_wide_k = 0; x1_v6_wide_k < 8; ++x1_v6_wide_k) {
                 for (int32_t x1_v6_wide_r = 0; x1_v6_wide_r < 1; ++x1_v6_wide_r) {
@@ -1937,7 +1937,7 @@ KGEN_REGISTER_BLOCKED void kgen_encoder_block_s8_nb27blk3e32h8p32f64_armv7em(con
         }
         for (int32_t e9_row_o = 0; e9_row_o < 1; ++e9_row_o) {
             const int8_t *hid_rd = hid_storage;
-            KGEN_LAUNDER(hid_rd);
+            KGEN_LAUNDER_GCC(hid_rd);
             KGEN_ALIGN8 int16_t hid_v7_wide_storage[16 * 1 * 4];
             for (int32_t hid_v7_wide_k = 0; hid_v7_wide_k < 16; ++hid_v7_wide_k) {
                 for (int32_t hid_v7_wide_r = 0; hid_v7_wide_r < 1; ++hid_v7_wide_r) {
@@ -2038,9 +2038,9 @@ KGEN_REGISTER_BLOCKED void kgen_encoder_block_s8_nb27blk3e32h8p32f64_armv7em(con
         }
         for (int32_t e10_uo = 0; e10_uo < 4; ++e10_uo) {
             const int8_t *x1_rd = x1_storage;
-            KGEN_LAUNDER(x1_rd);
+            KGEN_LAUNDER_GCC(x1_rd);
             const int8_t *y_rd = y_storage;
-            KGEN_LAUNDER(y_rd);
+            KGEN_LAUNDER_GCC(y_rd);
             int32_t ra1_0 = (int32_t)((int8_t)kgen_ssat8((((int32_t)((uint32_t)((int32_t)x1_rd[8 * e10_uo]) * (uint32_t)mul_r2x)) >> shift_r2x)));
             int32_t rb1_0 = (int32_t)((int8_t)kgen_ssat8((((int32_t)((uint32_t)((int32_t)y_rd[8 * e10_uo]) * (uint32_t)mul_r2y)) >> shift_r2y)));
             r_storage[8 * e10_uo] = (int8_t)kgen_ssat8(((int32_t)((uint32_t)ra1_0 + (uint32_t)rb1_0)));
@@ -2069,7 +2069,7 @@ KGEN_REGISTER_BLOCKED void kgen_encoder_block_s8_nb27blk3e32h8p32f64_armv7em(con
         int32_t sum2 = 0;
         for (int32_t e11_uo = 0; e11_uo < 4; ++e11_uo) {
             const int8_t *r_rd = r_storage;
-            KGEN_LAUNDER(r_rd);
+            KGEN_LAUNDER_GCC(r_rd);
             sum2 = (int32_t)((uint32_t)sum2 + (uint32_t)((int32_t)r_rd[8 * e11_uo]));
             sum2 = (int32_t)((uint32_t)sum2 + (uint32_t)((int32_t)r_rd[(8 * e11_uo) + 1]));
             sum2 = (int32_t)((uint32_t)sum2 + (uint32_t)((int32_t)r_rd[(8 * e11_uo) + 2]));
@@ -2083,7 +2083,7 @@ KGEN_REGISTER_BLOCKED void kgen_encoder_block_s8_nb27blk3e32h8p32f64_armv7em(con
         int64_t sq2 = 0LL;
         for (int32_t e12_uo = 0; e12_uo < 4; ++e12_uo) {
             const int8_t *r_rd = r_storage;
-            KGEN_LAUNDER(r_rd);
+            KGEN_LAUNDER_GCC(r_rd);
             int32_t d2_0 = (int32_t)((uint32_t)((int32_t)r_rd[8 * e12_uo]) - (uint32_t)mean2);
             sq2 = (int64_t)((uint64_t)sq2 + (uint64_t)((int64_t)((int32_t)((uint32_t)d2_0 * (uint32_t)d2_0))));
             int32_t d2_1 = (int32_t)((uint32_t)((int32_t)r_rd[(8 * e12_uo) + 1]) - (uint32_t)mean2);
@@ -2164,7 +2164,7 @@ KGEN_REGISTER_BLOCKED void kgen_encoder_block_s8_nb27blk3e32h8p32f64_armv7em(con
         }
         for (int32_t e13_uo = 0; e13_uo < 4; ++e13_uo) {
             const int8_t *r_rd = r_storage;
-            KGEN_LAUNDER(r_rd);
+            KGEN_LAUNDER_GCC(r_rd);
             int64_t num2_0 = ((int64_t)((int32_t)((uint32_t)((int32_t)r_rd[8 * e13_uo]) - (uint32_t)mean2))) * ((int64_t)g2[8 * e13_uo]);
             int64_t t2_0 = ((int64_t)((uint64_t)kgen_div_i64(num2_0, (int64_t)root2) + (uint64_t)((int64_t)be2[8 * e13_uo]))) >> ln2_shift;
             Y[(32 * s3) + (8 * e13_uo)] = (int8_t)kgen_clip_i64(t2_0, (-128LL), 127LL);

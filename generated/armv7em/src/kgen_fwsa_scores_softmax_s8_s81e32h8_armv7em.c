@@ -202,7 +202,7 @@ KGEN_REGISTER_BLOCKED void kgen_fwsa_scores_softmax_s8_s81e32h8_armv7em(const in
         const int16_t *X_v1_wide_rd = X_v1_wide_storage;
         KGEN_LAUNDER(X_v1_wide_rd);
         const uint32_t *texp_rd = texp_storage;
-        KGEN_LAUNDER(texp_rd);
+        KGEN_LAUNDER_GCC(texp_rd);
         int16_t *const M_v0_wide_storage = (int16_t *)(void *)((unsigned char *)scratch + 16456);
         for (int32_t M_v0_wide_nb = 0; M_v0_wide_nb < 16; ++M_v0_wide_nb) {
             for (int32_t M_v0_wide_kb = 0; M_v0_wide_kb < 8; ++M_v0_wide_kb) {
@@ -364,7 +364,7 @@ KGEN_REGISTER_BLOCKED void kgen_fwsa_scores_softmax_s8_s81e32h8_armv7em(const in
         }
         for (int32_t s1_o = 0; s1_o < 40; ++s1_o) {
             const int8_t *I_rd = I_storage;
-            KGEN_LAUNDER(I_rd);
+            KGEN_LAUNDER_GCC(I_rd);
             KGEN_ALIGN8 int16_t I_v1_wide_storage[8 * 2 * 4];
             for (int32_t I_v1_wide_k = 0; I_v1_wide_k < 8; ++I_v1_wide_k) {
                 for (int32_t I_v1_wide_r = 0; I_v1_wide_r < 2; ++I_v1_wide_r) {
@@ -492,7 +492,7 @@ KGEN_REGISTER_BLOCKED void kgen_fwsa_scores_softmax_s8_s81e32h8_armv7em(const in
         KGEN_ALIGN8 int16_t I_v1_tail_storage[8 * 1 * 4];
         for (int32_t I_v1_tail_k = 0; I_v1_tail_k < 8; ++I_v1_tail_k) {
             const int8_t *I_rd = I_storage;
-            KGEN_LAUNDER(I_rd);
+            KGEN_LAUNDER_GCC(I_rd);
             for (int32_t I_v1_tail_r = 0; I_v1_tail_r < 1; ++I_v1_tail_r) {
                 I_v1_tail_storage[(4 * I_v1_tail_k) + (4 * I_v1_tail_r)] = (int16_t)I_rd[((32 * I_v1_tail_r) + (4 * I_v1_tail_k)) + 2560];
                 I_v1_tail_storage[((4 * I_v1_tail_k) + (4 * I_v1_tail_r)) + 1] = (int16_t)I_rd[((32 * I_v1_tail_r) + (4 * I_v1_tail_k)) + 2561];
@@ -557,7 +557,7 @@ KGEN_REGISTER_BLOCKED void kgen_fwsa_scores_softmax_s8_s81e32h8_armv7em(const in
         T_storage[6560] = (int8_t)kgen_ssat8((((int32_t)((uint32_t)acc1 * (uint32_t)mul_s)) >> shift_s));
         for (int32_t s2 = 0; s2 < 81; ++s2) {
             const int8_t *T_rd = T_storage;
-            KGEN_LAUNDER(T_rd);
+            KGEN_LAUNDER_GCC(T_rd);
             int32_t xmax = -128;
             for (int32_t j_uo = 0; j_uo < 10; ++j_uo) {
                 xmax = kgen_max_i32(xmax, ((int32_t)T_rd[(8 * j_uo) + (81 * s2)]));
@@ -595,7 +595,7 @@ KGEN_REGISTER_BLOCKED void kgen_fwsa_scores_softmax_s8_s81e32h8_armv7em(const in
             int64_t recip = kgen_div_i64((int64_t)((uint64_t)((int64_t)((int64_t)((uint64_t)255LL << 32LL))) + (uint64_t)((int64_t)(sum >> 1))), (int64_t)sum);
             for (int32_t j2_uo = 0; j2_uo < 10; ++j2_uo) {
                 const uint32_t *ybuf_rd = ybuf_storage;
-                KGEN_LAUNDER(ybuf_rd);
+                KGEN_LAUNDER_GCC(ybuf_rd);
                 A[((6561 * h) + (8 * j2_uo)) + (81 * s2)] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_rd[8 * j2_uo]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
                 A[(((6561 * h) + (8 * j2_uo)) + (81 * s2)) + 1] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_rd[(8 * j2_uo) + 1]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
                 A[(((6561 * h) + (8 * j2_uo)) + (81 * s2)) + 2] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_rd[(8 * j2_uo) + 2]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);

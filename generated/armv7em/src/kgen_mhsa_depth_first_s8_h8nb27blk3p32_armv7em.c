@@ -176,7 +176,7 @@ KGEN_REGISTER_BLOCKED void kgen_mhsa_depth_first_s8_h8nb27blk3p32_armv7em(const 
     uint8_t *const At_storage = (uint8_t *)(void *)((unsigned char *)scratch + 13248);
     for (int32_t h = 0; h < 8; ++h) {
         const uint32_t *texp_rd = texp_storage;
-        KGEN_LAUNDER(texp_rd);
+        KGEN_LAUNDER_GCC(texp_rd);
         int16_t *const K_v0_wide_storage = (int16_t *)(void *)((unsigned char *)scratch + 5376);
         for (int32_t K_v0_wide_nb = 0; K_v0_wide_nb < 40; ++K_v0_wide_nb) {
             for (int32_t K_v0_wide_kb = 0; K_v0_wide_kb < 8; ++K_v0_wide_kb) {
@@ -414,7 +414,7 @@ KGEN_REGISTER_BLOCKED void kgen_mhsa_depth_first_s8_h8nb27blk3p32_armv7em(const 
             T_storage[242] = (int8_t)kgen_ssat8((((int32_t)((uint32_t)acc * (uint32_t)mul_s)) >> shift_s));
             for (int32_t r1 = 0; r1 < 3; ++r1) {
                 const int8_t *T_rd = T_storage;
-                KGEN_LAUNDER(T_rd);
+                KGEN_LAUNDER_GCC(T_rd);
                 int32_t xmax = -128;
                 for (int32_t j1_uo = 0; j1_uo < 10; ++j1_uo) {
                     xmax = kgen_max_i32(xmax, ((int32_t)T_rd[(8 * j1_uo) + (81 * r1)]));
@@ -452,7 +452,7 @@ KGEN_REGISTER_BLOCKED void kgen_mhsa_depth_first_s8_h8nb27blk3p32_armv7em(const 
                 int64_t recip = kgen_div_i64((int64_t)((uint64_t)((int64_t)((int64_t)((uint64_t)255LL << 32LL))) + (uint64_t)((int64_t)(sum >> 1))), (int64_t)sum);
                 for (int32_t j3_uo = 0; j3_uo < 10; ++j3_uo) {
                     const uint32_t *ybuf_rd = ybuf_storage;
-                    KGEN_LAUNDER(ybuf_rd);
+                    KGEN_LAUNDER_GCC(ybuf_rd);
                     At_storage[(8 * j3_uo) + (81 * r1)] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_rd[8 * j3_uo]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
                     At_storage[((8 * j3_uo) + (81 * r1)) + 1] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_rd[(8 * j3_uo) + 1]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
                     At_storage[((8 * j3_uo) + (81 * r1)) + 2] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_rd[(8 * j3_uo) + 2]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
@@ -466,7 +466,7 @@ KGEN_REGISTER_BLOCKED void kgen_mhsa_depth_first_s8_h8nb27blk3p32_armv7em(const 
             }
             for (int32_t r2_o = 0; r2_o < 1; ++r2_o) {
                 const uint8_t *At_rd = At_storage;
-                KGEN_LAUNDER(At_rd);
+                KGEN_LAUNDER_GCC(At_rd);
                 KGEN_ALIGN8 int16_t At_v1_wide_storage[21 * 2 * 4];
                 for (int32_t At_v1_wide_k = 0; At_v1_wide_k < 20; ++At_v1_wide_k) {
                     for (int32_t At_v1_wide_r = 0; At_v1_wide_r < 2; ++At_v1_wide_r) {
@@ -666,7 +666,7 @@ KGEN_REGISTER_BLOCKED void kgen_mhsa_depth_first_s8_h8nb27blk3p32_armv7em(const 
             KGEN_ALIGN8 int16_t At_v1_tail_storage[21 * 1 * 4];
             for (int32_t At_v1_tail_k = 0; At_v1_tail_k < 20; ++At_v1_tail_k) {
                 const uint8_t *At_rd = At_storage;
-                KGEN_LAUNDER(At_rd);
+                KGEN_LAUNDER_GCC(At_rd);
                 for (int32_t At_v1_tail_r = 0; At_v1_tail_r < 1; ++At_v1_tail_r) {
                     At_v1_tail_storage[(4 * At_v1_tail_k) + (4 * At_v1_tail_r)] = (int16_t)At_rd[((4 * At_v1_tail_k) + (81 * At_v1_tail_r)) + 162];
                     At_v1_tail_storage[((4 * At_v1_tail_k) + (4 * At_v1_tail_r)) + 1] = (int16_t)At_rd[((4 * At_v1_tail_k) + (81 * At_v1_tail_r)) + 163];
@@ -676,7 +676,7 @@ KGEN_REGISTER_BLOCKED void kgen_mhsa_depth_first_s8_h8nb27blk3p32_armv7em(const 
             }
             for (int32_t At_v1_tail_r_p = 0; At_v1_tail_r_p < 1; ++At_v1_tail_r_p) {
                 const uint8_t *At_rd = At_storage;
-                KGEN_LAUNDER(At_rd);
+                KGEN_LAUNDER_GCC(At_rd);
                 for (int32_t At_v1_tail_j_p = 0; At_v1_tail_j_p < 1; ++At_v1_tail_j_p) {
                     At_v1_tail_storage[((4 * At_v1_tail_r_p) + At_v1_tail_j_p) + 80] = (int16_t)At_rd[((81 * At_v1_tail_r_p) + At_v1_tail_j_p) + 242];
                 }

@@ -281,7 +281,7 @@ KGEN_REGISTER_BLOCKED void kgen_mhsa_s8_nb27blk3e32h8p32_armv7em(const int8_t *r
         const int16_t *X_v2_wide_rd = X_v2_wide_storage;
         KGEN_LAUNDER(X_v2_wide_rd);
         const uint32_t *texp_rd = texp_storage;
-        KGEN_LAUNDER(texp_rd);
+        KGEN_LAUNDER_GCC(texp_rd);
         int16_t *const Wq_v0_wide_storage = (int16_t *)(void *)((unsigned char *)scratch + 20736);
         for (int32_t Wq_v0_wide_nb = 0; Wq_v0_wide_nb < 16; ++Wq_v0_wide_nb) {
             for (int32_t Wq_v0_wide_kb = 0; Wq_v0_wide_kb < 8; ++Wq_v0_wide_kb) {
@@ -734,7 +734,7 @@ KGEN_REGISTER_BLOCKED void kgen_mhsa_s8_nb27blk3e32h8p32_armv7em(const int8_t *r
         int16_t *const Kh_v3_wide_storage = (int16_t *)(void *)((unsigned char *)scratch + 31360);
         for (int32_t Kh_v3_wide_nb = 0; Kh_v3_wide_nb < 40; ++Kh_v3_wide_nb) {
             const int8_t *Kh_rd = Kh_storage;
-            KGEN_LAUNDER(Kh_rd);
+            KGEN_LAUNDER_GCC(Kh_rd);
             for (int32_t Kh_v3_wide_kb = 0; Kh_v3_wide_kb < 8; ++Kh_v3_wide_kb) {
                 for (int32_t Kh_v3_wide_c = 0; Kh_v3_wide_c < 2; ++Kh_v3_wide_c) {
                     Kh_v3_wide_storage[((4 * Kh_v3_wide_c) + (64 * Kh_v3_wide_nb)) + (8 * Kh_v3_wide_kb)] = (int16_t)Kh_rd[((32 * Kh_v3_wide_c) + (4 * Kh_v3_wide_kb)) + (64 * Kh_v3_wide_nb)];
@@ -746,7 +746,7 @@ KGEN_REGISTER_BLOCKED void kgen_mhsa_s8_nb27blk3e32h8p32_armv7em(const int8_t *r
         }
         for (int32_t Kh_v3_wide_kb_p = 0; Kh_v3_wide_kb_p < 8; ++Kh_v3_wide_kb_p) {
             const int8_t *Kh_rd = Kh_storage;
-            KGEN_LAUNDER(Kh_rd);
+            KGEN_LAUNDER_GCC(Kh_rd);
             for (int32_t Kh_v3_wide_c_p = 0; Kh_v3_wide_c_p < 1; ++Kh_v3_wide_c_p) {
                 Kh_v3_wide_storage[((4 * Kh_v3_wide_c_p) + (8 * Kh_v3_wide_kb_p)) + 2560] = (int16_t)Kh_rd[((32 * Kh_v3_wide_c_p) + (4 * Kh_v3_wide_kb_p)) + 2560];
                 Kh_v3_wide_storage[((4 * Kh_v3_wide_c_p) + (8 * Kh_v3_wide_kb_p)) + 2561] = (int16_t)Kh_rd[((32 * Kh_v3_wide_c_p) + (4 * Kh_v3_wide_kb_p)) + 2561];
@@ -765,7 +765,7 @@ KGEN_REGISTER_BLOCKED void kgen_mhsa_s8_nb27blk3e32h8p32_armv7em(const int8_t *r
         int16_t *const Vth_v4_wide_storage = (int16_t *)(void *)((unsigned char *)scratch + 20736);
         for (int32_t Vth_v4_wide_nb = 0; Vth_v4_wide_nb < 16; ++Vth_v4_wide_nb) {
             const int8_t *Vth_rd = Vth_storage;
-            KGEN_LAUNDER(Vth_rd);
+            KGEN_LAUNDER_GCC(Vth_rd);
             for (int32_t Vth_v4_wide_kb = 0; Vth_v4_wide_kb < 20; ++Vth_v4_wide_kb) {
                 for (int32_t Vth_v4_wide_c = 0; Vth_v4_wide_c < 2; ++Vth_v4_wide_c) {
                     Vth_v4_wide_storage[((168 * Vth_v4_wide_nb) + (4 * Vth_v4_wide_c)) + (8 * Vth_v4_wide_kb)] = (int16_t)Vth_rd[((162 * Vth_v4_wide_nb) + (4 * Vth_v4_wide_kb)) + (81 * Vth_v4_wide_c)];
@@ -792,7 +792,7 @@ KGEN_REGISTER_BLOCKED void kgen_mhsa_s8_nb27blk3e32h8p32_armv7em(const int8_t *r
             KGEN_LAUNDER(Vth_v4_wide_rd);
             for (int32_t r_o = 0; r_o < 1; ++r_o) {
                 const int8_t *Qh_rd = Qh_storage;
-                KGEN_LAUNDER(Qh_rd);
+                KGEN_LAUNDER_GCC(Qh_rd);
                 KGEN_ALIGN8 int16_t Qh_v3_wide_storage[8 * 2 * 4];
                 for (int32_t Qh_v3_wide_k = 0; Qh_v3_wide_k < 8; ++Qh_v3_wide_k) {
                     for (int32_t Qh_v3_wide_r = 0; Qh_v3_wide_r < 2; ++Qh_v3_wide_r) {
@@ -920,7 +920,7 @@ KGEN_REGISTER_BLOCKED void kgen_mhsa_s8_nb27blk3e32h8p32_armv7em(const int8_t *r
             KGEN_ALIGN8 int16_t Qh_v3_tail_storage[8 * 1 * 4];
             for (int32_t Qh_v3_tail_k = 0; Qh_v3_tail_k < 8; ++Qh_v3_tail_k) {
                 const int8_t *Qh_rd = Qh_storage;
-                KGEN_LAUNDER(Qh_rd);
+                KGEN_LAUNDER_GCC(Qh_rd);
                 for (int32_t Qh_v3_tail_r = 0; Qh_v3_tail_r < 1; ++Qh_v3_tail_r) {
                     Qh_v3_tail_storage[(4 * Qh_v3_tail_k) + (4 * Qh_v3_tail_r)] = (int16_t)Qh_rd[(((32 * Qh_v3_tail_r) + (4 * Qh_v3_tail_k)) + (96 * qb)) + 64];
                     Qh_v3_tail_storage[((4 * Qh_v3_tail_k) + (4 * Qh_v3_tail_r)) + 1] = (int16_t)Qh_rd[(((32 * Qh_v3_tail_r) + (4 * Qh_v3_tail_k)) + (96 * qb)) + 65];
@@ -978,7 +978,7 @@ KGEN_REGISTER_BLOCKED void kgen_mhsa_s8_nb27blk3e32h8p32_armv7em(const int8_t *r
             T_storage[242] = (int8_t)kgen_ssat8((((int32_t)((uint32_t)acc3 * (uint32_t)mul_s)) >> shift_s));
             for (int32_t r1 = 0; r1 < 3; ++r1) {
                 const int8_t *T_rd = T_storage;
-                KGEN_LAUNDER(T_rd);
+                KGEN_LAUNDER_GCC(T_rd);
                 int32_t xmax = -128;
                 for (int32_t j1_uo = 0; j1_uo < 10; ++j1_uo) {
                     xmax = kgen_max_i32(xmax, ((int32_t)T_rd[(8 * j1_uo) + (81 * r1)]));
@@ -1016,7 +1016,7 @@ KGEN_REGISTER_BLOCKED void kgen_mhsa_s8_nb27blk3e32h8p32_armv7em(const int8_t *r
                 int64_t recip = kgen_div_i64((int64_t)((uint64_t)((int64_t)((int64_t)((uint64_t)255LL << 32LL))) + (uint64_t)((int64_t)(sum >> 1))), (int64_t)sum);
                 for (int32_t j3_uo = 0; j3_uo < 10; ++j3_uo) {
                     const uint32_t *ybuf_rd = ybuf_storage;
-                    KGEN_LAUNDER(ybuf_rd);
+                    KGEN_LAUNDER_GCC(ybuf_rd);
                     At_storage[(8 * j3_uo) + (81 * r1)] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_rd[8 * j3_uo]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
                     At_storage[((8 * j3_uo) + (81 * r1)) + 1] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_rd[(8 * j3_uo) + 1]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
                     At_storage[((8 * j3_uo) + (81 * r1)) + 2] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_rd[(8 * j3_uo) + 2]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
@@ -1030,7 +1030,7 @@ KGEN_REGISTER_BLOCKED void kgen_mhsa_s8_nb27blk3e32h8p32_armv7em(const int8_t *r
             }
             for (int32_t r2_o = 0; r2_o < 1; ++r2_o) {
                 const uint8_t *At_rd = At_storage;
-                KGEN_LAUNDER(At_rd);
+                KGEN_LAUNDER_GCC(At_rd);
                 KGEN_ALIGN8 int16_t At_v4_wide_storage[21 * 2 * 4];
                 for (int32_t At_v4_wide_k = 0; At_v4_wide_k < 20; ++At_v4_wide_k) {
                     for (int32_t At_v4_wide_r = 0; At_v4_wide_r < 2; ++At_v4_wide_r) {
@@ -1230,7 +1230,7 @@ KGEN_REGISTER_BLOCKED void kgen_mhsa_s8_nb27blk3e32h8p32_armv7em(const int8_t *r
             KGEN_ALIGN8 int16_t At_v4_tail_storage[21 * 1 * 4];
             for (int32_t At_v4_tail_k = 0; At_v4_tail_k < 20; ++At_v4_tail_k) {
                 const uint8_t *At_rd = At_storage;
-                KGEN_LAUNDER(At_rd);
+                KGEN_LAUNDER_GCC(At_rd);
                 for (int32_t At_v4_tail_r = 0; At_v4_tail_r < 1; ++At_v4_tail_r) {
                     At_v4_tail_storage[(4 * At_v4_tail_k) + (4 * At_v4_tail_r)] = (int16_t)At_rd[((4 * At_v4_tail_k) + (81 * At_v4_tail_r)) + 162];
                     At_v4_tail_storage[((4 * At_v4_tail_k) + (4 * At_v4_tail_r)) + 1] = (int16_t)At_rd[((4 * At_v4_tail_k) + (81 * At_v4_tail_r)) + 163];
@@ -1240,7 +1240,7 @@ KGEN_REGISTER_BLOCKED void kgen_mhsa_s8_nb27blk3e32h8p32_armv7em(const int8_t *r
             }
             for (int32_t At_v4_tail_r_p = 0; At_v4_tail_r_p < 1; ++At_v4_tail_r_p) {
                 const uint8_t *At_rd = At_storage;
-                KGEN_LAUNDER(At_rd);
+                KGEN_LAUNDER_GCC(At_rd);
                 for (int32_t At_v4_tail_j_p = 0; At_v4_tail_j_p < 1; ++At_v4_tail_j_p) {
                     At_v4_tail_storage[((4 * At_v4_tail_r_p) + At_v4_tail_j_p) + 80] = (int16_t)At_rd[((81 * At_v4_tail_r_p) + At_v4_tail_j_p) + 242];
                 }
@@ -1376,7 +1376,7 @@ KGEN_REGISTER_BLOCKED void kgen_mhsa_s8_nb27blk3e32h8p32_armv7em(const int8_t *r
     }
     for (int32_t s3_o = 0; s3_o < 40; ++s3_o) {
         const int8_t *O_rd = O_storage;
-        KGEN_LAUNDER(O_rd);
+        KGEN_LAUNDER_GCC(O_rd);
         const int16_t *Wo_v5_wide_rd = Wo_v5_wide_storage;
         KGEN_LAUNDER(Wo_v5_wide_rd);
         KGEN_ALIGN8 int16_t O_v5_wide_storage[64 * 2 * 4];
@@ -1662,7 +1662,7 @@ KGEN_REGISTER_BLOCKED void kgen_mhsa_s8_nb27blk3e32h8p32_armv7em(const int8_t *r
     int16_t *const O_v5_tail_storage = (int16_t *)(void *)((unsigned char *)scratch + 37120);
     for (int32_t O_v5_tail_k = 0; O_v5_tail_k < 64; ++O_v5_tail_k) {
         const int8_t *O_rd = O_storage;
-        KGEN_LAUNDER(O_rd);
+        KGEN_LAUNDER_GCC(O_rd);
         for (int32_t O_v5_tail_r = 0; O_v5_tail_r < 1; ++O_v5_tail_r) {
             O_v5_tail_storage[(4 * O_v5_tail_k) + (4 * O_v5_tail_r)] = (int16_t)O_rd[((256 * O_v5_tail_r) + (4 * O_v5_tail_k)) + 20480];
             O_v5_tail_storage[((4 * O_v5_tail_k) + (4 * O_v5_tail_r)) + 1] = (int16_t)O_rd[((256 * O_v5_tail_r) + (4 * O_v5_tail_k)) + 20481];

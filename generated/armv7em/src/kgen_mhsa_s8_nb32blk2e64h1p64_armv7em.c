@@ -264,7 +264,7 @@ KGEN_REGISTER_BLOCKED void kgen_mhsa_s8_nb32blk2e64h1p64_armv7em(const int8_t *r
         const int16_t *X_v2_wide_rd = X_v2_wide_storage;
         KGEN_LAUNDER(X_v2_wide_rd);
         const uint32_t *texp_rd = texp_storage;
-        KGEN_LAUNDER(texp_rd);
+        KGEN_LAUNDER_GCC(texp_rd);
         int16_t *const Wq_v0_wide_storage = (int16_t *)(void *)((unsigned char *)scratch + 8192);
         for (int32_t Wq_v0_wide_nb = 0; Wq_v0_wide_nb < 32; ++Wq_v0_wide_nb) {
             for (int32_t Wq_v0_wide_kb = 0; Wq_v0_wide_kb < 16; ++Wq_v0_wide_kb) {
@@ -747,7 +747,7 @@ KGEN_REGISTER_BLOCKED void kgen_mhsa_s8_nb32blk2e64h1p64_armv7em(const int8_t *r
         int16_t *const Kh_v3_wide_storage = (int16_t *)(void *)((unsigned char *)scratch + 8192);
         for (int32_t Kh_v3_wide_nb = 0; Kh_v3_wide_nb < 32; ++Kh_v3_wide_nb) {
             const int8_t *Kh_rd = Kh_storage;
-            KGEN_LAUNDER(Kh_rd);
+            KGEN_LAUNDER_GCC(Kh_rd);
             for (int32_t Kh_v3_wide_kb = 0; Kh_v3_wide_kb < 16; ++Kh_v3_wide_kb) {
                 for (int32_t Kh_v3_wide_c = 0; Kh_v3_wide_c < 2; ++Kh_v3_wide_c) {
                     Kh_v3_wide_storage[((128 * Kh_v3_wide_nb) + (4 * Kh_v3_wide_c)) + (8 * Kh_v3_wide_kb)] = (int16_t)Kh_rd[((128 * Kh_v3_wide_nb) + (4 * Kh_v3_wide_kb)) + (64 * Kh_v3_wide_c)];
@@ -760,7 +760,7 @@ KGEN_REGISTER_BLOCKED void kgen_mhsa_s8_nb32blk2e64h1p64_armv7em(const int8_t *r
         int16_t *const Vth_v4_wide_storage = (int16_t *)(void *)((unsigned char *)scratch + 16384);
         for (int32_t Vth_v4_wide_nb = 0; Vth_v4_wide_nb < 32; ++Vth_v4_wide_nb) {
             const int8_t *Vth_rd = Vth_storage;
-            KGEN_LAUNDER(Vth_rd);
+            KGEN_LAUNDER_GCC(Vth_rd);
             for (int32_t Vth_v4_wide_kb = 0; Vth_v4_wide_kb < 16; ++Vth_v4_wide_kb) {
                 for (int32_t Vth_v4_wide_c = 0; Vth_v4_wide_c < 2; ++Vth_v4_wide_c) {
                     Vth_v4_wide_storage[((128 * Vth_v4_wide_nb) + (4 * Vth_v4_wide_c)) + (8 * Vth_v4_wide_kb)] = (int16_t)Vth_rd[((128 * Vth_v4_wide_nb) + (4 * Vth_v4_wide_kb)) + (64 * Vth_v4_wide_c)];
@@ -777,7 +777,7 @@ KGEN_REGISTER_BLOCKED void kgen_mhsa_s8_nb32blk2e64h1p64_armv7em(const int8_t *r
             KGEN_LAUNDER(Vth_v4_wide_rd);
             for (int32_t r_o = 0; r_o < 1; ++r_o) {
                 const int8_t *Qh_rd = Qh_storage;
-                KGEN_LAUNDER(Qh_rd);
+                KGEN_LAUNDER_GCC(Qh_rd);
                 KGEN_ALIGN8 int16_t Qh_v3_wide_storage[16 * 2 * 4];
                 for (int32_t Qh_v3_wide_k = 0; Qh_v3_wide_k < 16; ++Qh_v3_wide_k) {
                     for (int32_t Qh_v3_wide_r = 0; Qh_v3_wide_r < 2; ++Qh_v3_wide_r) {
@@ -926,7 +926,7 @@ KGEN_REGISTER_BLOCKED void kgen_mhsa_s8_nb32blk2e64h1p64_armv7em(const int8_t *r
             }
             for (int32_t r1 = 0; r1 < 2; ++r1) {
                 const int8_t *T_rd = T_storage;
-                KGEN_LAUNDER(T_rd);
+                KGEN_LAUNDER_GCC(T_rd);
                 int32_t xmax = -128;
                 for (int32_t j1_uo = 0; j1_uo < 8; ++j1_uo) {
                     xmax = kgen_max_i32(xmax, ((int32_t)T_rd[(64 * r1) + (8 * j1_uo)]));
@@ -961,7 +961,7 @@ KGEN_REGISTER_BLOCKED void kgen_mhsa_s8_nb32blk2e64h1p64_armv7em(const int8_t *r
                 int64_t recip = kgen_div_i64((int64_t)((uint64_t)((int64_t)((int64_t)((uint64_t)255LL << 32LL))) + (uint64_t)((int64_t)(sum >> 1))), (int64_t)sum);
                 for (int32_t j3_uo = 0; j3_uo < 8; ++j3_uo) {
                     const uint32_t *ybuf_rd = ybuf_storage;
-                    KGEN_LAUNDER(ybuf_rd);
+                    KGEN_LAUNDER_GCC(ybuf_rd);
                     At_storage[(64 * r1) + (8 * j3_uo)] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_rd[8 * j3_uo]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
                     At_storage[((64 * r1) + (8 * j3_uo)) + 1] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_rd[(8 * j3_uo) + 1]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
                     At_storage[((64 * r1) + (8 * j3_uo)) + 2] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_rd[(8 * j3_uo) + 2]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
@@ -974,7 +974,7 @@ KGEN_REGISTER_BLOCKED void kgen_mhsa_s8_nb32blk2e64h1p64_armv7em(const int8_t *r
             }
             for (int32_t r2_o = 0; r2_o < 1; ++r2_o) {
                 const uint8_t *At_rd = At_storage;
-                KGEN_LAUNDER(At_rd);
+                KGEN_LAUNDER_GCC(At_rd);
                 KGEN_ALIGN8 int16_t At_v4_wide_storage[16 * 2 * 4];
                 for (int32_t At_v4_wide_k = 0; At_v4_wide_k < 16; ++At_v4_wide_k) {
                     for (int32_t At_v4_wide_r = 0; At_v4_wide_r < 2; ++At_v4_wide_r) {
@@ -1136,7 +1136,7 @@ KGEN_REGISTER_BLOCKED void kgen_mhsa_s8_nb32blk2e64h1p64_armv7em(const int8_t *r
     }
     for (int32_t s3_o = 0; s3_o < 32; ++s3_o) {
         const int8_t *O_rd = O_storage;
-        KGEN_LAUNDER(O_rd);
+        KGEN_LAUNDER_GCC(O_rd);
         const int16_t *Wo_v5_wide_rd = Wo_v5_wide_storage;
         KGEN_LAUNDER(Wo_v5_wide_rd);
         KGEN_ALIGN8 int16_t O_v5_wide_storage[16 * 2 * 4];

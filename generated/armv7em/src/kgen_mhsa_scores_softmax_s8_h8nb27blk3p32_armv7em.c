@@ -156,7 +156,7 @@ KGEN_REGISTER_BLOCKED void kgen_mhsa_scores_softmax_s8_h8nb27blk3p32_armv7em(con
     uint32_t *const ybuf_storage = (uint32_t *)(void *)((unsigned char *)scratch + 7296);
     for (int32_t h = 0; h < 8; ++h) {
         const uint32_t *texp_rd = texp_storage;
-        KGEN_LAUNDER(texp_rd);
+        KGEN_LAUNDER_GCC(texp_rd);
         int16_t *const K_v0_wide_storage = (int16_t *)scratch;
         for (int32_t K_v0_wide_nb = 0; K_v0_wide_nb < 40; ++K_v0_wide_nb) {
             for (int32_t K_v0_wide_kb = 0; K_v0_wide_kb < 8; ++K_v0_wide_kb) {
@@ -378,7 +378,7 @@ KGEN_REGISTER_BLOCKED void kgen_mhsa_scores_softmax_s8_h8nb27blk3p32_armv7em(con
             T_storage[242] = (int8_t)kgen_ssat8((((int32_t)((uint32_t)acc * (uint32_t)mul)) >> shift));
             for (int32_t r1 = 0; r1 < 3; ++r1) {
                 const int8_t *T_rd = T_storage;
-                KGEN_LAUNDER(T_rd);
+                KGEN_LAUNDER_GCC(T_rd);
                 int32_t xmax = -128;
                 for (int32_t j1_uo = 0; j1_uo < 10; ++j1_uo) {
                     xmax = kgen_max_i32(xmax, ((int32_t)T_rd[(8 * j1_uo) + (81 * r1)]));
@@ -416,7 +416,7 @@ KGEN_REGISTER_BLOCKED void kgen_mhsa_scores_softmax_s8_h8nb27blk3p32_armv7em(con
                 int64_t recip = kgen_div_i64((int64_t)((uint64_t)((int64_t)((int64_t)((uint64_t)255LL << 32LL))) + (uint64_t)((int64_t)(sum >> 1))), (int64_t)sum);
                 for (int32_t j3_uo = 0; j3_uo < 10; ++j3_uo) {
                     const uint32_t *ybuf_rd = ybuf_storage;
-                    KGEN_LAUNDER(ybuf_rd);
+                    KGEN_LAUNDER_GCC(ybuf_rd);
                     A[(((243 * qb) + (6561 * h)) + (8 * j3_uo)) + (81 * r1)] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_rd[8 * j3_uo]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
                     A[((((243 * qb) + (6561 * h)) + (8 * j3_uo)) + (81 * r1)) + 1] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_rd[(8 * j3_uo) + 1]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);
                     A[((((243 * qb) + (6561 * h)) + (8 * j3_uo)) + (81 * r1)) + 2] = (uint8_t)(((int64_t)((uint64_t)((int64_t)((uint64_t)((int64_t)ybuf_rd[(8 * j3_uo) + 2]) * (uint64_t)recip)) + (uint64_t)2147483648LL)) >> 32);

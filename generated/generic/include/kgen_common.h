@@ -29,14 +29,21 @@
 #define KGEN_REGISTER_BLOCKED
 #endif
 
-/* In register-blocked kernels, a local array that a loop reads but does not change is read through
- * a pointer that is made opaque in every iteration, so compilers can neither hoist its loads out of
- * the loop nor keep values stored before the loop in registers (with more values than registers,
- * they would spill them to another stack copy and reload that instead). */
+/* In register-blocked kernels, a staged local array that a loop reads but does not change is read
+ * through a pointer that is made opaque in every iteration, so compilers cannot hoist its loads out
+ * of the loop (with more values than registers, they would spill them to another stack copy and
+ * reload that instead).  KGEN_LAUNDER_GCC does the same for the kernel's other local arrays under
+ * gcc only: gcc also keeps values stored into them before the loop in registers and spills them
+ * (clang does not, and is slower with the barrier). */
 #if defined(__GNUC__) || defined(__clang__)
 #define KGEN_LAUNDER(p) __asm__("" : "+r"(p))
 #else
 #define KGEN_LAUNDER(p) ((void)0)
+#endif
+#if defined(__GNUC__) && !defined(__clang__)
+#define KGEN_LAUNDER_GCC(p) __asm__("" : "+r"(p))
+#else
+#define KGEN_LAUNDER_GCC(p) ((void)0)
 #endif
 
 KGEN_INLINE int8_t kgen_min_i8(int8_t a, int8_t b) { return a < b ? a : b; }
