@@ -63,7 +63,7 @@ size_t kgen_fwsa_scores_softmax_s8_s81e32h8_xpulpv2_c8_get_buffer_size(void);
  * - `M` must be 4-byte aligned (its rows are read as packed words).
  * - `X` must be 4-byte aligned (its rows are read as packed words).
  * - Every one of the 8 cores calls the function: loops `k_uo`, `k1_uo`, `h` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier. Each core works in its own copy of `I`, `T`, `ybuf` (the scratch buffer holds 8 copies).
- * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 287328 instructions, 339884 cycles; instructions = 0.04818*E**2*H*S + 0.04818*E*H*S**2 + 3.323*H*S**2 + 17.0, cycles = 0.04868*E**2*H*S + 0.04868*E*H*S**2 + 4.302*H*S**2 + 18.0.
+ * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 287904 instructions, 340444 cycles; instructions = 0.04827*E**2*H*S + 0.04827*E*H*S**2 + 3.33*H*S**2 + 17.0, cycles = 0.04876*E**2*H*S + 0.04876*E*H*S**2 + 4.309*H*S**2 + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

@@ -6,23 +6,10 @@
 #define KGEN_MHSA_AV_S8_H8S81P32_XPULPV2_C8_H
 
 #include <stdint.h>
-#include <stddef.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/** Bytes of scratch memory kgen_mhsa_av_s8_h8s81p32_xpulpv2_c8() needs (= kgen_mhsa_av_s8_h8s81p32_xpulpv2_c8_get_buffer_size()). */
-#define KGEN_MHSA_AV_S8_H8S81P32_XPULPV2_C8_SCRATCH_BYTES 21504u
-
-/**
- * @brief Bytes of scratch memory (8-byte aligned) to pass as the last argument of
- *        kgen_mhsa_av_s8_h8s81p32_xpulpv2_c8().
- *
- * The buffer holds the kernel's intermediate arrays (Vt_v0_q);
- * it is not read before it is written, so it needs no initialisation and can be reused between calls.
- */
-size_t kgen_mhsa_av_s8_h8s81p32_xpulpv2_c8_get_buffer_size(void);
 
 /**
  * @brief A·V per head, heads concatenated in place: O[s][h·P+p] = requant(Σ_j A[h][s][j]·Vt[h][p][j]).
@@ -39,13 +26,12 @@ size_t kgen_mhsa_av_s8_h8s81p32_xpulpv2_c8_get_buffer_size(void);
  * @param[in]     mul int32 scalar
  * @param[in]     shift int32 scalar
  * @param[out]    O int8 [S][H * P], row-major, contiguous
- * @param[in,out] scratch work memory of kgen_mhsa_av_s8_h8s81p32_xpulpv2_c8_get_buffer_size() bytes, 8-byte aligned, not shared with any other argument; its content is undefined on entry and on return
  *
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
  * - Contraction over j (81x32x81): register block 4x4 with pv.sdotusp.b; Vt staged as quads where its view is declared; A staged per block of 4 rows.
- * - Every one of the 8 cores calls the function: loops `h` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier. Each core works in its own copy of `Vt_v0_q` (the scratch buffer holds 8 copies).
- * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 113674 instructions, 115089 cycles; instructions = 0.04931*H*P*S**2 + 1.487*H*P*S + 17.0, cycles = 0.04951*H*P*S**2 + 1.539*H*P*S + 18.0.
+ * - Every one of the 8 cores calls the function: loops `h` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier.
+ * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 116425 instructions, 118412 cycles; instructions = 0.05085*H*P*S**2 + 1.495*H*P*S + 17.0, cycles = 0.05139*H*P*S**2 + 1.547*H*P*S + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code
@@ -64,7 +50,7 @@ size_t kgen_mhsa_av_s8_h8s81p32_xpulpv2_c8_get_buffer_size(void);
  * @endcode
  * ISA path: xpulpv2; the portable C path is used when the ISA feature macro is absent.
  */
-void kgen_mhsa_av_s8_h8s81p32_xpulpv2_c8(const uint8_t *restrict A, const int8_t *restrict Vt, int32_t mul, int32_t shift, int8_t *restrict O, void *restrict scratch);
+void kgen_mhsa_av_s8_h8s81p32_xpulpv2_c8(const uint8_t *restrict A, const int8_t *restrict Vt, int32_t mul, int32_t shift, int8_t *restrict O);
 
 #ifdef __cplusplus
 }

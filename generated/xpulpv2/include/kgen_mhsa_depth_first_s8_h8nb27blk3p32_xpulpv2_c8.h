@@ -13,13 +13,13 @@ extern "C" {
 #endif
 
 /** Bytes of scratch memory kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2_c8() needs (= kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2_c8_get_buffer_size()). */
-#define KGEN_MHSA_DEPTH_FIRST_S8_H8NB27BLK3P32_XPULPV2_C8_SCRATCH_BYTES 30144u
+#define KGEN_MHSA_DEPTH_FIRST_S8_H8NB27BLK3P32_XPULPV2_C8_SCRATCH_BYTES 8640u
 
 /**
  * @brief Bytes of scratch memory (8-byte aligned) to pass as the last argument of
  *        kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2_c8().
  *
- * The buffer holds the kernel's intermediate arrays (Vt_v1_q, texp, T, ybuf, At);
+ * The buffer holds the kernel's intermediate arrays (texp, T, ybuf, At);
  * it is not read before it is written, so it needs no initialisation and can be reused between calls.
  */
 size_t kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2_c8_get_buffer_size(void);
@@ -62,8 +62,8 @@ size_t kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2_c8_get_buffer_size(void);
  * - Contraction over j4 (3x32x81): register block 3x4 with pv.sdotusp.b; Vt staged as quads where its view is declared; At staged per block of 3 rows.
  * - `K` must be 4-byte aligned (its rows are read as packed words).
  * - `Q` must be 4-byte aligned (its rows are read as packed words).
- * - Every one of the 8 cores calls the function: loops `k_uo`, `k1_uo`, `h` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier. Each core works in its own copy of `At`, `T`, `Vt_v1_q`, `ybuf` (the scratch buffer holds 8 copies).
- * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 357004 instructions, 410760 cycles; instructions = 0.09638*BLK**2*H*NB**2*P + 9.409*BLK*H*NB*P + 17.0, cycles = 0.09726*BLK**2*H*NB**2*P + 11.93*BLK*H*NB*P + 18.0.
+ * - Every one of the 8 cores calls the function: loops `k_uo`, `k1_uo`, `h` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier. Each core works in its own copy of `At`, `T`, `ybuf` (the scratch buffer holds 8 copies).
+ * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 368736 instructions, 423152 cycles; instructions = 0.1034*BLK**2*H*NB**2*P + 9.408*BLK*H*NB*P + 17.0, cycles = 0.1046*BLK**2*H*NB**2*P + 11.93*BLK*H*NB*P + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

@@ -359,6 +359,7 @@ void kgen_encoder_block_s8_nb27blk3e32h8p32f64_xpulpv2_c8(const int8_t *restrict
             texp_storage[(8 * k_uo) + 7] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_7)) * (uint32_t)q_7)) + (uint32_t)c)) >> z_7);
         }
     }
+    kgen_barrier();
     {
         const int32_t k1_uo_n = (31) - (0);
         const int32_t k1_uo_core = kgen_core_id();
@@ -376,6 +377,7 @@ void kgen_encoder_block_s8_nb27blk3e32h8p32f64_xpulpv2_c8(const int8_t *restrict
             texp_storage[(8 * k1_uo) + 263] = (uint32_t)0u;
         }
     }
+    kgen_barrier();
     {
         const int32_t kgen_serial_n = (1) - (0);
         const int32_t kgen_serial_core = kgen_core_id();
@@ -399,6 +401,7 @@ void kgen_encoder_block_s8_nb27blk3e32h8p32f64_xpulpv2_c8(const int8_t *restrict
     uint32_t *const ybuf_storage = (uint32_t *)(void *)((unsigned char *)scratch + 82944);
     uint8_t *const At_storage = (uint8_t *)(void *)((unsigned char *)scratch + 89600);
     int8_t *const O_storage = (int8_t *)(void *)((unsigned char *)scratch + 62208);
+    kgen_barrier();
     {
         const int32_t h_n = (8) - (0);
         const int32_t h_core = kgen_core_id();
@@ -1474,6 +1477,7 @@ void kgen_encoder_block_s8_nb27blk3e32h8p32f64_xpulpv2_c8(const int8_t *restrict
     int8_t *const x1_s3_storage = (int8_t *)(void *)((unsigned char *)scratch + 512);
     int8_t *const hid_s3_storage = (int8_t *)scratch;
     for (int32_t s3_b = 0; s3_b < 20; ++s3_b) {
+        kgen_barrier();
         {
             const int32_t s3_r_o_e3_o_n = (8) - (0);
             const int32_t s3_r_o_e3_o_core = kgen_core_id();
@@ -2523,6 +2527,7 @@ void kgen_encoder_block_s8_nb27blk3e32h8p32f64_xpulpv2_c8(const int8_t *restrict
                 y_s3_storage[(((4 * (s3_r_o_e3_o / 8)) + 3) * 32) + ((4 * (s3_r_o_e3_o - (8 * (s3_r_o_e3_o / 8)))) + 3)] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc5_3_3 * (uint32_t)mul_o)), ((int32_t)((uint32_t)bo[(4 * (s3_r_o_e3_o - (8 * (s3_r_o_e3_o / 8)))) + 3] * (uint32_t)mul_o)), shift_o));
             }
         }
+        kgen_barrier();
         {
             const int32_t s3_r1_e4_uo_n = (16) - (0);
             const int32_t s3_r1_e4_uo_core = kgen_core_id();
@@ -2556,6 +2561,7 @@ void kgen_encoder_block_s8_nb27blk3e32h8p32f64_xpulpv2_c8(const int8_t *restrict
                 r_s3_storage[(8 * s3_r1_e4_uo) + 7] = (int8_t)kgen_p_clip_8(((int32_t)((uint32_t)ra_7 + (uint32_t)rb_7)));
             }
         }
+        kgen_barrier();
         {
             const int32_t s3_r2_n = (4) - (0);
             const int32_t s3_r2_core = kgen_core_id();
@@ -2662,6 +2668,7 @@ void kgen_encoder_block_s8_nb27blk3e32h8p32f64_xpulpv2_c8(const int8_t *restrict
                 }
             }
         }
+        kgen_barrier();
         {
             const int32_t s3_r3_o_f_o_n = (16) - (0);
             const int32_t s3_r3_o_f_o_core = kgen_core_id();
@@ -2895,6 +2902,7 @@ void kgen_encoder_block_s8_nb27blk3e32h8p32f64_xpulpv2_c8(const int8_t *restrict
                 hid_s3_storage[(((4 * (s3_r3_o_f_o / 16)) + 3) * 64) + ((4 * (s3_r3_o_f_o - (16 * (s3_r3_o_f_o / 16)))) + 3)] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)g_3_3 * (uint32_t)gelu_mul)) >> (gelu_shift & 31)));
             }
         }
+        kgen_barrier();
         {
             const int32_t s3_r4_o_e9_o_n = (8) - (0);
             const int32_t s3_r4_o_e9_o_core = kgen_core_id();
@@ -3176,6 +3184,7 @@ void kgen_encoder_block_s8_nb27blk3e32h8p32f64_xpulpv2_c8(const int8_t *restrict
                 y_s3_storage[(((4 * (s3_r4_o_e9_o / 8)) + 3) * 32) + ((4 * (s3_r4_o_e9_o - (8 * (s3_r4_o_e9_o / 8)))) + 3)] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc7_3_3 * (uint32_t)mul_f2)), ((int32_t)((uint32_t)b2[(4 * (s3_r4_o_e9_o - (8 * (s3_r4_o_e9_o / 8)))) + 3] * (uint32_t)mul_f2)), shift_f2));
             }
         }
+        kgen_barrier();
         {
             const int32_t s3_r5_e10_uo_n = (16) - (0);
             const int32_t s3_r5_e10_uo_core = kgen_core_id();
@@ -3209,6 +3218,7 @@ void kgen_encoder_block_s8_nb27blk3e32h8p32f64_xpulpv2_c8(const int8_t *restrict
                 r_s3_storage[(8 * s3_r5_e10_uo) + 7] = (int8_t)kgen_p_clip_8(((int32_t)((uint32_t)ra1_7 + (uint32_t)rb1_7)));
             }
         }
+        kgen_barrier();
         {
             const int32_t s3_r6_n = (4) - (0);
             const int32_t s3_r6_core = kgen_core_id();
@@ -3585,6 +3595,7 @@ void kgen_encoder_block_s8_nb27blk3e32h8p32f64_xpulpv2_c8(const int8_t *restrict
             y_s3_storage[(4 * s3_l_o_e31_o) + 3] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc51_3_0 * (uint32_t)mul_o)), ((int32_t)((uint32_t)bo[(4 * (s3_l_o_e31_o - (8 * (s3_l_o_e31_o / 8)))) + 3] * (uint32_t)mul_o)), shift_o));
         }
     }
+    kgen_barrier();
     {
         const int32_t s3_l1_e41_uo_n = (4) - (0);
         const int32_t s3_l1_e41_uo_core = kgen_core_id();
@@ -3620,6 +3631,7 @@ void kgen_encoder_block_s8_nb27blk3e32h8p32f64_xpulpv2_c8(const int8_t *restrict
     }
     for (int32_t s3_l2 = 0; s3_l2 < 1; ++s3_l2) {
         int32_t sum11 = 0;
+        kgen_barrier();
         for (int32_t e51_uo = 0; e51_uo < 4; ++e51_uo) {
             sum11 = (int32_t)((uint32_t)sum11 + (uint32_t)((int32_t)r_s3_storage[(32 * s3_l2) + (8 * e51_uo)]));
             sum11 = (int32_t)((uint32_t)sum11 + (uint32_t)((int32_t)r_s3_storage[((32 * s3_l2) + (8 * e51_uo)) + 1]));
@@ -3724,6 +3736,7 @@ void kgen_encoder_block_s8_nb27blk3e32h8p32f64_xpulpv2_c8(const int8_t *restrict
             }
         }
     }
+    kgen_barrier();
     {
         const int32_t s3_l3_o_f2_o_n = (16) - (0);
         const int32_t s3_l3_o_f2_o_core = kgen_core_id();
@@ -3789,6 +3802,7 @@ void kgen_encoder_block_s8_nb27blk3e32h8p32f64_xpulpv2_c8(const int8_t *restrict
             hid_s3_storage[(4 * s3_l3_o_f2_o) + 3] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)g3_3_0 * (uint32_t)gelu_mul)) >> (gelu_shift & 31)));
         }
     }
+    kgen_barrier();
     {
         const int32_t s3_l4_o_e91_o_n = (8) - (0);
         const int32_t s3_l4_o_e91_o_core = kgen_core_id();
@@ -3866,6 +3880,7 @@ void kgen_encoder_block_s8_nb27blk3e32h8p32f64_xpulpv2_c8(const int8_t *restrict
             y_s3_storage[(4 * s3_l4_o_e91_o) + 3] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc71_3_0 * (uint32_t)mul_f2)), ((int32_t)((uint32_t)b2[(4 * (s3_l4_o_e91_o - (8 * (s3_l4_o_e91_o / 8)))) + 3] * (uint32_t)mul_f2)), shift_f2));
         }
     }
+    kgen_barrier();
     {
         const int32_t s3_l5_e101_uo_n = (4) - (0);
         const int32_t s3_l5_e101_uo_core = kgen_core_id();
@@ -3901,6 +3916,7 @@ void kgen_encoder_block_s8_nb27blk3e32h8p32f64_xpulpv2_c8(const int8_t *restrict
     }
     for (int32_t s3_l6 = 0; s3_l6 < 1; ++s3_l6) {
         int32_t sum21 = 0;
+        kgen_barrier();
         for (int32_t e111_uo = 0; e111_uo < 4; ++e111_uo) {
             sum21 = (int32_t)((uint32_t)sum21 + (uint32_t)((int32_t)r_s3_storage[(32 * s3_l6) + (8 * e111_uo)]));
             sum21 = (int32_t)((uint32_t)sum21 + (uint32_t)((int32_t)r_s3_storage[((32 * s3_l6) + (8 * e111_uo)) + 1]));

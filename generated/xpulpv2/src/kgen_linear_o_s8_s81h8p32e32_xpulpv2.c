@@ -33,7 +33,7 @@
  * - `O` must be 4-byte aligned (rows are read as packed words).
  * - `Y` must be 4-byte aligned (rows of four outputs are packed with pv.packlo.b/pv.packhi.b and stored as words).
  * - Hardware loops: `e_o` (8 iterations, level 1), `s_o` (20 iterations, level 0), `e_o` (8 iterations, level 0) are counted loops with constant trip counts and branch-free bodies, which PULP GCC (GAP SDK builds) turns into CV32E40P hardware loops (lp.setup/lp.setupi); clang-19 builds close them with branches. `kgen bench` reports the executed branch form and the modelled hardware-loop form (cycles_est_hwloop).
- * - Model (kgen explain): register tile 4x4, K-unroll 64 (auto); predicted on cv32e40p (xpulpv2-clang model) 260684 instructions, 261070 cycles; instructions = 0.378*E*H*P*S + 3.799*E*S + 17.0, cycles = 0.3785*E*H*P*S + 3.818*E*S + 18.0.
+ * - Model (kgen explain): register tile 4x4, K-unroll 64 (auto); predicted on cv32e40p (xpulpv2-clang model) 261152 instructions, 261534 cycles; instructions = 0.3787*E*H*P*S + 3.799*E*S + 17.0, cycles = 0.3792*E*H*P*S + 3.818*E*S + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

@@ -34,7 +34,7 @@
  * - `Y` must be 4-byte aligned (rows of four outputs are packed with pv.packlo.b/pv.packhi.b and stored as words).
  * - Hardware loops: `s_o` (20 iterations, level 0) is a counted loop with a constant trip count and a branch-free body, which PULP GCC (GAP SDK builds) turns into a CV32E40P hardware loop (lp.setup/lp.setupi); clang-19 builds close them with branches. `kgen bench` reports the executed branch form and the modelled hardware-loop form (cycles_est_hwloop).
  * - Runs on 8 cluster cores: every core calls the function; blocks are split in balanced chunks by kgen_core_id(); the function ends with kgen_barrier().
- * - Model (kgen explain): register tile 4x4, K-unroll 64 (auto); predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 32620 instructions, 32667 cycles; instructions = 0.04728*E*H*P*S + 0.4749*E*S + 17.0, cycles = 0.04734*E*H*P*S + 0.4772*E*S + 18.0.
+ * - Model (kgen explain): register tile 4x4, K-unroll 64 (auto); predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 32680 instructions, 32727 cycles; instructions = 0.04737*E*H*P*S + 0.4749*E*S + 17.0, cycles = 0.04743*E*H*P*S + 0.4772*E*S + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

@@ -31,7 +31,7 @@
  * - Contraction over e (81x32x32): register block 4x4 with pv.sdotsp.b; Wh read in place; X read in place.
  * - `W` must be 4-byte aligned (its rows are read as packed words).
  * - `X` must be 4-byte aligned (its rows are read as packed words).
- * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 349056 instructions, 354384 cycles; instructions = 0.3848*E*H*P*S + 4.519*H*P*S + 17.0, cycles = 0.3888*E*H*P*S + 4.648*H*P*S + 18.0.
+ * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 349520 instructions, 354856 cycles; instructions = 0.3855*E*H*P*S + 4.519*H*P*S + 17.0, cycles = 0.3895*E*H*P*S + 4.648*H*P*S + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

@@ -30,7 +30,7 @@
  * - Contraction over e (32x81x32): register block 4x4 with pv.sdotsp.b; X read in place; Wh read in place.
  * - `W` must be 4-byte aligned (its rows are read as packed words).
  * - `X` must be 4-byte aligned (its rows are read as packed words).
- * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 342448 instructions, 345288 cycles; instructions = 0.3814*E*H*P*S + 4.309*H*P*S + 17.0, cycles = 0.3853*E*H*P*S + 4.321*H*P*S + 18.0.
+ * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 342908 instructions, 345680 cycles; instructions = 0.3821*E*H*P*S + 4.309*H*P*S + 17.0, cycles = 0.3859*E*H*P*S + 4.321*H*P*S + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

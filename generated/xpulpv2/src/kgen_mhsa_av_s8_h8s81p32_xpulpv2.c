@@ -36,7 +36,7 @@ size_t kgen_mhsa_av_s8_h8s81p32_xpulpv2_get_buffer_size(void)
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
  * - Contraction over j (81x32x81): register block 4x4 with pv.sdotusp.b; Vt staged as quads where its view is declared; A staged per block of 4 rows.
- * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 909176 instructions, 920576 cycles; instructions = 0.3945*H*P*S**2 + 11.89*H*P*S + 17.0, cycles = 0.3961*H*P*S**2 + 12.31*H*P*S + 18.0.
+ * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 931280 instructions, 947008 cycles; instructions = 0.4068*H*P*S**2 + 11.96*H*P*S + 17.0, cycles = 0.4111*H*P*S**2 + 12.37*H*P*S + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code
@@ -57,8 +57,8 @@ size_t kgen_mhsa_av_s8_h8s81p32_xpulpv2_get_buffer_size(void)
  */
 void kgen_mhsa_av_s8_h8s81p32_xpulpv2(const uint8_t *restrict A, const int8_t *restrict Vt, int32_t mul, int32_t shift, int8_t *restrict O, void *restrict scratch)
 {
-    int8_t *const Vt_v0_q_storage = (int8_t *)scratch;
     for (int32_t h = 0; h < 8; ++h) {
+        int8_t *const Vt_v0_q_storage = (int8_t *)scratch;
         for (int32_t Vt_v0_q_nb = 0; Vt_v0_q_nb < 8; ++Vt_v0_q_nb) {
             for (int32_t Vt_v0_q_kb = 0; Vt_v0_q_kb < 20; ++Vt_v0_q_kb) {
                 for (int32_t Vt_v0_q_c = 0; Vt_v0_q_c < 4; ++Vt_v0_q_c) {
@@ -68,27 +68,15 @@ void kgen_mhsa_av_s8_h8s81p32_xpulpv2(const uint8_t *restrict A, const int8_t *r
                     Vt_v0_q_storage[(((16 * Vt_v0_q_kb) + (336 * Vt_v0_q_nb)) + (4 * Vt_v0_q_c)) + 3] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v0_q_nb)) + (4 * Vt_v0_q_kb)) + (81 * Vt_v0_q_c)) + 3];
                 }
             }
-            for (int32_t Vt_v0_q_kb1 = 20; Vt_v0_q_kb1 < 21; ++Vt_v0_q_kb1) {
-                for (int32_t Vt_v0_q_c1 = 0; Vt_v0_q_c1 < 4; ++Vt_v0_q_c1) {
-                    for (int32_t Vt_v0_q_l1 = 0; Vt_v0_q_l1 < 1; ++Vt_v0_q_l1) {
-                        Vt_v0_q_storage[(((16 * Vt_v0_q_kb1) + (336 * Vt_v0_q_nb)) + (4 * Vt_v0_q_c1)) + Vt_v0_q_l1] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v0_q_nb)) + (4 * Vt_v0_q_kb1)) + (81 * Vt_v0_q_c1)) + Vt_v0_q_l1];
-                    }
-                    if (((4 * Vt_v0_q_kb1) + 1) < 81) {
-                        Vt_v0_q_storage[(((16 * Vt_v0_q_kb1) + (336 * Vt_v0_q_nb)) + (4 * Vt_v0_q_c1)) + 1] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v0_q_nb)) + (4 * Vt_v0_q_kb1)) + (81 * Vt_v0_q_c1)) + 1];
-                    } else {
-                        Vt_v0_q_storage[(((16 * Vt_v0_q_kb1) + (336 * Vt_v0_q_nb)) + (4 * Vt_v0_q_c1)) + 1] = 0;
-                    }
-                    if (((4 * Vt_v0_q_kb1) + 2) < 81) {
-                        Vt_v0_q_storage[(((16 * Vt_v0_q_kb1) + (336 * Vt_v0_q_nb)) + (4 * Vt_v0_q_c1)) + 2] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v0_q_nb)) + (4 * Vt_v0_q_kb1)) + (81 * Vt_v0_q_c1)) + 2];
-                    } else {
-                        Vt_v0_q_storage[(((16 * Vt_v0_q_kb1) + (336 * Vt_v0_q_nb)) + (4 * Vt_v0_q_c1)) + 2] = 0;
-                    }
-                    if (((4 * Vt_v0_q_kb1) + 3) < 81) {
-                        Vt_v0_q_storage[(((16 * Vt_v0_q_kb1) + (336 * Vt_v0_q_nb)) + (4 * Vt_v0_q_c1)) + 3] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v0_q_nb)) + (4 * Vt_v0_q_kb1)) + (81 * Vt_v0_q_c1)) + 3];
-                    } else {
-                        Vt_v0_q_storage[(((16 * Vt_v0_q_kb1) + (336 * Vt_v0_q_nb)) + (4 * Vt_v0_q_c1)) + 3] = 0;
-                    }
+            for (int32_t Vt_v0_q_c_p = 0; Vt_v0_q_c_p < 4; ++Vt_v0_q_c_p) {
+                for (int32_t Vt_v0_q_l_p = 0; Vt_v0_q_l_p < 1; ++Vt_v0_q_l_p) {
+                    Vt_v0_q_storage[(((336 * Vt_v0_q_nb) + (4 * Vt_v0_q_c_p)) + Vt_v0_q_l_p) + 320] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v0_q_nb)) + (81 * Vt_v0_q_c_p)) + Vt_v0_q_l_p) + 80];
                 }
+            }
+            for (int32_t Vt_v0_q_c_z = 0; Vt_v0_q_c_z < 4; ++Vt_v0_q_c_z) {
+                Vt_v0_q_storage[((336 * Vt_v0_q_nb) + (4 * Vt_v0_q_c_z)) + 321] = 0;
+                Vt_v0_q_storage[((336 * Vt_v0_q_nb) + (4 * Vt_v0_q_c_z)) + 322] = 0;
+                Vt_v0_q_storage[((336 * Vt_v0_q_nb) + (4 * Vt_v0_q_c_z)) + 323] = 0;
             }
         }
         for (int32_t s_o = 0; s_o < 20; ++s_o) {
@@ -101,27 +89,15 @@ void kgen_mhsa_av_s8_h8s81p32_xpulpv2(const uint8_t *restrict A, const int8_t *r
                     A_v0_q_storage[((16 * A_v0_q_k) + (4 * A_v0_q_r)) + 3] = (uint8_t)A[((((324 * s_o) + (4 * A_v0_q_k)) + (6561 * h)) + (81 * A_v0_q_r)) + 3];
                 }
             }
-            for (int32_t A_v0_q_k1 = 20; A_v0_q_k1 < 21; ++A_v0_q_k1) {
-                for (int32_t A_v0_q_r1 = 0; A_v0_q_r1 < 4; ++A_v0_q_r1) {
-                    for (int32_t A_v0_q_j1 = 0; A_v0_q_j1 < 1; ++A_v0_q_j1) {
-                        A_v0_q_storage[((16 * A_v0_q_k1) + (4 * A_v0_q_r1)) + A_v0_q_j1] = (uint8_t)A[((((324 * s_o) + (4 * A_v0_q_k1)) + (6561 * h)) + (81 * A_v0_q_r1)) + A_v0_q_j1];
-                    }
-                    if (((4 * A_v0_q_k1) + 1) < 81) {
-                        A_v0_q_storage[((16 * A_v0_q_k1) + (4 * A_v0_q_r1)) + 1] = (uint8_t)A[((((324 * s_o) + (4 * A_v0_q_k1)) + (6561 * h)) + (81 * A_v0_q_r1)) + 1];
-                    } else {
-                        A_v0_q_storage[((16 * A_v0_q_k1) + (4 * A_v0_q_r1)) + 1] = 0;
-                    }
-                    if (((4 * A_v0_q_k1) + 2) < 81) {
-                        A_v0_q_storage[((16 * A_v0_q_k1) + (4 * A_v0_q_r1)) + 2] = (uint8_t)A[((((324 * s_o) + (4 * A_v0_q_k1)) + (6561 * h)) + (81 * A_v0_q_r1)) + 2];
-                    } else {
-                        A_v0_q_storage[((16 * A_v0_q_k1) + (4 * A_v0_q_r1)) + 2] = 0;
-                    }
-                    if (((4 * A_v0_q_k1) + 3) < 81) {
-                        A_v0_q_storage[((16 * A_v0_q_k1) + (4 * A_v0_q_r1)) + 3] = (uint8_t)A[((((324 * s_o) + (4 * A_v0_q_k1)) + (6561 * h)) + (81 * A_v0_q_r1)) + 3];
-                    } else {
-                        A_v0_q_storage[((16 * A_v0_q_k1) + (4 * A_v0_q_r1)) + 3] = 0;
-                    }
+            for (int32_t A_v0_q_r_p = 0; A_v0_q_r_p < 4; ++A_v0_q_r_p) {
+                for (int32_t A_v0_q_j_p = 0; A_v0_q_j_p < 1; ++A_v0_q_j_p) {
+                    A_v0_q_storage[((4 * A_v0_q_r_p) + A_v0_q_j_p) + 320] = (uint8_t)A[((((324 * s_o) + (6561 * h)) + (81 * A_v0_q_r_p)) + A_v0_q_j_p) + 80];
                 }
+            }
+            for (int32_t A_v0_q_r_z = 0; A_v0_q_r_z < 4; ++A_v0_q_r_z) {
+                A_v0_q_storage[(4 * A_v0_q_r_z) + 321] = 0;
+                A_v0_q_storage[(4 * A_v0_q_r_z) + 322] = 0;
+                A_v0_q_storage[(4 * A_v0_q_r_z) + 323] = 0;
             }
             for (int32_t p_o = 0; p_o < 8; ++p_o) {
                 const uint8_t *A_v0_q_rd = A_v0_q_storage;
@@ -446,22 +422,22 @@ void kgen_mhsa_av_s8_h8s81p32_xpulpv2(const uint8_t *restrict A, const int8_t *r
                 acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[316]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 308]), acc_1_3);
                 acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[316]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 312]), acc_2_3);
                 acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[316]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 316]), acc_3_3);
-                acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[320]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 320]), acc_0_0);
-                acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[320]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 324]), acc_1_0);
-                acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[320]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 328]), acc_2_0);
-                acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[320]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 332]), acc_3_0);
-                acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[324]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 320]), acc_0_1);
-                acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[324]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 324]), acc_1_1);
-                acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[324]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 328]), acc_2_1);
-                acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[324]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 332]), acc_3_1);
-                acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[328]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 320]), acc_0_2);
-                acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[328]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 324]), acc_1_2);
-                acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[328]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 328]), acc_2_2);
-                acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[328]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 332]), acc_3_2);
-                acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[332]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 320]), acc_0_3);
-                acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[332]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 324]), acc_1_3);
-                acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[332]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 328]), acc_2_3);
-                acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[332]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 332]), acc_3_3);
+                acc_0_0 = (int32_t)((uint32_t)acc_0_0 + (uint32_t)(((int32_t)A_v0_q_rd[320]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 320])));
+                acc_0_1 = (int32_t)((uint32_t)acc_0_1 + (uint32_t)(((int32_t)A_v0_q_rd[324]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 320])));
+                acc_0_2 = (int32_t)((uint32_t)acc_0_2 + (uint32_t)(((int32_t)A_v0_q_rd[328]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 320])));
+                acc_0_3 = (int32_t)((uint32_t)acc_0_3 + (uint32_t)(((int32_t)A_v0_q_rd[332]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 320])));
+                acc_1_0 = (int32_t)((uint32_t)acc_1_0 + (uint32_t)(((int32_t)A_v0_q_rd[320]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 324])));
+                acc_1_1 = (int32_t)((uint32_t)acc_1_1 + (uint32_t)(((int32_t)A_v0_q_rd[324]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 324])));
+                acc_1_2 = (int32_t)((uint32_t)acc_1_2 + (uint32_t)(((int32_t)A_v0_q_rd[328]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 324])));
+                acc_1_3 = (int32_t)((uint32_t)acc_1_3 + (uint32_t)(((int32_t)A_v0_q_rd[332]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 324])));
+                acc_2_0 = (int32_t)((uint32_t)acc_2_0 + (uint32_t)(((int32_t)A_v0_q_rd[320]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 328])));
+                acc_2_1 = (int32_t)((uint32_t)acc_2_1 + (uint32_t)(((int32_t)A_v0_q_rd[324]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 328])));
+                acc_2_2 = (int32_t)((uint32_t)acc_2_2 + (uint32_t)(((int32_t)A_v0_q_rd[328]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 328])));
+                acc_2_3 = (int32_t)((uint32_t)acc_2_3 + (uint32_t)(((int32_t)A_v0_q_rd[332]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 328])));
+                acc_3_0 = (int32_t)((uint32_t)acc_3_0 + (uint32_t)(((int32_t)A_v0_q_rd[320]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 332])));
+                acc_3_1 = (int32_t)((uint32_t)acc_3_1 + (uint32_t)(((int32_t)A_v0_q_rd[324]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 332])));
+                acc_3_2 = (int32_t)((uint32_t)acc_3_2 + (uint32_t)(((int32_t)A_v0_q_rd[328]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 332])));
+                acc_3_3 = (int32_t)((uint32_t)acc_3_3 + (uint32_t)(((int32_t)A_v0_q_rd[332]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 332])));
                 O[((1024 * s_o) + (32 * h)) + (4 * p_o)] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_0_0 * (uint32_t)mul)) >> (shift & 31)));
                 O[(((1024 * s_o) + (32 * h)) + (4 * p_o)) + 256] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_0_1 * (uint32_t)mul)) >> (shift & 31)));
                 O[(((1024 * s_o) + (32 * h)) + (4 * p_o)) + 512] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_0_2 * (uint32_t)mul)) >> (shift & 31)));
@@ -489,27 +465,15 @@ void kgen_mhsa_av_s8_h8s81p32_xpulpv2(const uint8_t *restrict A, const int8_t *r
                 A_v0_qt_storage[((4 * A_v0_qt_k) + (4 * A_v0_qt_r)) + 3] = (uint8_t)A[(((4 * A_v0_qt_k) + (6561 * h)) + (81 * A_v0_qt_r)) + 6483];
             }
         }
-        for (int32_t A_v0_qt_k1 = 20; A_v0_qt_k1 < 21; ++A_v0_qt_k1) {
-            for (int32_t A_v0_qt_r1 = 0; A_v0_qt_r1 < 1; ++A_v0_qt_r1) {
-                for (int32_t A_v0_qt_j1 = 0; A_v0_qt_j1 < 1; ++A_v0_qt_j1) {
-                    A_v0_qt_storage[((4 * A_v0_qt_k1) + (4 * A_v0_qt_r1)) + A_v0_qt_j1] = (uint8_t)A[((((4 * A_v0_qt_k1) + (6561 * h)) + (81 * A_v0_qt_r1)) + A_v0_qt_j1) + 6480];
-                }
-                if (((4 * A_v0_qt_k1) + 1) < 81) {
-                    A_v0_qt_storage[((4 * A_v0_qt_k1) + (4 * A_v0_qt_r1)) + 1] = (uint8_t)A[(((4 * A_v0_qt_k1) + (6561 * h)) + (81 * A_v0_qt_r1)) + 6481];
-                } else {
-                    A_v0_qt_storage[((4 * A_v0_qt_k1) + (4 * A_v0_qt_r1)) + 1] = 0;
-                }
-                if (((4 * A_v0_qt_k1) + 2) < 81) {
-                    A_v0_qt_storage[((4 * A_v0_qt_k1) + (4 * A_v0_qt_r1)) + 2] = (uint8_t)A[(((4 * A_v0_qt_k1) + (6561 * h)) + (81 * A_v0_qt_r1)) + 6482];
-                } else {
-                    A_v0_qt_storage[((4 * A_v0_qt_k1) + (4 * A_v0_qt_r1)) + 2] = 0;
-                }
-                if (((4 * A_v0_qt_k1) + 3) < 81) {
-                    A_v0_qt_storage[((4 * A_v0_qt_k1) + (4 * A_v0_qt_r1)) + 3] = (uint8_t)A[(((4 * A_v0_qt_k1) + (6561 * h)) + (81 * A_v0_qt_r1)) + 6483];
-                } else {
-                    A_v0_qt_storage[((4 * A_v0_qt_k1) + (4 * A_v0_qt_r1)) + 3] = 0;
-                }
+        for (int32_t A_v0_qt_r_p = 0; A_v0_qt_r_p < 1; ++A_v0_qt_r_p) {
+            for (int32_t A_v0_qt_j_p = 0; A_v0_qt_j_p < 1; ++A_v0_qt_j_p) {
+                A_v0_qt_storage[((4 * A_v0_qt_r_p) + A_v0_qt_j_p) + 80] = (uint8_t)A[(((6561 * h) + (81 * A_v0_qt_r_p)) + A_v0_qt_j_p) + 6560];
             }
+        }
+        for (int32_t A_v0_qt_r_z = 0; A_v0_qt_r_z < 1; ++A_v0_qt_r_z) {
+            A_v0_qt_storage[(4 * A_v0_qt_r_z) + 81] = 0;
+            A_v0_qt_storage[(4 * A_v0_qt_r_z) + 82] = 0;
+            A_v0_qt_storage[(4 * A_v0_qt_r_z) + 83] = 0;
         }
         for (int32_t p_o1 = 0; p_o1 < 8; ++p_o1) {
             const uint8_t *A_v0_qt_rd = A_v0_qt_storage;
@@ -594,10 +558,10 @@ void kgen_mhsa_av_s8_h8s81p32_xpulpv2(const uint8_t *restrict A, const int8_t *r
             acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[76]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o1) + 308]), acc_1);
             acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[76]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o1) + 312]), acc_2);
             acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[76]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o1) + 316]), acc_3);
-            acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[80]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o1) + 320]), acc_0);
-            acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[80]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o1) + 324]), acc_1);
-            acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[80]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o1) + 328]), acc_2);
-            acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[80]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o1) + 332]), acc_3);
+            acc_0 = (int32_t)((uint32_t)acc_0 + (uint32_t)(((int32_t)A_v0_qt_rd[80]) * ((int32_t)Vt_v0_q_storage[(336 * p_o1) + 320])));
+            acc_1 = (int32_t)((uint32_t)acc_1 + (uint32_t)(((int32_t)A_v0_qt_rd[80]) * ((int32_t)Vt_v0_q_storage[(336 * p_o1) + 324])));
+            acc_2 = (int32_t)((uint32_t)acc_2 + (uint32_t)(((int32_t)A_v0_qt_rd[80]) * ((int32_t)Vt_v0_q_storage[(336 * p_o1) + 328])));
+            acc_3 = (int32_t)((uint32_t)acc_3 + (uint32_t)(((int32_t)A_v0_qt_rd[80]) * ((int32_t)Vt_v0_q_storage[(336 * p_o1) + 332])));
             O[((32 * h) + (4 * p_o1)) + 20480] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_0 * (uint32_t)mul)) >> (shift & 31)));
             O[((32 * h) + (4 * p_o1)) + 20481] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_1 * (uint32_t)mul)) >> (shift & 31)));
             O[((32 * h) + (4 * p_o1)) + 20482] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_2 * (uint32_t)mul)) >> (shift & 31)));

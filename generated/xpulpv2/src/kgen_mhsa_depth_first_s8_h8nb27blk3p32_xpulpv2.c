@@ -9,11 +9,11 @@
 #include "kgen_runtime.h"
 
 /* Scratch layout (byte offset: array, bytes; round8(x) = x rounded up to a multiple of 8):
- *   0: Vt_v1_q, 2688
  *   2688: texp, 2048
  *   5064: T, 248
  *   4736: ybuf, 328
  *   5312: At, 248
+ *   0: Vt_v1_q, 2688
  */
 size_t kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2_get_buffer_size(void)
 {
@@ -58,7 +58,7 @@ size_t kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2_get_buffer_size(void)
  * - Contraction over j4 (3x32x81): register block 3x4 with pv.sdotusp.b; Vt staged as quads where its view is declared; At staged per block of 3 rows.
  * - `K` must be 4-byte aligned (its rows are read as packed words).
  * - `Q` must be 4-byte aligned (its rows are read as packed words).
- * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 2855616 instructions, 3286048 cycles; instructions = 0.771*BLK**2*H*NB**2*P + 75.26*BLK*H*NB*P + 17.0, cycles = 0.778*BLK**2*H*NB**2*P + 95.45*BLK*H*NB*P + 18.0.
+ * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 2949472 instructions, 3385120 cycles; instructions = 0.827*BLK**2*H*NB**2*P + 75.25*BLK*H*NB*P + 17.0, cycles = 0.837*BLK**2*H*NB**2*P + 95.45*BLK*H*NB*P + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code
@@ -120,7 +120,6 @@ size_t kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2_get_buffer_size(void)
  */
 void kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2(const int8_t *restrict Q, const int8_t *restrict K, const int8_t *restrict Vt, int32_t mul_s, int32_t shift_s, int32_t a, int32_t b, int32_t c, int32_t log2, int32_t mul_o, int32_t shift_o, int8_t *restrict O, void *restrict scratch)
 {
-    int8_t *const Vt_v1_q_storage = (int8_t *)scratch;
     int32_t rl2 = kgen_div_i32((int32_t)((uint32_t)((int32_t)((uint32_t)65536 + (uint32_t)log2)) - (uint32_t)1), log2);
     uint32_t *const texp_storage = (uint32_t *)(void *)((unsigned char *)scratch + 2688);
     for (int32_t k_uo = 0; k_uo < 32; ++k_uo) {
@@ -178,6 +177,7 @@ void kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2(const int8_t *restrict Q, co
     uint32_t *const ybuf_storage = (uint32_t *)(void *)((unsigned char *)scratch + 4736);
     uint8_t *const At_storage = (uint8_t *)(void *)((unsigned char *)scratch + 5312);
     for (int32_t h = 0; h < 8; ++h) {
+        int8_t *const Vt_v1_q_storage = (int8_t *)scratch;
         for (int32_t Vt_v1_q_nb = 0; Vt_v1_q_nb < 8; ++Vt_v1_q_nb) {
             for (int32_t Vt_v1_q_kb = 0; Vt_v1_q_kb < 20; ++Vt_v1_q_kb) {
                 for (int32_t Vt_v1_q_c = 0; Vt_v1_q_c < 4; ++Vt_v1_q_c) {
@@ -187,27 +187,15 @@ void kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2(const int8_t *restrict Q, co
                     Vt_v1_q_storage[(((16 * Vt_v1_q_kb) + (336 * Vt_v1_q_nb)) + (4 * Vt_v1_q_c)) + 3] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v1_q_nb)) + (4 * Vt_v1_q_kb)) + (81 * Vt_v1_q_c)) + 3];
                 }
             }
-            for (int32_t Vt_v1_q_kb1 = 20; Vt_v1_q_kb1 < 21; ++Vt_v1_q_kb1) {
-                for (int32_t Vt_v1_q_c1 = 0; Vt_v1_q_c1 < 4; ++Vt_v1_q_c1) {
-                    for (int32_t Vt_v1_q_l1 = 0; Vt_v1_q_l1 < 1; ++Vt_v1_q_l1) {
-                        Vt_v1_q_storage[(((16 * Vt_v1_q_kb1) + (336 * Vt_v1_q_nb)) + (4 * Vt_v1_q_c1)) + Vt_v1_q_l1] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v1_q_nb)) + (4 * Vt_v1_q_kb1)) + (81 * Vt_v1_q_c1)) + Vt_v1_q_l1];
-                    }
-                    if (((4 * Vt_v1_q_kb1) + 1) < 81) {
-                        Vt_v1_q_storage[(((16 * Vt_v1_q_kb1) + (336 * Vt_v1_q_nb)) + (4 * Vt_v1_q_c1)) + 1] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v1_q_nb)) + (4 * Vt_v1_q_kb1)) + (81 * Vt_v1_q_c1)) + 1];
-                    } else {
-                        Vt_v1_q_storage[(((16 * Vt_v1_q_kb1) + (336 * Vt_v1_q_nb)) + (4 * Vt_v1_q_c1)) + 1] = 0;
-                    }
-                    if (((4 * Vt_v1_q_kb1) + 2) < 81) {
-                        Vt_v1_q_storage[(((16 * Vt_v1_q_kb1) + (336 * Vt_v1_q_nb)) + (4 * Vt_v1_q_c1)) + 2] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v1_q_nb)) + (4 * Vt_v1_q_kb1)) + (81 * Vt_v1_q_c1)) + 2];
-                    } else {
-                        Vt_v1_q_storage[(((16 * Vt_v1_q_kb1) + (336 * Vt_v1_q_nb)) + (4 * Vt_v1_q_c1)) + 2] = 0;
-                    }
-                    if (((4 * Vt_v1_q_kb1) + 3) < 81) {
-                        Vt_v1_q_storage[(((16 * Vt_v1_q_kb1) + (336 * Vt_v1_q_nb)) + (4 * Vt_v1_q_c1)) + 3] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v1_q_nb)) + (4 * Vt_v1_q_kb1)) + (81 * Vt_v1_q_c1)) + 3];
-                    } else {
-                        Vt_v1_q_storage[(((16 * Vt_v1_q_kb1) + (336 * Vt_v1_q_nb)) + (4 * Vt_v1_q_c1)) + 3] = 0;
-                    }
+            for (int32_t Vt_v1_q_c_p = 0; Vt_v1_q_c_p < 4; ++Vt_v1_q_c_p) {
+                for (int32_t Vt_v1_q_l_p = 0; Vt_v1_q_l_p < 1; ++Vt_v1_q_l_p) {
+                    Vt_v1_q_storage[(((336 * Vt_v1_q_nb) + (4 * Vt_v1_q_c_p)) + Vt_v1_q_l_p) + 320] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v1_q_nb)) + (81 * Vt_v1_q_c_p)) + Vt_v1_q_l_p) + 80];
                 }
+            }
+            for (int32_t Vt_v1_q_c_z = 0; Vt_v1_q_c_z < 4; ++Vt_v1_q_c_z) {
+                Vt_v1_q_storage[((336 * Vt_v1_q_nb) + (4 * Vt_v1_q_c_z)) + 321] = 0;
+                Vt_v1_q_storage[((336 * Vt_v1_q_nb) + (4 * Vt_v1_q_c_z)) + 322] = 0;
+                Vt_v1_q_storage[((336 * Vt_v1_q_nb) + (4 * Vt_v1_q_c_z)) + 323] = 0;
             }
         }
         for (int32_t qb = 0; qb < 27; ++qb) {
@@ -408,27 +396,15 @@ void kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2(const int8_t *restrict Q, co
                         At_v1_q_storage[((12 * At_v1_q_k) + (4 * At_v1_q_r)) + 3] = (uint8_t)At_storage[(((243 * r2_o) + (4 * At_v1_q_k)) + (81 * At_v1_q_r)) + 3];
                     }
                 }
-                for (int32_t At_v1_q_k1 = 20; At_v1_q_k1 < 21; ++At_v1_q_k1) {
-                    for (int32_t At_v1_q_r1 = 0; At_v1_q_r1 < 3; ++At_v1_q_r1) {
-                        for (int32_t At_v1_q_j1 = 0; At_v1_q_j1 < 1; ++At_v1_q_j1) {
-                            At_v1_q_storage[((12 * At_v1_q_k1) + (4 * At_v1_q_r1)) + At_v1_q_j1] = (uint8_t)At_storage[(((243 * r2_o) + (4 * At_v1_q_k1)) + (81 * At_v1_q_r1)) + At_v1_q_j1];
-                        }
-                        if (((4 * At_v1_q_k1) + 1) < 81) {
-                            At_v1_q_storage[((12 * At_v1_q_k1) + (4 * At_v1_q_r1)) + 1] = (uint8_t)At_storage[(((243 * r2_o) + (4 * At_v1_q_k1)) + (81 * At_v1_q_r1)) + 1];
-                        } else {
-                            At_v1_q_storage[((12 * At_v1_q_k1) + (4 * At_v1_q_r1)) + 1] = 0;
-                        }
-                        if (((4 * At_v1_q_k1) + 2) < 81) {
-                            At_v1_q_storage[((12 * At_v1_q_k1) + (4 * At_v1_q_r1)) + 2] = (uint8_t)At_storage[(((243 * r2_o) + (4 * At_v1_q_k1)) + (81 * At_v1_q_r1)) + 2];
-                        } else {
-                            At_v1_q_storage[((12 * At_v1_q_k1) + (4 * At_v1_q_r1)) + 2] = 0;
-                        }
-                        if (((4 * At_v1_q_k1) + 3) < 81) {
-                            At_v1_q_storage[((12 * At_v1_q_k1) + (4 * At_v1_q_r1)) + 3] = (uint8_t)At_storage[(((243 * r2_o) + (4 * At_v1_q_k1)) + (81 * At_v1_q_r1)) + 3];
-                        } else {
-                            At_v1_q_storage[((12 * At_v1_q_k1) + (4 * At_v1_q_r1)) + 3] = 0;
-                        }
+                for (int32_t At_v1_q_r_p = 0; At_v1_q_r_p < 3; ++At_v1_q_r_p) {
+                    for (int32_t At_v1_q_j_p = 0; At_v1_q_j_p < 1; ++At_v1_q_j_p) {
+                        At_v1_q_storage[((4 * At_v1_q_r_p) + At_v1_q_j_p) + 240] = (uint8_t)At_storage[(((243 * r2_o) + (81 * At_v1_q_r_p)) + At_v1_q_j_p) + 80];
                     }
+                }
+                for (int32_t At_v1_q_r_z = 0; At_v1_q_r_z < 3; ++At_v1_q_r_z) {
+                    At_v1_q_storage[(4 * At_v1_q_r_z) + 241] = 0;
+                    At_v1_q_storage[(4 * At_v1_q_r_z) + 242] = 0;
+                    At_v1_q_storage[(4 * At_v1_q_r_z) + 243] = 0;
                 }
                 for (int32_t p1_o = 0; p1_o < 8; ++p1_o) {
                     const uint8_t *At_v1_q_rd = At_v1_q_storage;
@@ -673,18 +649,18 @@ void kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2(const int8_t *restrict Q, co
                     acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[236]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 308]), acc1_1_2);
                     acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[236]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 312]), acc1_2_2);
                     acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[236]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 316]), acc1_3_2);
-                    acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[240]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 320]), acc1_0_0);
-                    acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[240]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 324]), acc1_1_0);
-                    acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[240]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 328]), acc1_2_0);
-                    acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[240]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 332]), acc1_3_0);
-                    acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[244]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 320]), acc1_0_1);
-                    acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[244]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 324]), acc1_1_1);
-                    acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[244]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 328]), acc1_2_1);
-                    acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[244]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 332]), acc1_3_1);
-                    acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[248]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 320]), acc1_0_2);
-                    acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[248]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 324]), acc1_1_2);
-                    acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[248]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 328]), acc1_2_2);
-                    acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[248]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 332]), acc1_3_2);
+                    acc1_0_0 = (int32_t)((uint32_t)acc1_0_0 + (uint32_t)(((int32_t)At_v1_q_rd[240]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 320])));
+                    acc1_0_1 = (int32_t)((uint32_t)acc1_0_1 + (uint32_t)(((int32_t)At_v1_q_rd[244]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 320])));
+                    acc1_0_2 = (int32_t)((uint32_t)acc1_0_2 + (uint32_t)(((int32_t)At_v1_q_rd[248]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 320])));
+                    acc1_1_0 = (int32_t)((uint32_t)acc1_1_0 + (uint32_t)(((int32_t)At_v1_q_rd[240]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 324])));
+                    acc1_1_1 = (int32_t)((uint32_t)acc1_1_1 + (uint32_t)(((int32_t)At_v1_q_rd[244]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 324])));
+                    acc1_1_2 = (int32_t)((uint32_t)acc1_1_2 + (uint32_t)(((int32_t)At_v1_q_rd[248]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 324])));
+                    acc1_2_0 = (int32_t)((uint32_t)acc1_2_0 + (uint32_t)(((int32_t)At_v1_q_rd[240]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 328])));
+                    acc1_2_1 = (int32_t)((uint32_t)acc1_2_1 + (uint32_t)(((int32_t)At_v1_q_rd[244]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 328])));
+                    acc1_2_2 = (int32_t)((uint32_t)acc1_2_2 + (uint32_t)(((int32_t)At_v1_q_rd[248]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 328])));
+                    acc1_3_0 = (int32_t)((uint32_t)acc1_3_0 + (uint32_t)(((int32_t)At_v1_q_rd[240]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 332])));
+                    acc1_3_1 = (int32_t)((uint32_t)acc1_3_1 + (uint32_t)(((int32_t)At_v1_q_rd[244]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 332])));
+                    acc1_3_2 = (int32_t)((uint32_t)acc1_3_2 + (uint32_t)(((int32_t)At_v1_q_rd[248]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 332])));
                     O[(((32 * h) + (4 * p1_o)) + (768 * qb)) + (768 * r2_o)] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_0_0 * (uint32_t)mul_o)) >> (shift_o & 31)));
                     O[((((32 * h) + (4 * p1_o)) + (768 * qb)) + (768 * r2_o)) + 256] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_0_1 * (uint32_t)mul_o)) >> (shift_o & 31)));
                     O[((((32 * h) + (4 * p1_o)) + (768 * qb)) + (768 * r2_o)) + 512] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_0_2 * (uint32_t)mul_o)) >> (shift_o & 31)));

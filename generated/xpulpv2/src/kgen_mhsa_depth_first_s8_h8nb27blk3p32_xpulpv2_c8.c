@@ -9,15 +9,14 @@
 #include "kgen_runtime.h"
 
 /* Scratch layout (byte offset: array, bytes; round8(x) = x rounded up to a multiple of 8):
- *   0: Vt_v1_q, 21504
- *   24128: texp, 2048
- *   26176: T, 1984
- *   21504: ybuf, 2624
- *   28160: At, 1984
+ *   2624: texp, 2048
+ *   4672: T, 1984
+ *   0: ybuf, 2624
+ *   6656: At, 1984
  */
 size_t kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2_c8_get_buffer_size(void)
 {
-    return 30144;
+    return 8640;
 }
 
 /**
@@ -58,8 +57,8 @@ size_t kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2_c8_get_buffer_size(void)
  * - Contraction over j4 (3x32x81): register block 3x4 with pv.sdotusp.b; Vt staged as quads where its view is declared; At staged per block of 3 rows.
  * - `K` must be 4-byte aligned (its rows are read as packed words).
  * - `Q` must be 4-byte aligned (its rows are read as packed words).
- * - Every one of the 8 cores calls the function: loops `k_uo`, `k1_uo`, `h` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier. Each core works in its own copy of `At`, `T`, `Vt_v1_q`, `ybuf` (the scratch buffer holds 8 copies).
- * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 357004 instructions, 410760 cycles; instructions = 0.09638*BLK**2*H*NB**2*P + 9.409*BLK*H*NB*P + 17.0, cycles = 0.09726*BLK**2*H*NB**2*P + 11.93*BLK*H*NB*P + 18.0.
+ * - Every one of the 8 cores calls the function: loops `k_uo`, `k1_uo`, `h` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier. Each core works in its own copy of `At`, `T`, `ybuf` (the scratch buffer holds 8 copies).
+ * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 368736 instructions, 423152 cycles; instructions = 0.1034*BLK**2*H*NB**2*P + 9.408*BLK*H*NB*P + 17.0, cycles = 0.1046*BLK**2*H*NB**2*P + 11.93*BLK*H*NB*P + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code
@@ -121,9 +120,8 @@ size_t kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2_c8_get_buffer_size(void)
  */
 void kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2_c8(const int8_t *restrict Q, const int8_t *restrict K, const int8_t *restrict Vt, int32_t mul_s, int32_t shift_s, int32_t a, int32_t b, int32_t c, int32_t log2, int32_t mul_o, int32_t shift_o, int8_t *restrict O, void *restrict scratch)
 {
-    int8_t *const Vt_v1_q_storage = (int8_t *)scratch;
     int32_t rl2 = kgen_div_i32((int32_t)((uint32_t)((int32_t)((uint32_t)65536 + (uint32_t)log2)) - (uint32_t)1), log2);
-    uint32_t *const texp_storage = (uint32_t *)(void *)((unsigned char *)scratch + 24128);
+    uint32_t *const texp_storage = (uint32_t *)(void *)((unsigned char *)scratch + 2624);
     {
         const int32_t k_uo_n = (32) - (0);
         const int32_t k_uo_core = kgen_core_id();
@@ -200,9 +198,9 @@ void kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2_c8(const int8_t *restrict Q,
             texp_storage[510] = (uint32_t)0u;
         }
     }
-    int8_t *const T_storage = (int8_t *)(void *)((unsigned char *)scratch + 26176);
-    uint32_t *const ybuf_storage = (uint32_t *)(void *)((unsigned char *)scratch + 21504);
-    uint8_t *const At_storage = (uint8_t *)(void *)((unsigned char *)scratch + 28160);
+    int8_t *const T_storage = (int8_t *)(void *)((unsigned char *)scratch + 4672);
+    uint32_t *const ybuf_storage = (uint32_t *)scratch;
+    uint8_t *const At_storage = (uint8_t *)(void *)((unsigned char *)scratch + 6656);
     kgen_barrier();
     {
         const int32_t h_n = (8) - (0);
@@ -212,39 +210,27 @@ void kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2_c8(const int8_t *restrict Q,
         const int32_t h_hi = h_lo + h_n / 8 + (h_core < h_n % 8 ? 1 : 0);
         uint8_t *const At_own = (uint8_t *)(void *)((unsigned char *)At_storage + h_core * 248);
         int8_t *const T_own = (int8_t *)(void *)((unsigned char *)T_storage + h_core * 248);
-        int8_t *const Vt_v1_q_own = (int8_t *)(void *)((unsigned char *)Vt_v1_q_storage + h_core * 2688);
         uint32_t *const ybuf_own = (uint32_t *)(void *)((unsigned char *)ybuf_storage + h_core * 328);
         for (int32_t h = h_lo; h < h_hi; ++h) {
+            KGEN_ALIGN8 int8_t Vt_v1_q_storage[8 * 21 * 4 * 4];
             for (int32_t Vt_v1_q_nb = 0; Vt_v1_q_nb < 8; ++Vt_v1_q_nb) {
                 for (int32_t Vt_v1_q_kb = 0; Vt_v1_q_kb < 20; ++Vt_v1_q_kb) {
                     for (int32_t Vt_v1_q_c = 0; Vt_v1_q_c < 4; ++Vt_v1_q_c) {
-                        Vt_v1_q_own[((16 * Vt_v1_q_kb) + (336 * Vt_v1_q_nb)) + (4 * Vt_v1_q_c)] = (int8_t)Vt[(((2592 * h) + (324 * Vt_v1_q_nb)) + (4 * Vt_v1_q_kb)) + (81 * Vt_v1_q_c)];
-                        Vt_v1_q_own[(((16 * Vt_v1_q_kb) + (336 * Vt_v1_q_nb)) + (4 * Vt_v1_q_c)) + 1] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v1_q_nb)) + (4 * Vt_v1_q_kb)) + (81 * Vt_v1_q_c)) + 1];
-                        Vt_v1_q_own[(((16 * Vt_v1_q_kb) + (336 * Vt_v1_q_nb)) + (4 * Vt_v1_q_c)) + 2] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v1_q_nb)) + (4 * Vt_v1_q_kb)) + (81 * Vt_v1_q_c)) + 2];
-                        Vt_v1_q_own[(((16 * Vt_v1_q_kb) + (336 * Vt_v1_q_nb)) + (4 * Vt_v1_q_c)) + 3] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v1_q_nb)) + (4 * Vt_v1_q_kb)) + (81 * Vt_v1_q_c)) + 3];
+                        Vt_v1_q_storage[((16 * Vt_v1_q_kb) + (336 * Vt_v1_q_nb)) + (4 * Vt_v1_q_c)] = (int8_t)Vt[(((2592 * h) + (324 * Vt_v1_q_nb)) + (4 * Vt_v1_q_kb)) + (81 * Vt_v1_q_c)];
+                        Vt_v1_q_storage[(((16 * Vt_v1_q_kb) + (336 * Vt_v1_q_nb)) + (4 * Vt_v1_q_c)) + 1] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v1_q_nb)) + (4 * Vt_v1_q_kb)) + (81 * Vt_v1_q_c)) + 1];
+                        Vt_v1_q_storage[(((16 * Vt_v1_q_kb) + (336 * Vt_v1_q_nb)) + (4 * Vt_v1_q_c)) + 2] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v1_q_nb)) + (4 * Vt_v1_q_kb)) + (81 * Vt_v1_q_c)) + 2];
+                        Vt_v1_q_storage[(((16 * Vt_v1_q_kb) + (336 * Vt_v1_q_nb)) + (4 * Vt_v1_q_c)) + 3] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v1_q_nb)) + (4 * Vt_v1_q_kb)) + (81 * Vt_v1_q_c)) + 3];
                     }
                 }
-                for (int32_t Vt_v1_q_kb1 = 20; Vt_v1_q_kb1 < 21; ++Vt_v1_q_kb1) {
-                    for (int32_t Vt_v1_q_c1 = 0; Vt_v1_q_c1 < 4; ++Vt_v1_q_c1) {
-                        for (int32_t Vt_v1_q_l1 = 0; Vt_v1_q_l1 < 1; ++Vt_v1_q_l1) {
-                            Vt_v1_q_own[(((16 * Vt_v1_q_kb1) + (336 * Vt_v1_q_nb)) + (4 * Vt_v1_q_c1)) + Vt_v1_q_l1] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v1_q_nb)) + (4 * Vt_v1_q_kb1)) + (81 * Vt_v1_q_c1)) + Vt_v1_q_l1];
-                        }
-                        if (((4 * Vt_v1_q_kb1) + 1) < 81) {
-                            Vt_v1_q_own[(((16 * Vt_v1_q_kb1) + (336 * Vt_v1_q_nb)) + (4 * Vt_v1_q_c1)) + 1] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v1_q_nb)) + (4 * Vt_v1_q_kb1)) + (81 * Vt_v1_q_c1)) + 1];
-                        } else {
-                            Vt_v1_q_own[(((16 * Vt_v1_q_kb1) + (336 * Vt_v1_q_nb)) + (4 * Vt_v1_q_c1)) + 1] = 0;
-                        }
-                        if (((4 * Vt_v1_q_kb1) + 2) < 81) {
-                            Vt_v1_q_own[(((16 * Vt_v1_q_kb1) + (336 * Vt_v1_q_nb)) + (4 * Vt_v1_q_c1)) + 2] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v1_q_nb)) + (4 * Vt_v1_q_kb1)) + (81 * Vt_v1_q_c1)) + 2];
-                        } else {
-                            Vt_v1_q_own[(((16 * Vt_v1_q_kb1) + (336 * Vt_v1_q_nb)) + (4 * Vt_v1_q_c1)) + 2] = 0;
-                        }
-                        if (((4 * Vt_v1_q_kb1) + 3) < 81) {
-                            Vt_v1_q_own[(((16 * Vt_v1_q_kb1) + (336 * Vt_v1_q_nb)) + (4 * Vt_v1_q_c1)) + 3] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v1_q_nb)) + (4 * Vt_v1_q_kb1)) + (81 * Vt_v1_q_c1)) + 3];
-                        } else {
-                            Vt_v1_q_own[(((16 * Vt_v1_q_kb1) + (336 * Vt_v1_q_nb)) + (4 * Vt_v1_q_c1)) + 3] = 0;
-                        }
+                for (int32_t Vt_v1_q_c_p = 0; Vt_v1_q_c_p < 4; ++Vt_v1_q_c_p) {
+                    for (int32_t Vt_v1_q_l_p = 0; Vt_v1_q_l_p < 1; ++Vt_v1_q_l_p) {
+                        Vt_v1_q_storage[(((336 * Vt_v1_q_nb) + (4 * Vt_v1_q_c_p)) + Vt_v1_q_l_p) + 320] = (int8_t)Vt[((((2592 * h) + (324 * Vt_v1_q_nb)) + (81 * Vt_v1_q_c_p)) + Vt_v1_q_l_p) + 80];
                     }
+                }
+                for (int32_t Vt_v1_q_c_z = 0; Vt_v1_q_c_z < 4; ++Vt_v1_q_c_z) {
+                    Vt_v1_q_storage[((336 * Vt_v1_q_nb) + (4 * Vt_v1_q_c_z)) + 321] = 0;
+                    Vt_v1_q_storage[((336 * Vt_v1_q_nb) + (4 * Vt_v1_q_c_z)) + 322] = 0;
+                    Vt_v1_q_storage[((336 * Vt_v1_q_nb) + (4 * Vt_v1_q_c_z)) + 323] = 0;
                 }
             }
             for (int32_t qb = 0; qb < 27; ++qb) {
@@ -445,283 +431,271 @@ void kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2_c8(const int8_t *restrict Q,
                             At_v1_q_storage[((12 * At_v1_q_k) + (4 * At_v1_q_r)) + 3] = (uint8_t)At_own[(((243 * r2_o) + (4 * At_v1_q_k)) + (81 * At_v1_q_r)) + 3];
                         }
                     }
-                    for (int32_t At_v1_q_k1 = 20; At_v1_q_k1 < 21; ++At_v1_q_k1) {
-                        for (int32_t At_v1_q_r1 = 0; At_v1_q_r1 < 3; ++At_v1_q_r1) {
-                            for (int32_t At_v1_q_j1 = 0; At_v1_q_j1 < 1; ++At_v1_q_j1) {
-                                At_v1_q_storage[((12 * At_v1_q_k1) + (4 * At_v1_q_r1)) + At_v1_q_j1] = (uint8_t)At_own[(((243 * r2_o) + (4 * At_v1_q_k1)) + (81 * At_v1_q_r1)) + At_v1_q_j1];
-                            }
-                            if (((4 * At_v1_q_k1) + 1) < 81) {
-                                At_v1_q_storage[((12 * At_v1_q_k1) + (4 * At_v1_q_r1)) + 1] = (uint8_t)At_own[(((243 * r2_o) + (4 * At_v1_q_k1)) + (81 * At_v1_q_r1)) + 1];
-                            } else {
-                                At_v1_q_storage[((12 * At_v1_q_k1) + (4 * At_v1_q_r1)) + 1] = 0;
-                            }
-                            if (((4 * At_v1_q_k1) + 2) < 81) {
-                                At_v1_q_storage[((12 * At_v1_q_k1) + (4 * At_v1_q_r1)) + 2] = (uint8_t)At_own[(((243 * r2_o) + (4 * At_v1_q_k1)) + (81 * At_v1_q_r1)) + 2];
-                            } else {
-                                At_v1_q_storage[((12 * At_v1_q_k1) + (4 * At_v1_q_r1)) + 2] = 0;
-                            }
-                            if (((4 * At_v1_q_k1) + 3) < 81) {
-                                At_v1_q_storage[((12 * At_v1_q_k1) + (4 * At_v1_q_r1)) + 3] = (uint8_t)At_own[(((243 * r2_o) + (4 * At_v1_q_k1)) + (81 * At_v1_q_r1)) + 3];
-                            } else {
-                                At_v1_q_storage[((12 * At_v1_q_k1) + (4 * At_v1_q_r1)) + 3] = 0;
-                            }
+                    for (int32_t At_v1_q_r_p = 0; At_v1_q_r_p < 3; ++At_v1_q_r_p) {
+                        for (int32_t At_v1_q_j_p = 0; At_v1_q_j_p < 1; ++At_v1_q_j_p) {
+                            At_v1_q_storage[((4 * At_v1_q_r_p) + At_v1_q_j_p) + 240] = (uint8_t)At_own[(((243 * r2_o) + (81 * At_v1_q_r_p)) + At_v1_q_j_p) + 80];
                         }
+                    }
+                    for (int32_t At_v1_q_r_z = 0; At_v1_q_r_z < 3; ++At_v1_q_r_z) {
+                        At_v1_q_storage[(4 * At_v1_q_r_z) + 241] = 0;
+                        At_v1_q_storage[(4 * At_v1_q_r_z) + 242] = 0;
+                        At_v1_q_storage[(4 * At_v1_q_r_z) + 243] = 0;
                     }
                     for (int32_t p1_o = 0; p1_o < 8; ++p1_o) {
                         const uint8_t *At_v1_q_rd = At_v1_q_storage;
                         KGEN_LAUNDER(At_v1_q_rd);
-                        int32_t acc1_0_0 = kgen_pv_dotusp_b(kgen_ld32(&At_v1_q_rd[0]), kgen_ld32(&Vt_v1_q_own[336 * p1_o]));
-                        int32_t acc1_1_0 = kgen_pv_dotusp_b(kgen_ld32(&At_v1_q_rd[0]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 4]));
-                        int32_t acc1_2_0 = kgen_pv_dotusp_b(kgen_ld32(&At_v1_q_rd[0]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 8]));
-                        int32_t acc1_3_0 = kgen_pv_dotusp_b(kgen_ld32(&At_v1_q_rd[0]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 12]));
-                        int32_t acc1_0_1 = kgen_pv_dotusp_b(kgen_ld32(&At_v1_q_rd[4]), kgen_ld32(&Vt_v1_q_own[336 * p1_o]));
-                        int32_t acc1_1_1 = kgen_pv_dotusp_b(kgen_ld32(&At_v1_q_rd[4]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 4]));
-                        int32_t acc1_2_1 = kgen_pv_dotusp_b(kgen_ld32(&At_v1_q_rd[4]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 8]));
-                        int32_t acc1_3_1 = kgen_pv_dotusp_b(kgen_ld32(&At_v1_q_rd[4]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 12]));
-                        int32_t acc1_0_2 = kgen_pv_dotusp_b(kgen_ld32(&At_v1_q_rd[8]), kgen_ld32(&Vt_v1_q_own[336 * p1_o]));
-                        int32_t acc1_1_2 = kgen_pv_dotusp_b(kgen_ld32(&At_v1_q_rd[8]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 4]));
-                        int32_t acc1_2_2 = kgen_pv_dotusp_b(kgen_ld32(&At_v1_q_rd[8]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 8]));
-                        int32_t acc1_3_2 = kgen_pv_dotusp_b(kgen_ld32(&At_v1_q_rd[8]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 12]));
-                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[12]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 16]), acc1_0_0);
-                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[12]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 20]), acc1_1_0);
-                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[12]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 24]), acc1_2_0);
-                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[12]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 28]), acc1_3_0);
-                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[16]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 16]), acc1_0_1);
-                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[16]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 20]), acc1_1_1);
-                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[16]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 24]), acc1_2_1);
-                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[16]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 28]), acc1_3_1);
-                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[20]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 16]), acc1_0_2);
-                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[20]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 20]), acc1_1_2);
-                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[20]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 24]), acc1_2_2);
-                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[20]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 28]), acc1_3_2);
-                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[24]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 32]), acc1_0_0);
-                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[24]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 36]), acc1_1_0);
-                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[24]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 40]), acc1_2_0);
-                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[24]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 44]), acc1_3_0);
-                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[28]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 32]), acc1_0_1);
-                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[28]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 36]), acc1_1_1);
-                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[28]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 40]), acc1_2_1);
-                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[28]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 44]), acc1_3_1);
-                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[32]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 32]), acc1_0_2);
-                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[32]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 36]), acc1_1_2);
-                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[32]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 40]), acc1_2_2);
-                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[32]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 44]), acc1_3_2);
-                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[36]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 48]), acc1_0_0);
-                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[36]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 52]), acc1_1_0);
-                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[36]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 56]), acc1_2_0);
-                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[36]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 60]), acc1_3_0);
-                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[40]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 48]), acc1_0_1);
-                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[40]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 52]), acc1_1_1);
-                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[40]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 56]), acc1_2_1);
-                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[40]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 60]), acc1_3_1);
-                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[44]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 48]), acc1_0_2);
-                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[44]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 52]), acc1_1_2);
-                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[44]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 56]), acc1_2_2);
-                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[44]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 60]), acc1_3_2);
-                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[48]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 64]), acc1_0_0);
-                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[48]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 68]), acc1_1_0);
-                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[48]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 72]), acc1_2_0);
-                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[48]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 76]), acc1_3_0);
-                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[52]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 64]), acc1_0_1);
-                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[52]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 68]), acc1_1_1);
-                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[52]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 72]), acc1_2_1);
-                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[52]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 76]), acc1_3_1);
-                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[56]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 64]), acc1_0_2);
-                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[56]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 68]), acc1_1_2);
-                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[56]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 72]), acc1_2_2);
-                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[56]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 76]), acc1_3_2);
-                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[60]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 80]), acc1_0_0);
-                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[60]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 84]), acc1_1_0);
-                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[60]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 88]), acc1_2_0);
-                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[60]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 92]), acc1_3_0);
-                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[64]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 80]), acc1_0_1);
-                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[64]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 84]), acc1_1_1);
-                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[64]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 88]), acc1_2_1);
-                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[64]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 92]), acc1_3_1);
-                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[68]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 80]), acc1_0_2);
-                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[68]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 84]), acc1_1_2);
-                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[68]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 88]), acc1_2_2);
-                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[68]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 92]), acc1_3_2);
-                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[72]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 96]), acc1_0_0);
-                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[72]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 100]), acc1_1_0);
-                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[72]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 104]), acc1_2_0);
-                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[72]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 108]), acc1_3_0);
-                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[76]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 96]), acc1_0_1);
-                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[76]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 100]), acc1_1_1);
-                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[76]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 104]), acc1_2_1);
-                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[76]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 108]), acc1_3_1);
-                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[80]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 96]), acc1_0_2);
-                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[80]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 100]), acc1_1_2);
-                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[80]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 104]), acc1_2_2);
-                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[80]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 108]), acc1_3_2);
-                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[84]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 112]), acc1_0_0);
-                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[84]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 116]), acc1_1_0);
-                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[84]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 120]), acc1_2_0);
-                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[84]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 124]), acc1_3_0);
-                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[88]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 112]), acc1_0_1);
-                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[88]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 116]), acc1_1_1);
-                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[88]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 120]), acc1_2_1);
-                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[88]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 124]), acc1_3_1);
-                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[92]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 112]), acc1_0_2);
-                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[92]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 116]), acc1_1_2);
-                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[92]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 120]), acc1_2_2);
-                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[92]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 124]), acc1_3_2);
-                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[96]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 128]), acc1_0_0);
-                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[96]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 132]), acc1_1_0);
-                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[96]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 136]), acc1_2_0);
-                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[96]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 140]), acc1_3_0);
-                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[100]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 128]), acc1_0_1);
-                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[100]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 132]), acc1_1_1);
-                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[100]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 136]), acc1_2_1);
-                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[100]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 140]), acc1_3_1);
-                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[104]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 128]), acc1_0_2);
-                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[104]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 132]), acc1_1_2);
-                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[104]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 136]), acc1_2_2);
-                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[104]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 140]), acc1_3_2);
-                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[108]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 144]), acc1_0_0);
-                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[108]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 148]), acc1_1_0);
-                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[108]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 152]), acc1_2_0);
-                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[108]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 156]), acc1_3_0);
-                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[112]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 144]), acc1_0_1);
-                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[112]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 148]), acc1_1_1);
-                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[112]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 152]), acc1_2_1);
-                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[112]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 156]), acc1_3_1);
-                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[116]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 144]), acc1_0_2);
-                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[116]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 148]), acc1_1_2);
-                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[116]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 152]), acc1_2_2);
-                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[116]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 156]), acc1_3_2);
-                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[120]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 160]), acc1_0_0);
-                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[120]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 164]), acc1_1_0);
-                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[120]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 168]), acc1_2_0);
-                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[120]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 172]), acc1_3_0);
-                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[124]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 160]), acc1_0_1);
-                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[124]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 164]), acc1_1_1);
-                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[124]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 168]), acc1_2_1);
-                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[124]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 172]), acc1_3_1);
-                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[128]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 160]), acc1_0_2);
-                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[128]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 164]), acc1_1_2);
-                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[128]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 168]), acc1_2_2);
-                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[128]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 172]), acc1_3_2);
-                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[132]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 176]), acc1_0_0);
-                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[132]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 180]), acc1_1_0);
-                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[132]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 184]), acc1_2_0);
-                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[132]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 188]), acc1_3_0);
-                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[136]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 176]), acc1_0_1);
-                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[136]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 180]), acc1_1_1);
-                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[136]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 184]), acc1_2_1);
-                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[136]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 188]), acc1_3_1);
-                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[140]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 176]), acc1_0_2);
-                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[140]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 180]), acc1_1_2);
-                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[140]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 184]), acc1_2_2);
-                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[140]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 188]), acc1_3_2);
-                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[144]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 192]), acc1_0_0);
-                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[144]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 196]), acc1_1_0);
-                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[144]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 200]), acc1_2_0);
-                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[144]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 204]), acc1_3_0);
-                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[148]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 192]), acc1_0_1);
-                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[148]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 196]), acc1_1_1);
-                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[148]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 200]), acc1_2_1);
-                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[148]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 204]), acc1_3_1);
-                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[152]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 192]), acc1_0_2);
-                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[152]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 196]), acc1_1_2);
-                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[152]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 200]), acc1_2_2);
-                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[152]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 204]), acc1_3_2);
-                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[156]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 208]), acc1_0_0);
-                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[156]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 212]), acc1_1_0);
-                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[156]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 216]), acc1_2_0);
-                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[156]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 220]), acc1_3_0);
-                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[160]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 208]), acc1_0_1);
-                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[160]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 212]), acc1_1_1);
-                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[160]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 216]), acc1_2_1);
-                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[160]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 220]), acc1_3_1);
-                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[164]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 208]), acc1_0_2);
-                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[164]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 212]), acc1_1_2);
-                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[164]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 216]), acc1_2_2);
-                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[164]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 220]), acc1_3_2);
-                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[168]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 224]), acc1_0_0);
-                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[168]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 228]), acc1_1_0);
-                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[168]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 232]), acc1_2_0);
-                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[168]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 236]), acc1_3_0);
-                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[172]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 224]), acc1_0_1);
-                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[172]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 228]), acc1_1_1);
-                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[172]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 232]), acc1_2_1);
-                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[172]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 236]), acc1_3_1);
-                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[176]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 224]), acc1_0_2);
-                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[176]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 228]), acc1_1_2);
-                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[176]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 232]), acc1_2_2);
-                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[176]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 236]), acc1_3_2);
-                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[180]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 240]), acc1_0_0);
-                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[180]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 244]), acc1_1_0);
-                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[180]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 248]), acc1_2_0);
-                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[180]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 252]), acc1_3_0);
-                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[184]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 240]), acc1_0_1);
-                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[184]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 244]), acc1_1_1);
-                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[184]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 248]), acc1_2_1);
-                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[184]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 252]), acc1_3_1);
-                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[188]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 240]), acc1_0_2);
-                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[188]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 244]), acc1_1_2);
-                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[188]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 248]), acc1_2_2);
-                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[188]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 252]), acc1_3_2);
-                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[192]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 256]), acc1_0_0);
-                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[192]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 260]), acc1_1_0);
-                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[192]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 264]), acc1_2_0);
-                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[192]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 268]), acc1_3_0);
-                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[196]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 256]), acc1_0_1);
-                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[196]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 260]), acc1_1_1);
-                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[196]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 264]), acc1_2_1);
-                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[196]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 268]), acc1_3_1);
-                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[200]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 256]), acc1_0_2);
-                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[200]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 260]), acc1_1_2);
-                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[200]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 264]), acc1_2_2);
-                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[200]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 268]), acc1_3_2);
-                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[204]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 272]), acc1_0_0);
-                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[204]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 276]), acc1_1_0);
-                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[204]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 280]), acc1_2_0);
-                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[204]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 284]), acc1_3_0);
-                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[208]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 272]), acc1_0_1);
-                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[208]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 276]), acc1_1_1);
-                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[208]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 280]), acc1_2_1);
-                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[208]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 284]), acc1_3_1);
-                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[212]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 272]), acc1_0_2);
-                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[212]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 276]), acc1_1_2);
-                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[212]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 280]), acc1_2_2);
-                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[212]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 284]), acc1_3_2);
-                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[216]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 288]), acc1_0_0);
-                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[216]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 292]), acc1_1_0);
-                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[216]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 296]), acc1_2_0);
-                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[216]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 300]), acc1_3_0);
-                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[220]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 288]), acc1_0_1);
-                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[220]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 292]), acc1_1_1);
-                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[220]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 296]), acc1_2_1);
-                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[220]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 300]), acc1_3_1);
-                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[224]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 288]), acc1_0_2);
-                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[224]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 292]), acc1_1_2);
-                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[224]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 296]), acc1_2_2);
-                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[224]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 300]), acc1_3_2);
-                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[228]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 304]), acc1_0_0);
-                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[228]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 308]), acc1_1_0);
-                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[228]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 312]), acc1_2_0);
-                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[228]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 316]), acc1_3_0);
-                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[232]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 304]), acc1_0_1);
-                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[232]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 308]), acc1_1_1);
-                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[232]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 312]), acc1_2_1);
-                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[232]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 316]), acc1_3_1);
-                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[236]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 304]), acc1_0_2);
-                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[236]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 308]), acc1_1_2);
-                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[236]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 312]), acc1_2_2);
-                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[236]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 316]), acc1_3_2);
-                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[240]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 320]), acc1_0_0);
-                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[240]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 324]), acc1_1_0);
-                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[240]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 328]), acc1_2_0);
-                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[240]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 332]), acc1_3_0);
-                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[244]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 320]), acc1_0_1);
-                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[244]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 324]), acc1_1_1);
-                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[244]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 328]), acc1_2_1);
-                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[244]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 332]), acc1_3_1);
-                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[248]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 320]), acc1_0_2);
-                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[248]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 324]), acc1_1_2);
-                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[248]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 328]), acc1_2_2);
-                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[248]), kgen_ld32(&Vt_v1_q_own[(336 * p1_o) + 332]), acc1_3_2);
+                        int32_t acc1_0_0 = kgen_pv_dotusp_b(kgen_ld32(&At_v1_q_rd[0]), kgen_ld32(&Vt_v1_q_storage[336 * p1_o]));
+                        int32_t acc1_1_0 = kgen_pv_dotusp_b(kgen_ld32(&At_v1_q_rd[0]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 4]));
+                        int32_t acc1_2_0 = kgen_pv_dotusp_b(kgen_ld32(&At_v1_q_rd[0]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 8]));
+                        int32_t acc1_3_0 = kgen_pv_dotusp_b(kgen_ld32(&At_v1_q_rd[0]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 12]));
+                        int32_t acc1_0_1 = kgen_pv_dotusp_b(kgen_ld32(&At_v1_q_rd[4]), kgen_ld32(&Vt_v1_q_storage[336 * p1_o]));
+                        int32_t acc1_1_1 = kgen_pv_dotusp_b(kgen_ld32(&At_v1_q_rd[4]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 4]));
+                        int32_t acc1_2_1 = kgen_pv_dotusp_b(kgen_ld32(&At_v1_q_rd[4]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 8]));
+                        int32_t acc1_3_1 = kgen_pv_dotusp_b(kgen_ld32(&At_v1_q_rd[4]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 12]));
+                        int32_t acc1_0_2 = kgen_pv_dotusp_b(kgen_ld32(&At_v1_q_rd[8]), kgen_ld32(&Vt_v1_q_storage[336 * p1_o]));
+                        int32_t acc1_1_2 = kgen_pv_dotusp_b(kgen_ld32(&At_v1_q_rd[8]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 4]));
+                        int32_t acc1_2_2 = kgen_pv_dotusp_b(kgen_ld32(&At_v1_q_rd[8]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 8]));
+                        int32_t acc1_3_2 = kgen_pv_dotusp_b(kgen_ld32(&At_v1_q_rd[8]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 12]));
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[12]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 16]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[12]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 20]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[12]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 24]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[12]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 28]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[16]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 16]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[16]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 20]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[16]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 24]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[16]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 28]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[20]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 16]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[20]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 20]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[20]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 24]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[20]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 28]), acc1_3_2);
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[24]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 32]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[24]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 36]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[24]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 40]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[24]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 44]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[28]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 32]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[28]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 36]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[28]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 40]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[28]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 44]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[32]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 32]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[32]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 36]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[32]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 40]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[32]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 44]), acc1_3_2);
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[36]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 48]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[36]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 52]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[36]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 56]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[36]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 60]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[40]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 48]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[40]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 52]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[40]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 56]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[40]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 60]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[44]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 48]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[44]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 52]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[44]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 56]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[44]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 60]), acc1_3_2);
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[48]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 64]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[48]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 68]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[48]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 72]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[48]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 76]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[52]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 64]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[52]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 68]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[52]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 72]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[52]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 76]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[56]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 64]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[56]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 68]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[56]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 72]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[56]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 76]), acc1_3_2);
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[60]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 80]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[60]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 84]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[60]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 88]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[60]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 92]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[64]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 80]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[64]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 84]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[64]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 88]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[64]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 92]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[68]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 80]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[68]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 84]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[68]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 88]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[68]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 92]), acc1_3_2);
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[72]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 96]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[72]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 100]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[72]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 104]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[72]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 108]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[76]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 96]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[76]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 100]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[76]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 104]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[76]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 108]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[80]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 96]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[80]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 100]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[80]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 104]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[80]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 108]), acc1_3_2);
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[84]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 112]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[84]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 116]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[84]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 120]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[84]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 124]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[88]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 112]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[88]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 116]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[88]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 120]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[88]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 124]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[92]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 112]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[92]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 116]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[92]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 120]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[92]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 124]), acc1_3_2);
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[96]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 128]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[96]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 132]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[96]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 136]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[96]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 140]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[100]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 128]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[100]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 132]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[100]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 136]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[100]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 140]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[104]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 128]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[104]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 132]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[104]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 136]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[104]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 140]), acc1_3_2);
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[108]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 144]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[108]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 148]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[108]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 152]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[108]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 156]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[112]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 144]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[112]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 148]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[112]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 152]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[112]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 156]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[116]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 144]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[116]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 148]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[116]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 152]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[116]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 156]), acc1_3_2);
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[120]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 160]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[120]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 164]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[120]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 168]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[120]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 172]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[124]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 160]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[124]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 164]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[124]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 168]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[124]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 172]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[128]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 160]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[128]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 164]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[128]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 168]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[128]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 172]), acc1_3_2);
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[132]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 176]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[132]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 180]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[132]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 184]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[132]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 188]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[136]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 176]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[136]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 180]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[136]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 184]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[136]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 188]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[140]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 176]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[140]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 180]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[140]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 184]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[140]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 188]), acc1_3_2);
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[144]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 192]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[144]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 196]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[144]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 200]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[144]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 204]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[148]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 192]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[148]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 196]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[148]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 200]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[148]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 204]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[152]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 192]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[152]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 196]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[152]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 200]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[152]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 204]), acc1_3_2);
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[156]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 208]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[156]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 212]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[156]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 216]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[156]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 220]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[160]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 208]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[160]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 212]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[160]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 216]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[160]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 220]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[164]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 208]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[164]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 212]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[164]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 216]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[164]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 220]), acc1_3_2);
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[168]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 224]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[168]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 228]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[168]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 232]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[168]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 236]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[172]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 224]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[172]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 228]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[172]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 232]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[172]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 236]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[176]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 224]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[176]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 228]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[176]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 232]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[176]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 236]), acc1_3_2);
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[180]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 240]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[180]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 244]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[180]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 248]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[180]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 252]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[184]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 240]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[184]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 244]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[184]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 248]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[184]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 252]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[188]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 240]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[188]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 244]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[188]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 248]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[188]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 252]), acc1_3_2);
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[192]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 256]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[192]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 260]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[192]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 264]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[192]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 268]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[196]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 256]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[196]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 260]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[196]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 264]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[196]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 268]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[200]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 256]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[200]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 260]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[200]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 264]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[200]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 268]), acc1_3_2);
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[204]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 272]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[204]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 276]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[204]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 280]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[204]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 284]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[208]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 272]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[208]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 276]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[208]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 280]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[208]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 284]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[212]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 272]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[212]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 276]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[212]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 280]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[212]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 284]), acc1_3_2);
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[216]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 288]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[216]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 292]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[216]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 296]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[216]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 300]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[220]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 288]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[220]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 292]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[220]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 296]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[220]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 300]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[224]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 288]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[224]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 292]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[224]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 296]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[224]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 300]), acc1_3_2);
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[228]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 304]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[228]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 308]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[228]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 312]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[228]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 316]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[232]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 304]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[232]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 308]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[232]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 312]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[232]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 316]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[236]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 304]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[236]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 308]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[236]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 312]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[236]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 316]), acc1_3_2);
+                        acc1_0_0 = (int32_t)((uint32_t)acc1_0_0 + (uint32_t)(((int32_t)At_v1_q_rd[240]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 320])));
+                        acc1_0_1 = (int32_t)((uint32_t)acc1_0_1 + (uint32_t)(((int32_t)At_v1_q_rd[244]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 320])));
+                        acc1_0_2 = (int32_t)((uint32_t)acc1_0_2 + (uint32_t)(((int32_t)At_v1_q_rd[248]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 320])));
+                        acc1_1_0 = (int32_t)((uint32_t)acc1_1_0 + (uint32_t)(((int32_t)At_v1_q_rd[240]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 324])));
+                        acc1_1_1 = (int32_t)((uint32_t)acc1_1_1 + (uint32_t)(((int32_t)At_v1_q_rd[244]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 324])));
+                        acc1_1_2 = (int32_t)((uint32_t)acc1_1_2 + (uint32_t)(((int32_t)At_v1_q_rd[248]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 324])));
+                        acc1_2_0 = (int32_t)((uint32_t)acc1_2_0 + (uint32_t)(((int32_t)At_v1_q_rd[240]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 328])));
+                        acc1_2_1 = (int32_t)((uint32_t)acc1_2_1 + (uint32_t)(((int32_t)At_v1_q_rd[244]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 328])));
+                        acc1_2_2 = (int32_t)((uint32_t)acc1_2_2 + (uint32_t)(((int32_t)At_v1_q_rd[248]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 328])));
+                        acc1_3_0 = (int32_t)((uint32_t)acc1_3_0 + (uint32_t)(((int32_t)At_v1_q_rd[240]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 332])));
+                        acc1_3_1 = (int32_t)((uint32_t)acc1_3_1 + (uint32_t)(((int32_t)At_v1_q_rd[244]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 332])));
+                        acc1_3_2 = (int32_t)((uint32_t)acc1_3_2 + (uint32_t)(((int32_t)At_v1_q_rd[248]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 332])));
                         O[(((32 * h) + (4 * p1_o)) + (768 * qb)) + (768 * r2_o)] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_0_0 * (uint32_t)mul_o)) >> (shift_o & 31)));
                         O[((((32 * h) + (4 * p1_o)) + (768 * qb)) + (768 * r2_o)) + 256] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_0_1 * (uint32_t)mul_o)) >> (shift_o & 31)));
                         O[((((32 * h) + (4 * p1_o)) + (768 * qb)) + (768 * r2_o)) + 512] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_0_2 * (uint32_t)mul_o)) >> (shift_o & 31)));

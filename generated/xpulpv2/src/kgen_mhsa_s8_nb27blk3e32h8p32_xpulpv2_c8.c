@@ -233,6 +233,7 @@ void kgen_mhsa_s8_nb27blk3e32h8p32_xpulpv2_c8(const int8_t *restrict X, const in
             texp_storage[(8 * k_uo) + 7] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_7)) * (uint32_t)q_7)) + (uint32_t)c)) >> z_7);
         }
     }
+    kgen_barrier();
     {
         const int32_t k1_uo_n = (31) - (0);
         const int32_t k1_uo_core = kgen_core_id();
@@ -250,6 +251,7 @@ void kgen_mhsa_s8_nb27blk3e32h8p32_xpulpv2_c8(const int8_t *restrict X, const in
             texp_storage[(8 * k1_uo) + 263] = (uint32_t)0u;
         }
     }
+    kgen_barrier();
     {
         const int32_t kgen_serial_n = (1) - (0);
         const int32_t kgen_serial_core = kgen_core_id();
@@ -273,6 +275,7 @@ void kgen_mhsa_s8_nb27blk3e32h8p32_xpulpv2_c8(const int8_t *restrict X, const in
     uint32_t *const ybuf_storage = (uint32_t *)(void *)((unsigned char *)scratch + 82944);
     uint8_t *const At_storage = (uint8_t *)(void *)((unsigned char *)scratch + 89600);
     int8_t *const O_storage = (int8_t *)(void *)((unsigned char *)scratch + 62208);
+    kgen_barrier();
     {
         const int32_t h_n = (8) - (0);
         const int32_t h_core = kgen_core_id();
@@ -1343,6 +1346,7 @@ void kgen_mhsa_s8_nb27blk3e32h8p32_xpulpv2_c8(const int8_t *restrict X, const in
             }
         }
     }
+    kgen_barrier();
     {
         const int32_t s3_o_e3_o_n = (160) - (0);
         const int32_t s3_o_e3_o_core = kgen_core_id();
@@ -2392,6 +2396,7 @@ void kgen_mhsa_s8_nb27blk3e32h8p32_xpulpv2_c8(const int8_t *restrict X, const in
             Y[(((4 * (s3_o_e3_o / 8)) + 3) * 32) + ((4 * (s3_o_e3_o - (8 * (s3_o_e3_o / 8)))) + 3)] = (int8_t)kgen_p_clip_8(kgen_p_addNr(((int32_t)((uint32_t)acc5_3_3 * (uint32_t)mul_o)), ((int32_t)((uint32_t)bo[(4 * (s3_o_e3_o - (8 * (s3_o_e3_o / 8)))) + 3] * (uint32_t)mul_o)), shift_o));
         }
     }
+    kgen_barrier();
     {
         const int32_t e3_o1_n = (8) - (0);
         const int32_t e3_o1_core = kgen_core_id();

@@ -233,6 +233,7 @@ void kgen_mhsa_s8_nb32blk2e64h1p64_xpulpv2_c8(const int8_t *restrict X, const in
             texp_storage[(8 * k_uo) + 7] = (uint32_t)(((int32_t)((uint32_t)((int32_t)((uint32_t)((int32_t)((uint32_t)a * (uint32_t)q_7)) * (uint32_t)q_7)) + (uint32_t)c)) >> z_7);
         }
     }
+    kgen_barrier();
     {
         const int32_t k1_uo_n = (31) - (0);
         const int32_t k1_uo_core = kgen_core_id();
@@ -250,6 +251,7 @@ void kgen_mhsa_s8_nb32blk2e64h1p64_xpulpv2_c8(const int8_t *restrict X, const in
             texp_storage[(8 * k1_uo) + 263] = (uint32_t)0u;
         }
     }
+    kgen_barrier();
     {
         const int32_t kgen_serial_n = (1) - (0);
         const int32_t kgen_serial_core = kgen_core_id();
@@ -274,6 +276,7 @@ void kgen_mhsa_s8_nb32blk2e64h1p64_xpulpv2_c8(const int8_t *restrict X, const in
     uint8_t *const At_storage = (uint8_t *)(void *)((unsigned char *)scratch + 21504);
     int8_t *const O_storage = (int8_t *)(void *)((unsigned char *)scratch + 12288);
     for (int32_t h = 0; h < 1; ++h) {
+        kgen_barrier();
         {
             const int32_t s_o_n = (16) - (0);
             const int32_t s_o_core = kgen_core_id();
@@ -1123,6 +1126,7 @@ void kgen_mhsa_s8_nb32blk2e64h1p64_xpulpv2_c8(const int8_t *restrict X, const in
                 }
             }
         }
+        kgen_barrier();
         {
             const int32_t qb_n = (32) - (0);
             const int32_t qb_core = kgen_core_id();
@@ -1460,6 +1464,7 @@ void kgen_mhsa_s8_nb32blk2e64h1p64_xpulpv2_c8(const int8_t *restrict X, const in
             }
         }
     }
+    kgen_barrier();
     {
         const int32_t s3_o_n = (16) - (0);
         const int32_t s3_o_core = kgen_core_id();

@@ -29,7 +29,7 @@
  * - Contraction over p (81x81x32): register block 4x4 with pv.sdotsp.b; K read in place; Q read in place.
  * - `K` must be 4-byte aligned (its rows are read as packed words).
  * - `Q` must be 4-byte aligned (its rows are read as packed words).
- * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 853256 instructions, 859816 cycles; instructions = 0.383*H*P*S**2 + 4.0*H*S**2 + 17.0, cycles = 0.3869*H*P*S**2 + 4.0*H*S**2 + 18.0.
+ * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 855768 instructions, 862496 cycles; instructions = 0.3844*H*P*S**2 + 4.003*H*S**2 + 17.0, cycles = 0.3884*H*P*S**2 + 4.003*H*S**2 + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

@@ -30,7 +30,7 @@
  * - `K` must be 4-byte aligned (its rows are read as packed words).
  * - `Q` must be 4-byte aligned (its rows are read as packed words).
  * - Every one of the 8 cores calls the function: loops `h` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier.
- * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 106681 instructions, 107522 cycles; instructions = 0.04788*H*P*S**2 + 0.5*H*S**2 + 17.0, cycles = 0.04838*H*P*S**2 + 0.5*H*S**2 + 18.0.
+ * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 106987 instructions, 107829 cycles; instructions = 0.04805*H*P*S**2 + 0.5004*H*S**2 + 17.0, cycles = 0.04855*H*P*S**2 + 0.5004*H*S**2 + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

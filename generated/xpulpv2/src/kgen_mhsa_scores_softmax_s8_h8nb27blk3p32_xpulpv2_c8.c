@@ -51,7 +51,7 @@ size_t kgen_mhsa_scores_softmax_s8_h8nb27blk3p32_xpulpv2_c8_get_buffer_size(void
  * - `K` must be 4-byte aligned (its rows are read as packed words).
  * - `Q` must be 4-byte aligned (its rows are read as packed words).
  * - Every one of the 8 cores calls the function: loops `k_uo`, `k1_uo`, `h` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier. Each core works in its own copy of `T`, `ybuf` (the scratch buffer holds 8 copies).
- * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 236482 instructions, 288576 cycles; instructions = 0.04338*BLK**2*H*NB**2*P + 3.117*BLK**2*H*NB**2 + 17.0, cycles = 0.04402*BLK**2*H*NB**2*P + 4.089*BLK**2*H*NB**2 + 18.0.
+ * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 245636 instructions, 297728 cycles; instructions = 0.04883*BLK**2*H*NB**2*P + 3.117*BLK**2*H*NB**2 + 17.0, cycles = 0.04947*BLK**2*H*NB**2*P + 4.089*BLK**2*H*NB**2 + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code
