@@ -20,6 +20,9 @@ view of it).  With constant sizes the planner is greedy first-fit by decreasing 
 TensorFlow Lite Micro's planner); with run-time sizes an array is placed above every overlapping
 array placed before it, longest-lived first, and offsets are ``max`` expressions of the sizes.
 
+In a multi-core kernel an array's lifetime extends to the next barrier after its last use (the
+cores are only in step at barriers), and arrays a split loop privatises take one copy per core.
+
 The plan is computed from the lowered IR that is emitted, so ``<function>_get_buffer_size()``,
 the offsets in the C body and ``manifest.json`` cannot disagree.
 """
@@ -185,10 +188,26 @@ class _Lifetimes:
         return set().union(*(refs for _, _, refs in entries)) - set(mine)
 
 
+def _extend_to_barriers(body: tuple[Stmt, ...], locals_: list[_Local]) -> None:
+    """Multi-core kernels: cores run a region at their own pace until the next barrier, so an array
+    lives until the first top-level ``kgen_barrier`` after the statement that last uses it (or to
+    the end of the function); arrays share bytes only across a barrier."""
+    pre = [0]
+    for s in body:
+        pre.append(pre[-1] + sum(1 for _ in walk_stmts((s,))))
+    barriers = [i for i, s in enumerate(body) if isinstance(s, For) and s.has("barrier") and not s.body]
+    for loc in locals_:
+        i = max(j for j in range(len(body)) if pre[j] <= loc.live[1])
+        nxt = next((b for b in barriers if b > i), None)
+        loc.live = (loc.live[0], pre[nxt] if nxt is not None else pre[-1] - 1)
+
+
 def plan_scratch(kernel: Kernel) -> ScratchPlan | None:
     """The scratch plan of a lowered kernel, or None when it needs no scratch."""
     walker = _Lifetimes()
     walker.walk(kernel.body, {}, True, False)
+    if any(isinstance(s, For) and s.has("parallel") for s in walk_stmts(kernel.body)):
+        _extend_to_barriers(kernel.body, walker.locals)
     chosen = [loc for loc in walker.locals if loc.scratch]
     if not chosen:
         return None

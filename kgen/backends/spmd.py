@@ -71,9 +71,12 @@ def is_barrier(s: Stmt) -> bool:
 
 
 class Spmd:
-    def __init__(self, kernel: Kernel, cores: int) -> None:
+    def __init__(self, kernel: Kernel, cores: int, private_budget: int | None = None) -> None:
         self.kernel = kernel
         self.cores = cores
+        #: bytes the per-core copies of one split loop's private arrays may take together
+        self.private_budget = private_budget
+        self.alloc_bytes = {s.name: _bytes(s) for s in walk_stmts(kernel.body) if isinstance(s, Alloc)}
         self.st = storages(kernel)
         self.params = {p.name for p in kernel.buffers}
         #: arrays declared at the top level of the kernel: shared (the caller's scratch)
@@ -164,7 +167,11 @@ class Spmd:
         acc = [a for a in accesses(self.kernel, lp.body) if not self.shared(a.root) and a.root not in inner]
         if {a.root for a in acc if a.store} - private or {a.root for a in acc} & self.core0_arrays:
             return None
-        return tuple(sorted(r for r in private if r in self.shared_allocs))
+        own = tuple(sorted(r for r in private if r in self.shared_allocs))
+        if self.private_budget is not None and \
+                sum(-(-self.alloc_bytes[r] // 8) * 8 for r in own) * self.cores > self.private_budget:
+            return None  # the copies would not fit the memory the cores share
+        return own
 
     def level(self, body: tuple[Stmt, ...], sync: _Sync) -> tuple[list[Stmt], float]:
         """The statements of one level transformed, and the estimated work of the slowest core.  When
@@ -333,9 +340,17 @@ def work(body: tuple[Stmt, ...]) -> float:
     return total
 
 
-def parallelize(kernel: Kernel, cores: int) -> Kernel:
-    """``kernel`` (lowered, specialised) run by ``cores`` cores (module docstring)."""
-    sp = Spmd(kernel, cores)
+def _bytes(a: Alloc) -> int:
+    n = a.type.bits // 8
+    for d in a.shape:
+        n *= d.value if isinstance(d, Const) else 1 << 20
+    return n
+
+
+def parallelize(kernel: Kernel, cores: int, private_budget: int | None = None) -> Kernel:
+    """``kernel`` (lowered, specialised) run by ``cores`` cores (module docstring); a loop is only
+    split if the per-core copies of its private arrays take at most ``private_budget`` bytes."""
+    sp = Spmd(kernel, cores, private_budget)
     try:
         body, _ = sp.level(kernel.body, _Sync())
     except _Refuse:

@@ -169,6 +169,9 @@ class XpulpBackend:
         if stager.row_stages:
             s = launder(s, stager.row_stages)
         if self.cores > 1:
-            s = parallelize(s, self.cores)
+            from ..model.platform import platform_for
+
+            # per-core copies of private arrays: at most a quarter of the memory the cores share (L1)
+            s = parallelize(s, self.cores, platform_for(self.name).operand_memory.bytes // 4)
             notes.append(parallel_note(s, self.cores))
         return Lowered(s, sizes, (isa.header, "kgen_runtime.h"), tuple(notes), {}, isa.sha256, support)

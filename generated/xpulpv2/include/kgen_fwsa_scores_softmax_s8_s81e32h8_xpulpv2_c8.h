@@ -13,7 +13,7 @@ extern "C" {
 #endif
 
 /** Bytes of scratch memory kgen_fwsa_scores_softmax_s8_s81e32h8_xpulpv2_c8() needs (= kgen_fwsa_scores_softmax_s8_s81e32h8_xpulpv2_c8_get_buffer_size()). */
-#define KGEN_FWSA_SCORES_SOFTMAX_S8_S81E32H8_XPULPV2_C8_SCRATCH_BYTES 77952u
+#define KGEN_FWSA_SCORES_SOFTMAX_S8_S81E32H8_XPULPV2_C8_SCRATCH_BYTES 13832u
 
 /**
  * @brief Bytes of scratch memory (8-byte aligned) to pass as the last argument of
@@ -62,8 +62,8 @@ size_t kgen_fwsa_scores_softmax_s8_s81e32h8_xpulpv2_c8_get_buffer_size(void);
  * - Contraction over e1 (81x81x32): register block 4x4 with pv.sdotsp.b; X read in place; I read in place.
  * - `M` must be 4-byte aligned (its rows are read as packed words).
  * - `X` must be 4-byte aligned (its rows are read as packed words).
- * - Every one of the 8 cores calls the function: loops `k_uo`, `k1_uo`, `h` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier. Each core works in its own copy of `I`, `T`, `ybuf` (the scratch buffer holds 8 copies).
- * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 287904 instructions, 340444 cycles; instructions = 0.04827*E**2*H*S + 0.04827*E*H*S**2 + 3.33*H*S**2 + 17.0, cycles = 0.04876*E**2*H*S + 0.04876*E*H*S**2 + 4.309*H*S**2 + 18.0.
+ * - Every one of the 8 cores calls the function: loops `k_uo`, `k1_uo`, `s_o_e_o`, `e_o1`, `s1_o`, `t_o1`, `s2` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier. Each core works in its own copy of `ybuf` (the scratch buffer holds 8 copies).
+ * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 321052 instructions, 378192 cycles; instructions = 0.05527*E**2*H*S + 0.05527*E*H*S**2 + 3.649*H*S**2 + 17.0, cycles = 0.05582*E**2*H*S + 0.05582*E*H*S**2 + 4.713*H*S**2 + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code
