@@ -74,7 +74,10 @@ def matmul_plot(records: dict, cmsis: dict, pulp: dict, path: Path) -> str:
 
 
 def _shape_text(r: dict, order: dict) -> str:
-    return " ".join(f"{k}={r['shape'][k]}" for k in order.get(r["kernel"], sorted(r["shape"])))
+    keys = order.get(r["kernel"])
+    if keys is None or set(keys) != set(r["shape"]):  # not a library kernel, or an older version of one
+        keys = sorted(r["shape"])
+    return " ".join(f"{k}={r['shape'][k]}" for k in keys)
 
 
 def targets_plot(records: dict, path: Path, order: dict) -> str:

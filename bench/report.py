@@ -173,7 +173,9 @@ def render(all_records: dict, plots: list[tuple[str, str]] | str | None = None) 
                   "MAC / cycle | .text bytes | stack bytes | scratch bytes | baseline | ratio |",
                   "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in records:
-            order = SIZE_ORDER.get(r["kernel"], tuple(sorted(r["shape"])))  # JSON keeps shapes sorted
+            order = SIZE_ORDER.get(r["kernel"], ())
+            if set(order) != set(r["shape"]):  # not a library kernel, or a record of an older version of one
+                order = tuple(sorted(r["shape"]))  # JSON keeps shapes sorted
             shape = " ".join(f"{k}={r['shape'][k]}" for k in order)
             per = r.get("instructions_per_mac") or r.get("instructions_per_element")
             base = None
