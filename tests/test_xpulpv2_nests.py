@@ -55,8 +55,8 @@ def _dots(name: str, sizes: dict) -> set[str]:
 @pytest.mark.parametrize("name,sizes", [
     ("mhsa_depth_first_s8", dict(H=2, NB=3, BLK=3, P=10)),
     ("mhsa_av_s8", dict(H=2, S=9, P=6)),
-    ("mhsa_s8", dict(S=9, E=8, H=2, P=4)),
-    ("encoder_block_s8", dict(S=5, E=8, H=2, P=4, F=12)),
+    ("mhsa_s8", dict(NB=3, BLK=3, E=8, H=2, P=4)),
+    ("encoder_block_s8", dict(NB=5, BLK=1, E=8, H=2, P=4, F=12)),
     ("fwsa_scores_softmax_s8", dict(S=7, E=6, H=2)),
     ("layernorm_s8", dict(S=3, E=44)),
 ])
@@ -70,7 +70,7 @@ def test_every_attention_contraction_uses_the_dot_products():
     instruction selection from the declared semantics."""
     assert _dots("mhsa_av_s8", dict(H=1, S=16, P=8)) == {"pv.dotusp.b", "pv.sdotusp.b"}
     assert {"pv.sdotsp.b", "pv.sdotusp.b"} <= _dots("mhsa_depth_first_s8", dict(H=1, NB=8, BLK=2, P=8))
-    assert {"pv.sdotsp.b", "pv.sdotusp.b"} <= _dots("mhsa_s8", dict(S=8, E=8, H=1, P=8))
+    assert {"pv.sdotsp.b", "pv.sdotusp.b"} <= _dots("mhsa_s8", dict(NB=4, BLK=2, E=8, H=1, P=8))
 
 
 def test_private_arrays_and_independence():
@@ -109,7 +109,7 @@ def test_softmax_eight_cores_privatises_the_row_buffer():
 @pytest.mark.spike
 @pytest.mark.parametrize("name,sizes", [("softmax_s8_u8", dict(R=21, C=19)),
                                         ("mhsa_depth_first_s8", dict(H=1, NB=8, BLK=2, P=12)),
-                                        ("mhsa_s8", dict(S=16, E=12, H=1, P=8))])
+                                        ("mhsa_s8", dict(NB=8, BLK=2, E=12, H=1, P=8))])
 def test_eight_cores_balanced_and_fast(spike_ok, name, sizes):
     """Kernels with local arrays use all 8 cores: balanced per-core counts, >= 5x faster."""
     one = verify(SOURCES[name], "xpulpv2", sizes, _spike(1), modes=("random",))

@@ -63,7 +63,7 @@ size_t kgen_fwsa_scores_softmax_s8_s81e32h8_xpulpv2_c8_get_buffer_size(void);
  * - `M` must be 4-byte aligned (its rows are read as packed words).
  * - `X` must be 4-byte aligned (its rows are read as packed words).
  * - Every one of the 8 cores calls the function: loops `k_uo`, `k1_uo`, `s_o_e_o`, `e_o1`, `s1_o`, `t_o1`, `s2` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier. Each core works in its own copy of `ybuf` (the scratch buffer holds 8 copies).
- * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 321052 instructions, 378192 cycles; instructions = 0.05527*E**2*H*S + 0.05527*E*H*S**2 + 3.649*H*S**2 + 17.0, cycles = 0.05582*E**2*H*S + 0.05582*E*H*S**2 + 4.713*H*S**2 + 18.0.
+ * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 321808 instructions, 378896 cycles; instructions = 0.05539*E**2*H*S + 0.05539*E*H*S**2 + 3.658*H*S**2 + 17.0, cycles = 0.05594*E**2*H*S + 0.05594*E*H*S**2 + 4.721*H*S**2 + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code
