@@ -303,9 +303,10 @@ class Spmd:
 
     def _split(self, s: For, private: tuple[str, ...], out: list[Stmt], sync: _Sync) -> float:
         self.effs.append(_eff(s.hi.value - s.lo.value, self.cores))  # type: ignore[union-attr]
-        priv = set(private)
-        reads = {a.root for a in accesses(self.kernel, s.body) if not a.store and self.shared(a.root)} - priv
-        return self.emit(out, sync, replace(s, attrs=s.attrs + self._attrs(private)), reads, self.writes(s.body) - priv)
+        # (core 0's copy of a privatised array is the array itself, which code after the loop may
+        # reuse: it counts as written by the loop)
+        reads = {a.root for a in accesses(self.kernel, s.body) if not a.store and self.shared(a.root)}
+        return self.emit(out, sync, replace(s, attrs=s.attrs + self._attrs(private)), reads, self.writes(s.body))
 
 
 def collapse(outer: For) -> For | None:

@@ -13,7 +13,7 @@ extern "C" {
 #endif
 
 /** Bytes of scratch memory kgen_mhsa_s8_s81e32h8p32_xpulpv2_c8() needs (= kgen_mhsa_s8_s81e32h8p32_xpulpv2_c8_get_buffer_size()). */
-#define KGEN_MHSA_S8_S81E32H8P32_XPULPV2_C8_SCRATCH_BYTES 35840u
+#define KGEN_MHSA_S8_S81E32H8P32_XPULPV2_C8_SCRATCH_BYTES 49504u
 
 /**
  * @brief Bytes of scratch memory (8-byte aligned) to pass as the last argument of
@@ -85,8 +85,8 @@ size_t kgen_mhsa_s8_s81e32h8p32_xpulpv2_c8_get_buffer_size(void);
  * - `Wq` must be 4-byte aligned (its rows are read as packed words).
  * - `Wv` must be 4-byte aligned (its rows are read as packed words).
  * - `X` must be 4-byte aligned (its rows are read as packed words).
- * - Every one of the 8 cores calls the function: loops `s_o_p_o`, `p_o1`, `s1_o_p1_o`, `p1_o1`, `s2_o_p2_o`, `p2_o1`, `Vth_v4_q_nb`, `j_o`, `i_r1`, `p21_o`, `j5_o`, `Vth_v6_q_nb`, `p211_o`, `s11_o_e11_o`, `e11_o1` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier.
- * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 1028640 instructions, 1143584 cycles; instructions = 0.2123*E*H*P*S + 273.7*E*S + 0.1062*H*P*S**2 + 17.0, cycles = 0.2136*E*H*P*S + 317.3*E*S + 0.1068*H*P*S**2 + 18.0.
+ * - Every one of the 8 cores calls the function: loops `s_o_p_o`, `p_o1`, `s1_o_p1_o`, `p1_o1`, `s2_o_p2_o`, `p2_o1`, `Vth_v4_q_nb`, `i_b`, `j5_o`, `Vth_v6_q_nb`, `p211_o`, `s11_o_e11_o`, `e11_o1` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier. Each core works in its own copy of `Ar_i`, `T_i`, `ybuf_i` (the scratch buffer holds 8 copies).
+ * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 744464 instructions, 814664 cycles; instructions = 0.2159*E*H*P*S + 162.0*E*S + 0.1079*H*P*S**2 + 17.0, cycles = 0.2174*E*H*P*S + 188.2*E*S + 0.1087*H*P*S**2 + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code
