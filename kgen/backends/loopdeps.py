@@ -28,7 +28,7 @@ import sympy as sp
 
 from ..check import NotAffine, to_sympy
 from ..interp import eval_expr
-from ..ir import (IDX, Alloc, Assign, Bin, Const, Decl, Expr, For, If, Kernel, Load, Stmt, Store, Var, View,
+from ..ir import (Alloc, Assign, Const, Decl, Expr, For, If, Kernel, Load, Stmt, Store, Var,
                   stmt_exprs, walk_expr, walk_stmts)
 from .nests import storages
 
@@ -330,4 +330,4 @@ def find_loop(body: tuple[Stmt, ...], var: str) -> For | None:
     return next((s for s in walk_stmts(body) if isinstance(s, For) and s.var == var), None)
 
 
-__all__ = ["Access", "accesses", "private_arrays", "independent_iterations", "partitioned", "find_loop", "View"]
+__all__ = ["Access", "accesses", "private_arrays", "independent_iterations", "partitioned", "find_loop"]
