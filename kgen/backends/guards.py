@@ -12,15 +12,12 @@ same statements as before.
 from __future__ import annotations
 
 from dataclasses import replace
-from math import ceil
 
 import sympy as sp
 
 from ..check import NotAffine, to_sympy
 from ..ir import BOOL, IDX, Bin, Const, Expr, For, If, Kernel, Stmt, walk_stmts
-from ..rewrite import substitute_body
 
-TRUE = Const(1, BOOL)
 
 
 def _conjuncts(e: Expr) -> list[Expr]:
@@ -119,4 +116,4 @@ def split_guards(kernel: Kernel) -> Kernel:
     return replace(kernel, body=body(kernel.body, {}))
 
 
-__all__ = ["split_guards", "substitute_body", "ceil"]
+__all__ = ["split_guards"]

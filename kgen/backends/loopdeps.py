@@ -28,7 +28,7 @@ import sympy as sp
 
 from ..check import NotAffine, to_sympy
 from ..interp import eval_expr
-from ..ir import (IDX, Alloc, Assign, Bin, Const, Decl, Expr, For, If, Kernel, Load, Stmt, Store, Var, View,
+from ..ir import (Alloc, Assign, Const, Decl, Expr, For, If, Kernel, Load, Stmt, Store, Var,
                   stmt_exprs, walk_expr, walk_stmts)
 from .nests import storages
 
@@ -216,24 +216,42 @@ class _Proof:
                         self.written[root].add(off)
 
 
+def _after(body: tuple[Stmt, ...], loop: For, in_loop: bool = False) -> list[Stmt] | None:
+    """What may run after ``loop`` before the kernel ends, in order: the rest of each enclosing
+    body and, for bodies of loops, their beginning again (the next iteration); None when
+    ``loop`` is not in ``body``."""
+    for i, s in enumerate(body):
+        inner: list[Stmt] | None = None
+        if s is loop:
+            inner = []
+        elif isinstance(s, For):
+            inner = _after(s.body, loop, True)
+        elif isinstance(s, If):
+            inner = _after(s.then, loop, in_loop) or _after(s.orelse, loop, in_loop)
+        if inner is not None:
+            return inner + list(body[i + 1:]) + (list(body[:i + 1]) if in_loop else [])
+    return None
+
+
 def private_arrays(kernel: Kernel, loop: For) -> set[str]:
-    """Local arrays of ``kernel`` declared outside ``loop``, used only inside it (also through
-    views), whose every element an iteration reads was written earlier in that iteration."""
+    """Local arrays of ``kernel`` declared outside ``loop`` whose every element an iteration reads
+    was written earlier in that iteration, and which are dead after the loop: whatever runs after
+    it (a leftover-row copy of the loop, say) writes every element it reads first."""
     inner = {s.name for s in walk_stmts(loop.body) if isinstance(s, Alloc)}
     allocs = {s.name for s in walk_stmts(kernel.body) if isinstance(s, Alloc)} - inner
-    everywhere = accesses(kernel, kernel.body)
-    here = accesses(kernel, loop.body)
-    cands = set()
-    for name in allocs:
-        n_all = sum(1 for a in everywhere if a.root == name)
-        n_here = sum(1 for a in here if a.root == name)
-        if n_here and n_here == n_all:
-            cands.add(name)
+    cands = allocs & {a.root for a in accesses(kernel, loop.body)}
     if not cands:
         return set()
     proof = _Proof(kernel, cands)
     proof.run(loop.body, {}, True)
-    return cands - proof.failed
+    out = cands - proof.failed
+    later = tuple(_after(kernel.body, loop) or ())
+    used = out & {a.root for a in accesses(kernel, later)}
+    if used:
+        dead = _Proof(kernel, used)
+        dead.run(later, {}, True)
+        out -= dead.failed
+    return out
 
 
 # --------------------------------------------------------------------- independent iterations
@@ -312,4 +330,4 @@ def find_loop(body: tuple[Stmt, ...], var: str) -> For | None:
     return next((s for s in walk_stmts(body) if isinstance(s, For) and s.var == var), None)
 
 
-__all__ = ["Access", "accesses", "private_arrays", "independent_iterations", "partitioned", "find_loop", "View"]
+__all__ = ["Access", "accesses", "private_arrays", "independent_iterations", "partitioned", "find_loop"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..interp import eval_expr
-from ..ir import (I32, I64, Assign, Bin, Cast, Const, Decl, Expr, For, If, Kernel, ScalarParam, Stmt, Un, Var,
+from ..ir import (I32, I64, Assign, Bin, Cast, Const, Decl, Expr, For, If, Kernel, ScalarParam, Stmt, Var,
                   walk_expr, walk_stmts)
 from ..ranges import Range, _Bottom, expr_range
 from ..rewrite import map_body_exprs
@@ -218,4 +218,4 @@ def _range(e: Expr, env: dict[str, Range]) -> Range | None:
         return None
 
 
-__all__ = ["narrow_accumulators", "narrow_divisions", "Un", "Const"]
+__all__ = ["narrow_accumulators", "narrow_divisions"]

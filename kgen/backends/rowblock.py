@@ -26,7 +26,7 @@ from ..ir import (IDX, Alloc, Assign, Bin, Const, Decl, Expr, For, If, Kernel, L
 from ..rewrite import map_body_exprs, substitute_body
 from ..schedule import ScheduleError, split
 from .contraction import _product_loads
-from .loopdeps import accesses, find_loop, independent_iterations, private_arrays
+from .loopdeps import accesses, independent_iterations, private_arrays
 from .nests import _role, _uses, uniquify_loops
 
 # ------------------------------------------------------------------------------ helpers
@@ -322,4 +322,4 @@ def _drop_allocs(body: tuple[Stmt, ...], names: set[str]) -> tuple[Stmt, ...]:
     return tuple(out)
 
 
-__all__ = ["split_reductions", "block_rows", "find_loop"]
+__all__ = ["split_reductions", "block_rows"]

@@ -30,7 +30,7 @@ from math import ceil
 
 from ..ir import (IDX, Alloc, Assign, Attr, Const, Decl, For, If, Kernel, Stmt, Store, Var, View, stmt_exprs,
                   walk_expr, walk_stmts)
-from .loopdeps import accesses, independent_iterations, private_arrays
+from .loopdeps import _assigned_outside, accesses, independent_iterations, private_arrays
 from .nests import storages
 
 #: estimated cost of a barrier (instructions of the slowest core, including some waiting)
@@ -85,6 +85,7 @@ class Spmd:
         #: per-core arrays written by one-core code (only one-core code may read them)
         self.core0_arrays: set[str] = set()
         self.effs: list[float] = []
+        self.plans: dict[tuple, tuple] = {}
 
     # ------------------------------------------------------------------------------ facts
     def _root(self, buf: str) -> str:
@@ -156,8 +157,16 @@ class Spmd:
         """The scratch arrays to privatise when ``lp`` can be split, else None."""
         if not (isinstance(lp.lo, Const) and isinstance(lp.hi, Const)) or lp.hi.value - lp.lo.value < 2:
             return None
-        if self.scalars_read((lp,)) & self.core0_scalars:
+        if self.scalars_read((lp,)) & self.core0_scalars or _assigned_outside(lp):
             return None
+        key = (id(lp), frozenset(self.core0_arrays))
+        hit = self.plans.get(key)
+        if hit is None or hit[0] is not lp:
+            hit = (lp, self._split_plan(lp))
+            self.plans[key] = hit
+        return hit[1]
+
+    def _split_plan(self, lp: For) -> tuple[str, ...] | None:
         private = private_arrays(self.kernel, lp)
         if not independent_iterations(self.kernel, lp, private):
             return None
@@ -294,9 +303,10 @@ class Spmd:
 
     def _split(self, s: For, private: tuple[str, ...], out: list[Stmt], sync: _Sync) -> float:
         self.effs.append(_eff(s.hi.value - s.lo.value, self.cores))  # type: ignore[union-attr]
-        priv = set(private)
-        reads = {a.root for a in accesses(self.kernel, s.body) if not a.store and self.shared(a.root)} - priv
-        return self.emit(out, sync, replace(s, attrs=s.attrs + self._attrs(private)), reads, self.writes(s.body) - priv)
+        # (core 0's copy of a privatised array is the array itself, which code after the loop may
+        # reuse: it counts as written by the loop)
+        reads = {a.root for a in accesses(self.kernel, s.body) if not a.store and self.shared(a.root)}
+        return self.emit(out, sync, replace(s, attrs=s.attrs + self._attrs(private)), reads, self.writes(s.body))
 
 
 def collapse(outer: For) -> For | None:

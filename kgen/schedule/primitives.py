@@ -117,6 +117,8 @@ def _div(a: Expr, b: Expr) -> Expr:
 
 def specialize(kernel: Kernel, sizes: Mapping[str, int]) -> Kernel:
     """Replace size symbols by constants everywhere (shapes, strides, bounds, indices)."""
+    if not kernel.sizes and not kernel.where:
+        return kernel  # already specialised (schedules call this on their input again)
     for w in kernel.where:
         env = dict(sizes)
         if all(n in env for n in kernel.sizes) and not eval_expr(w, env):
