@@ -105,17 +105,50 @@ U16X2 = Type("u16x2", 32, False, 2)
 VECTOR_TYPES: dict[str, Type] = {t.name: t for t in (I8X4, U8X4, I16X2, U16X2)}
 
 
+_HASH = "_kgen_hash"
+
+
+def _memo_hash(cls):
+    """A frozen IR dataclass whose hash is computed once per object.
+
+    IR trees are hashed over and over (memo tables, sets of expressions) and a dataclass hash
+    walks the whole subtree each time.  The memo lives in the instance dict and is dropped when
+    pickling: string hashes differ between processes (build workers)."""
+    field_hash = cls.__hash__
+
+    def __hash__(self) -> int:
+        try:
+            return self.__dict__[_HASH]
+        except KeyError:
+            h = field_hash(self)
+            object.__setattr__(self, _HASH, h)
+            return h
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__
+        return {k: v for k, v in state.items() if k != _HASH} if _HASH in state else state
+
+    cls.__hash__ = __hash__
+    cls.__getstate__ = __getstate__
+    return cls
+
+
+def node(cls):
+    """``@dataclass(frozen=True)`` for IR nodes (see :func:`_memo_hash`)."""
+    return _memo_hash(dataclass(frozen=True)(cls))
+
+
 # ----------------------------------------------------------------------------------- expressions
 
 
-@dataclass(frozen=True)
+@node
 class Const:
     value: int
     type: Type
     loc: Loc | None = _loc()
 
 
-@dataclass(frozen=True)
+@node
 class Var:
     """A scalar name: loop variable, size symbol, scalar parameter or local scalar."""
 
@@ -124,7 +157,7 @@ class Var:
     loc: Loc | None = _loc()
 
 
-@dataclass(frozen=True)
+@node
 class Load:
     buf: str
     index: tuple["Expr", ...]
@@ -143,7 +176,7 @@ LOGICAL = frozenset({"land", "lor"})
 UNOPS: dict[str, str] = {"neg": "-", "bnot": "~", "lnot": "!"}
 
 
-@dataclass(frozen=True)
+@node
 class Bin:
     op: str
     a: "Expr"
@@ -152,7 +185,7 @@ class Bin:
     loc: Loc | None = _loc()
 
 
-@dataclass(frozen=True)
+@node
 class Un:
     op: str
     a: "Expr"
@@ -160,7 +193,7 @@ class Un:
     loc: Loc | None = _loc()
 
 
-@dataclass(frozen=True)
+@node
 class Cast:
     """Conversion to ``type``; data types wrap (two's complement truncation)."""
 
@@ -169,7 +202,7 @@ class Cast:
     loc: Loc | None = _loc()
 
 
-@dataclass(frozen=True)
+@node
 class Call:
     """A builtin (``min max clip abs select requant``) or an ISA instruction (``isa.<mnemonic>``).
 
@@ -189,7 +222,7 @@ Expr = Union[Const, Var, Load, Bin, Un, Cast, Call]
 # ------------------------------------------------------------------------------------ statements
 
 
-@dataclass(frozen=True)
+@node
 class Attr:
     """A loop annotation such as ``@unroll`` or ``@parallel(8)``."""
 
@@ -197,7 +230,7 @@ class Attr:
     args: tuple[Expr, ...] = ()
 
 
-@dataclass(frozen=True)
+@node
 class For:
     var: str
     lo: Expr
@@ -210,7 +243,7 @@ class For:
         return any(a.name == attr for a in self.attrs)
 
 
-@dataclass(frozen=True)
+@node
 class Decl:
     """A local scalar, optionally initialised."""
 
@@ -220,7 +253,7 @@ class Decl:
     loc: Loc | None = _loc()
 
 
-@dataclass(frozen=True)
+@node
 class Alloc:
     """A local array (scratch), row-major."""
 
@@ -230,7 +263,7 @@ class Alloc:
     loc: Loc | None = _loc()
 
 
-@dataclass(frozen=True)
+@node
 class View:
     """``name`` re-indexes the storage of ``base``: element i is base_storage[offset + Σ i_d·strides_d]."""
 
@@ -242,14 +275,14 @@ class View:
     loc: Loc | None = _loc()
 
 
-@dataclass(frozen=True)
+@node
 class Assign:
     name: str
     value: Expr
     loc: Loc | None = _loc()
 
 
-@dataclass(frozen=True)
+@node
 class Store:
     buf: str
     index: tuple[Expr, ...]
@@ -257,7 +290,7 @@ class Store:
     loc: Loc | None = _loc()
 
 
-@dataclass(frozen=True)
+@node
 class If:
     cond: Expr
     then: tuple["Stmt", ...]
@@ -271,7 +304,7 @@ Stmt = Union[For, Decl, Alloc, View, Assign, Store, If]
 # -------------------------------------------------------------------------------------- kernels
 
 
-@dataclass(frozen=True)
+@node
 class BufferParam:
     name: str
     type: Type
@@ -281,7 +314,7 @@ class BufferParam:
     loc: Loc | None = _loc()
 
 
-@dataclass(frozen=True)
+@node
 class ScalarParam:
     """A run-time scalar; ``lo..hi`` (hi exclusive) is its precondition range when given."""
 
@@ -295,7 +328,7 @@ class ScalarParam:
 Param = Union[BufferParam, ScalarParam]
 
 
-@dataclass(frozen=True)
+@node
 class Kernel:
     name: str
     params: tuple[Param, ...]
@@ -335,22 +368,35 @@ class Kernel:
 
 
 def children(e: Expr) -> tuple[Expr, ...]:
-    if isinstance(e, Load):
+    t = type(e)
+    if t is Load:
         return e.index
-    if isinstance(e, Bin):
+    if t is Bin:
         return (e.a, e.b)
-    if isinstance(e, (Un, Cast)):
+    if t is Un or t is Cast:
         return (e.a,)
-    if isinstance(e, Call):
+    if t is Call:
         return e.args
     return ()
 
 
 def walk_expr(e: Expr) -> Iterator[Expr]:
     """Pre-order walk over an expression tree."""
-    yield e
-    for c in children(e):
-        yield from walk_expr(c)
+    stack = [e]
+    pop, push = stack.pop, stack.extend
+    while stack:
+        x = pop()
+        yield x
+        t = type(x)
+        if t is Bin:
+            stack.append(x.b)
+            stack.append(x.a)
+        elif t is Load:
+            push(reversed(x.index))
+        elif t is Un or t is Cast:
+            stack.append(x.a)
+        elif t is Call:
+            push(reversed(x.args))
 
 
 def stmt_exprs(s: Stmt) -> tuple[Expr, ...]:
@@ -382,10 +428,20 @@ def sub_bodies(s: Stmt) -> tuple[tuple[Stmt, ...], ...]:
 
 def walk_stmts(body: tuple[Stmt, ...]) -> Iterator[Stmt]:
     """Pre-order walk over all statements of a body."""
-    for s in body:
-        yield s
-        for b in sub_bodies(s):
-            yield from walk_stmts(b)
+    stack = [iter(body)]
+    while stack:
+        for s in stack[-1]:
+            yield s
+            t = type(s)
+            if t is For:
+                stack.append(iter(s.body))
+                break
+            if t is If:
+                stack.append(iter(s.orelse))
+                stack.append(iter(s.then))
+                break
+        else:
+            stack.pop()
 
 
 def idx(value: int) -> Const:

@@ -9,58 +9,97 @@ from .ir import (IDX, Alloc, Assign, Bin, Call, Cast, Const, Decl, Expr, For, If
 from . import semantics as sem
 
 
-def map_expr(e: Expr, fn: Callable[[Expr], Expr]) -> Expr:
+def map_expr(e: Expr, fn: Callable[[Expr], Expr], memo: dict[int, Expr] | None = None) -> Expr:
     """Rebuild ``e`` bottom-up, applying ``fn`` to every node after its children.
 
-    A node whose children come back unchanged (the same objects) is not copied."""
-    if isinstance(e, Load):
-        index = tuple(map_expr(i, fn) for i in e.index)
+    A node whose children come back unchanged (the same objects) is not copied.  ``memo`` (object
+    id -> result) lets one pass over a body visit a shared subtree once; ``fn`` must then be a
+    pure function of the node, and the trees must stay alive while the memo is in use."""
+    key = id(e)
+    if memo is not None:
+        hit = memo.get(key)
+        if hit is not None:
+            return hit
+    t = type(e)
+    if t is Load:
+        index = tuple([map_expr(i, fn, memo) for i in e.index])
         if any(x is not y for x, y in zip(index, e.index)):
-            e = replace(e, index=index)
-    elif isinstance(e, Bin):
-        a, b = map_expr(e.a, fn), map_expr(e.b, fn)
+            e = Load(e.buf, index, e.type, e.loc)
+    elif t is Bin:
+        a, b = map_expr(e.a, fn, memo), map_expr(e.b, fn, memo)
         if a is not e.a or b is not e.b:
-            e = replace(e, a=a, b=b)
-    elif isinstance(e, (Un, Cast)):
-        a = map_expr(e.a, fn)
+            e = Bin(e.op, a, b, e.type, e.loc)
+    elif t is Un or t is Cast:
+        a = map_expr(e.a, fn, memo)
         if a is not e.a:
             e = replace(e, a=a)
-    elif isinstance(e, Call):
-        args = tuple(map_expr(x, fn) for x in e.args)
+    elif t is Call:
+        args = tuple([map_expr(x, fn, memo) for x in e.args])
         if any(x is not y for x, y in zip(args, e.args)):
-            e = replace(e, args=args)
-    return fn(e)
+            e = Call(e.fn, args, e.type, e.flags, e.loc)
+    out = fn(e)
+    if memo is not None:
+        memo[key] = out
+    return out
 
 
-def map_stmt_exprs(s: Stmt, fn: Callable[[Expr], Expr]) -> Stmt:
-    """Apply ``fn`` (bottom-up) to every expression of ``s`` and its nested statements."""
-    m = lambda e: map_expr(e, fn)  # noqa: E731
-    if isinstance(s, For):
-        return replace(s, lo=m(s.lo), hi=m(s.hi), body=map_body_exprs(s.body, fn),
-                       attrs=tuple(replace(a, args=tuple(m(x) for x in a.args)) for a in s.attrs))
-    if isinstance(s, Decl):
-        return replace(s, init=m(s.init)) if s.init is not None else s
-    if isinstance(s, Alloc):
-        return replace(s, shape=tuple(m(d) for d in s.shape))
-    if isinstance(s, View):
-        return replace(s, shape=tuple(m(d) for d in s.shape), strides=tuple(m(d) for d in s.strides),
-                       offset=m(s.offset))
-    if isinstance(s, Assign):
-        return replace(s, value=m(s.value))
-    if isinstance(s, Store):
-        return replace(s, index=tuple(m(i) for i in s.index), value=m(s.value))
-    if isinstance(s, If):
-        return replace(s, cond=m(s.cond), then=map_body_exprs(s.then, fn), orelse=map_body_exprs(s.orelse, fn))
+def _same(xs: tuple, ys: tuple) -> bool:
+    return all(x is y for x, y in zip(xs, ys))
+
+
+def map_stmt_exprs(s: Stmt, fn: Callable[[Expr], Expr], memo: dict[int, Expr] | None = None) -> Stmt:
+    """Apply ``fn`` (bottom-up) to every expression of ``s`` and its nested statements; a
+    statement whose expressions and bodies all come back unchanged is returned as is."""
+    def m(e: Expr) -> Expr:
+        return map_expr(e, fn, memo)
+
+    def ms(es: tuple[Expr, ...]) -> tuple[Expr, ...]:
+        out = tuple([m(e) for e in es])
+        return es if _same(out, es) else out
+
+    t = type(s)
+    if t is Assign:
+        value = m(s.value)
+        return s if value is s.value else replace(s, value=value)
+    if t is Store:
+        index, value = ms(s.index), m(s.value)
+        return s if index is s.index and value is s.value else replace(s, index=index, value=value)
+    if t is For:
+        lo, hi, body = m(s.lo), m(s.hi), map_body_exprs(s.body, fn, memo)
+        attrs = tuple(a if not a.args else replace(a, args=ms(a.args)) for a in s.attrs)
+        if lo is s.lo and hi is s.hi and body is s.body and _same(attrs, s.attrs):
+            return s
+        return replace(s, lo=lo, hi=hi, body=body, attrs=attrs)
+    if t is Decl:
+        if s.init is None:
+            return s
+        init = m(s.init)
+        return s if init is s.init else replace(s, init=init)
+    if t is Alloc:
+        shape = ms(s.shape)
+        return s if shape is s.shape else replace(s, shape=shape)
+    if t is View:
+        shape, strides, offset = ms(s.shape), ms(s.strides), m(s.offset)
+        if shape is s.shape and strides is s.strides and offset is s.offset:
+            return s
+        return replace(s, shape=shape, strides=strides, offset=offset)
+    if t is If:
+        cond, then, orelse = m(s.cond), map_body_exprs(s.then, fn, memo), map_body_exprs(s.orelse, fn, memo)
+        if cond is s.cond and then is s.then and orelse is s.orelse:
+            return s
+        return replace(s, cond=cond, then=then, orelse=orelse)
     raise TypeError(s)
 
 
-def map_body_exprs(body: tuple[Stmt, ...], fn: Callable[[Expr], Expr]) -> tuple[Stmt, ...]:
-    return tuple(map_stmt_exprs(s, fn) for s in body)
+def map_body_exprs(body: tuple[Stmt, ...], fn: Callable[[Expr], Expr],
+                   memo: dict[int, Expr] | None = None) -> tuple[Stmt, ...]:
+    out = tuple([map_stmt_exprs(s, fn, memo) for s in body])
+    return body if _same(out, body) else out
 
 
 def _substituter(env: Mapping[str, Expr]) -> Callable[[Expr], Expr]:
     def fn(x: Expr) -> Expr:
-        if isinstance(x, Var) and x.name in env and x.type == IDX:
+        if type(x) is Var and x.name in env and x.type == IDX:
             return env[x.name]
         return simplify_index(x)
     return fn
@@ -72,7 +111,7 @@ def substitute(e: Expr, env: Mapping[str, Expr]) -> Expr:
 
 
 def substitute_body(body: tuple[Stmt, ...], env: Mapping[str, Expr]) -> tuple[Stmt, ...]:
-    return map_body_exprs(body, _substituter(env))
+    return map_body_exprs(body, _substituter(env), {})
 
 
 def simplify_index(e: Expr) -> Expr:
