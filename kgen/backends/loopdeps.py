@@ -28,7 +28,7 @@ import sympy as sp
 
 from ..check import NotAffine, to_sympy
 from ..interp import eval_expr
-from ..ir import (Alloc, Assign, Const, Decl, Expr, For, If, Kernel, Load, Stmt, Store, Var,
+from ..ir import (Alloc, Assign, Bin, Const, Decl, Expr, For, If, Kernel, Load, Stmt, Store, Var,
                   stmt_exprs, walk_expr, walk_stmts)
 from .nests import storages
 
@@ -44,7 +44,78 @@ class Access:
     store: bool
 
 
+def _affine(e: Expr) -> tuple[int, dict[str, int]] | None:
+    """``e`` as constant + Σ coefficient·variable with integer coefficients (None otherwise)."""
+    t = type(e)
+    if t is Const:
+        return e.value, {}
+    if t is Var:
+        return 0, {e.name: 1}
+    if t is Bin and e.op in ("add", "sub", "mul"):
+        a, b = _affine(e.a), _affine(e.b)
+        if a is None or b is None:
+            return None
+        if e.op == "mul":
+            if a[1] and b[1]:
+                return None
+            (k, _), (c, terms) = (a, b) if not a[1] else (b, a)
+            return c * k, {v: x * k for v, x in terms.items()}
+        sign = 1 if e.op == "add" else -1
+        terms = dict(a[1])
+        for v, x in b[1].items():
+            terms[v] = terms.get(v, 0) + sign * x
+        return a[0] + sign * b[0], terms
+    return None
+
+
+#: id(storage) -> (storage, its offset and strides as integer linear forms, or None)
+_FORMS: dict[int, tuple] = {}
+
+
+def _storage_form(st) -> tuple[tuple[int, dict[str, int]], tuple[int, ...]] | None:
+    hit = _FORMS.get(id(st))
+    if hit is not None and hit[0] is st:
+        return hit[1]
+    form = None
+    if all(x.is_Integer for x in st.strides):
+        const, terms = 0, {}
+        for term, coeff in sp.expand(st.offset).as_coefficients_dict().items():
+            if term == 1 and coeff.is_Integer:
+                const += int(coeff)
+            elif term.is_Symbol and coeff.is_Integer:
+                terms[str(term)] = int(coeff)
+            else:
+                break
+        else:
+            form = ((const, terms), tuple(int(x) for x in st.strides))
+    if len(_FORMS) > 4096:
+        _FORMS.clear()
+    _FORMS[id(st)] = (st, form)
+    return form
+
+
+def _linear_form(st, index: tuple[Expr, ...]) -> tuple[int, dict[str, int]] | None:
+    """The flat offset of ``st[index]`` as an integer linear form, when storage and index allow."""
+    form = _storage_form(st)
+    if form is None:
+        return None
+    (const, base), strides = form
+    terms = dict(base)
+    for ix, stride in zip(index, strides):
+        a = _affine(ix)
+        if a is None:
+            return None
+        const += a[0] * stride
+        for v, x in a[1].items():
+            terms[v] = terms.get(v, 0) + x * stride
+    return const, {v: x for v, x in terms.items() if x}
+
+
 def _offset(st, index: tuple[Expr, ...]) -> sp.Expr | None:
+    lin = _linear_form(st, index)
+    if lin is not None:
+        return sp.Add(sp.Integer(lin[0]), *(sp.Integer(x) * sp.Symbol(v, integer=True)
+                                            for v, x in sorted(lin[1].items())))
     try:
         total = st.offset
         for ix, stride in zip(index, st.strides):
@@ -100,6 +171,9 @@ def _loop_ranges(body: tuple[Stmt, ...]) -> dict[str, tuple[int, int]] | None:
 
 def _linear(st, index: tuple[Expr, ...]) -> tuple[int, tuple[tuple[str, int], ...]] | None:
     """Flat offset as (constant, ((variable, coefficient), …)); None when not affine."""
+    lin = _linear_form(st, index)
+    if lin is not None:
+        return lin[0], tuple(sorted(lin[1].items()))
     off = _offset(st, index)
     if off is None:
         return None
