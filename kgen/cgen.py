@@ -372,9 +372,13 @@ class CEmitter:
 def canonical_affine(e: Expr) -> Expr:
     """Affine index → ``c1*v1 + c2*v2 + … + const`` (so compilers see base + immediate offsets);
     other expressions are returned unchanged."""
+    from .affine import affine_form, form_expr
     from .backends.contraction import from_sympy
     from .check import NotAffine, to_sympy
 
+    form = affine_form(e)
+    if form is not None:
+        return form_expr(form)
     try:
         s = to_sympy(e, {})
     except NotAffine:

@@ -26,9 +26,10 @@ from typing import Mapping
 
 import sympy as sp
 
+from ..affine import affine_form
 from ..check import NotAffine, to_sympy
 from ..interp import eval_expr
-from ..ir import (Alloc, Assign, Bin, Const, Decl, Expr, For, If, Kernel, Load, Stmt, Store, Var,
+from ..ir import (Alloc, Assign, Const, Decl, Expr, For, If, Kernel, Load, Stmt, Store, Var,
                   stmt_exprs, walk_expr, walk_stmts)
 from .nests import storages
 
@@ -42,30 +43,6 @@ class Access:
     root: str
     offset: sp.Expr | None  # flat element offset in the root storage; None when not affine
     store: bool
-
-
-def _affine(e: Expr) -> tuple[int, dict[str, int]] | None:
-    """``e`` as constant + Σ coefficient·variable with integer coefficients (None otherwise)."""
-    t = type(e)
-    if t is Const:
-        return e.value, {}
-    if t is Var:
-        return 0, {e.name: 1}
-    if t is Bin and e.op in ("add", "sub", "mul"):
-        a, b = _affine(e.a), _affine(e.b)
-        if a is None or b is None:
-            return None
-        if e.op == "mul":
-            if a[1] and b[1]:
-                return None
-            (k, _), (c, terms) = (a, b) if not a[1] else (b, a)
-            return c * k, {v: x * k for v, x in terms.items()}
-        sign = 1 if e.op == "add" else -1
-        terms = dict(a[1])
-        for v, x in b[1].items():
-            terms[v] = terms.get(v, 0) + sign * x
-        return a[0] + sign * b[0], terms
-    return None
 
 
 #: id(storage) -> (storage, its offset and strides as integer linear forms, or None)
@@ -102,7 +79,7 @@ def _linear_form(st, index: tuple[Expr, ...]) -> tuple[int, dict[str, int]] | No
     (const, base), strides = form
     terms = dict(base)
     for ix, stride in zip(index, strides):
-        a = _affine(ix)
+        a = affine_form(ix)
         if a is None:
             return None
         const += a[0] * stride
