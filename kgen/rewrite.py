@@ -93,6 +93,11 @@ def map_stmt_exprs(s: Stmt, fn: Callable[[Expr], Expr], memo: dict[int, Expr] | 
 
 def map_body_exprs(body: tuple[Stmt, ...], fn: Callable[[Expr], Expr],
                    memo: dict[int, Expr] | None = None) -> tuple[Stmt, ...]:
+    """Apply ``fn`` (bottom-up) to every expression of ``body``.  ``fn`` must be a pure function
+    of the node: a subtree shared by several statements (common in unrolled code) is rewritten
+    once and its result shared."""
+    if memo is None:
+        memo = {}
     out = tuple([map_stmt_exprs(s, fn, memo) for s in body])
     return body if _same(out, body) else out
 
@@ -111,7 +116,7 @@ def substitute(e: Expr, env: Mapping[str, Expr]) -> Expr:
 
 
 def substitute_body(body: tuple[Stmt, ...], env: Mapping[str, Expr]) -> tuple[Stmt, ...]:
-    return map_body_exprs(body, _substituter(env), {})
+    return map_body_exprs(body, _substituter(env))
 
 
 def simplify_index(e: Expr) -> Expr:

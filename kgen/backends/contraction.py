@@ -25,6 +25,7 @@ import sympy as sp
 from ..check import to_sympy
 from ..ir import (I32, IDX, Alloc, Assign, Bin, BufferParam, Cast, Const, Decl, Expr, For, If, Kernel,
                   Load, Stmt, Store, Type, Var, walk_stmts)
+from ..affine import affine_form, form_expr
 from ..rewrite import map_body_exprs, map_expr
 from ..interp import eval_expr
 from .padding import PadBound, padded_fill
@@ -99,6 +100,12 @@ def find_contraction(kernel: Kernel) -> Contraction | None:
 
 def divmod_index(e: Expr, f: int) -> tuple[Expr, int] | None:
     """Write affine ``e`` as ``f*q + r`` with constant 0 <= r < f (None if not possible)."""
+    form = affine_form(e)
+    if form is not None:
+        const, terms = form
+        if any(c % f for c in terms.values()):
+            return None
+        return form_expr((const // f, {v: c // f for v, c in terms.items()})), const % f
     s = sp.expand(to_sympy(e, {}))
     const = int(s.as_coeff_Add()[0]) if s.as_coeff_Add()[0].is_number else 0
     rest = sp.expand(s - const)
