@@ -13,6 +13,7 @@ from typing import Sequence
 
 import sympy as sp
 
+from .affine import affine_form
 from .isafile import Instr, Isa
 from .ir import (Bin, Call, Cast, Const, Expr, Kernel, Load, Type, Un, Var, children)
 
@@ -69,12 +70,19 @@ def _vector_operand(loads: dict[int, Load], t: Type, contiguous: dict[str, bool]
     first = loads[0]
     if not contiguous.get(first.buf, False):
         raise _NoMatch
+    base = affine_form(first.index[-1])
     for i, ld in loads.items():
         if ld.buf != first.buf or ld.index[:-1] != first.index[:-1]:
             raise _NoMatch
-        if sp.simplify(_sym(ld.index[-1]) - _sym(first.index[-1]) - i) != 0:
+        lane = affine_form(ld.index[-1]) if base is not None else None
+        if lane is not None:
+            if lane[1] != base[1] or lane[0] - base[0] != i:  # type: ignore[index]
+                raise _NoMatch
+        elif sp.simplify(_sym(ld.index[-1]) - _sym(first.index[-1]) - i) != 0:
             raise _NoMatch
-    if not _multiple_of(_sym(first.index[-1]), t.lanes):
+    aligned = (base[0] % t.lanes == 0 and all(c % t.lanes == 0 for c in base[1].values())) if base is not None \
+        else _multiple_of(_sym(first.index[-1]), t.lanes)
+    if not aligned:
         raise _NoMatch  # a packed register load must be aligned to its own size
     return Load(first.buf, first.index, t)
 
@@ -112,9 +120,24 @@ def select_instructions(kernel: Kernel, isa: Isa, classes: Sequence[str],
     a dot product that is itself a dot product).
     """
     instrs = [i for c in classes for i in isa.instrs if i.cls == c and i.executable]
+    by_root: dict[tuple, list[Instr]] = {}
+    memo: dict[int, Expr] = {}
+
+    def candidates(e: Expr) -> list[Instr]:
+        """The instructions whose pattern root can match ``e`` (in priority order)."""
+        key = _root_key(e)
+        if key not in by_root:
+            by_root[key] = [i for i in instrs if _root_key(i.semantics[0], dict(i.operands)) in (key, None)]
+        return by_root[key]
 
     def rewrite(e: Expr) -> Expr:
-        for ins in instrs:
+        hit = memo.get(id(e))
+        if hit is None:
+            hit = memo[id(e)] = _rewrite(e)
+        return hit
+
+    def _rewrite(e: Expr) -> Expr:
+        for ins in candidates(e):
             m = match(ins, isa.name, e, contiguous)
             if m is not None:
                 return replace(m, args=tuple(rewrite(a) if a.type.lanes == 1 else a for a in m.args))
@@ -128,6 +151,15 @@ def select_instructions(kernel: Kernel, isa: Isa, classes: Sequence[str],
 
     body = _map_top(kernel.body, rewrite)
     return replace(kernel, body=body)
+
+
+def _root_key(e: Expr, operands: dict[str, Type] | None = None) -> tuple | None:
+    """What a pattern's root must share with an expression to match it; None for a pattern whose
+    root is an operand (it matches any expression of the operand's type)."""
+    if operands is not None and (isinstance(e, Var) and e.name in operands
+                                 or isinstance(e, Load) and e.buf in operands):
+        return None
+    return type(e), getattr(e, "op", None) or getattr(e, "fn", None), e.type
 
 
 def _map_top(body, fn):

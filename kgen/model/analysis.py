@@ -10,6 +10,7 @@ functions of the shape symbols and the tile symbols ``R``, ``C`` and the lane gr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Mapping
 
 import sympy as sp
@@ -68,8 +69,10 @@ def _is_mac(e: Expr) -> bool:
         isinstance(_strip(e.a), Load) and isinstance(_strip(e.b), Load)
 
 
+@lru_cache(maxsize=64)
 def analyze(kernel: Kernel) -> Analysis:
-    """The symbolic counts of one call of ``kernel`` (a DSL kernel with symbolic sizes)."""
+    """The symbolic counts of one call of ``kernel`` (a DSL kernel with symbolic sizes); cached,
+    every variant of a kernel asks for the same analysis."""
     syms: dict[str, sp.Symbol] = {n: sp.Symbol(n, integer=True) for n in kernel.sizes}
     loops: list[LoopInfo] = []
     loads: dict[str, sp.Expr] = {}
@@ -78,8 +81,16 @@ def analyze(kernel: Kernel) -> Analysis:
     local_bytes: dict[str, tuple[str, sp.Expr]] = {}
     base: dict[str, str] = {}  # view -> the buffer whose storage it re-indexes
 
+    counted: dict[tuple, sp.Expr] = {}
+
     def count(weight: sp.Expr, outer: list[tuple[sp.Symbol, sp.Expr, sp.Expr]]) -> sp.Expr:
         """Sum ``weight`` over the iteration space of the enclosing loops (innermost first)."""
+        key = (weight, tuple(outer))
+        if key not in counted:
+            counted[key] = _count(weight, outer)
+        return counted[key]
+
+    def _count(weight: sp.Expr, outer: list[tuple[sp.Symbol, sp.Expr, sp.Expr]]) -> sp.Expr:
         total = weight
         for var, lo, hi in reversed(outer):
             if total.has(var):
