@@ -134,6 +134,8 @@ def _written_bufs(body: tuple[Stmt, ...]) -> set[str]:
 
 
 def _replace_var(s: Stmt, name: str, value: Expr) -> Stmt:
+    if not _uses((s,), name):
+        return s
     return map_body_exprs((s,), lambda x: value if isinstance(x, Var) and x.name == name else x)[0]
 
 

@@ -22,6 +22,7 @@ budgets exceeded) answers "no", which callers turn into "leave the loop alone".
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Mapping
 
 import sympy as sp
@@ -37,12 +38,18 @@ from .nests import storages
 BUDGET = 400_000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Access:
     buf: str
     root: str
-    offset: sp.Expr | None  # flat element offset in the root storage; None when not affine
+    storage: object  # the buffer's storage (kgen.backends.nests)
+    index: tuple[Expr, ...]
     store: bool
+
+    @cached_property
+    def offset(self) -> sp.Expr | None:
+        """Flat element offset in the root storage; None when not affine."""
+        return _offset(self.storage, self.index)
 
 
 #: id(storage) -> (storage, its offset and strides as integer linear forms, or None)
@@ -107,9 +114,26 @@ def _offset(st, index: tuple[Expr, ...]) -> sp.Expr | None:
 _MEMO: dict[str, object] = {"kernel": None}
 
 
+def _subtree(kernel: Kernel, s: Stmt) -> tuple[Access, ...]:
+    """The accesses of ``s`` and of the statements nested in it, in program order (cached)."""
+    if _MEMO["kernel"] is not kernel:
+        _MEMO.update(kernel=kernel, st=storages(kernel), stmts={}, trees={})
+    memo = _MEMO["trees"]
+    hit = memo.get(id(s))  # type: ignore[union-attr]
+    if hit is not None and hit[0] is s:
+        return hit[1]
+    out = tuple(_direct(kernel, s))
+    if isinstance(s, For):
+        out += tuple(a for x in s.body for a in _subtree(kernel, x))
+    elif isinstance(s, If):
+        out += tuple(a for x in s.then + s.orelse for a in _subtree(kernel, x))
+    memo[id(s)] = (s, out)  # type: ignore[index]
+    return out
+
+
 def _direct(kernel: Kernel, s: Stmt) -> list[Access]:
     if _MEMO["kernel"] is not kernel:
-        _MEMO.update(kernel=kernel, st=storages(kernel), stmts={})
+        _MEMO.update(kernel=kernel, st=storages(kernel), stmts={}, trees={})
     st = _MEMO["st"]
     memo = _MEMO["stmts"]
     hit = memo.get(id(s))  # type: ignore[union-attr]
@@ -117,11 +141,11 @@ def _direct(kernel: Kernel, s: Stmt) -> list[Access]:
         return hit[1]
     out: list[Access] = []
     if isinstance(s, Store) and s.buf in st:  # type: ignore[operator]
-        out.append(Access(s.buf, st[s.buf].root, _offset(st[s.buf], s.index), True))  # type: ignore[index]
+        out.append(Access(s.buf, st[s.buf].root, st[s.buf], s.index, True))  # type: ignore[index]
     for e in stmt_exprs(s):
         for x in walk_expr(e):
             if isinstance(x, Load) and x.buf in st:  # type: ignore[operator]
-                out.append(Access(x.buf, st[x.buf].root, _offset(st[x.buf], x.index), False))  # type: ignore[index]
+                out.append(Access(x.buf, st[x.buf].root, st[x.buf], x.index, False))  # type: ignore[index]
     memo[id(s)] = (s, out)  # type: ignore[index]
     return out
 
@@ -129,7 +153,7 @@ def _direct(kernel: Kernel, s: Stmt) -> list[Access]:
 def accesses(kernel: Kernel, body: tuple[Stmt, ...]) -> list[Access]:
     """Every load and store in ``body`` with its root storage and flat offset (``body`` must be
     part of ``kernel``, whose views and arrays name the storage)."""
-    return [a for s in walk_stmts(body) for a in _direct(kernel, s)]
+    return [a for s in body for a in _subtree(kernel, s)]
 
 
 def _loop_ranges(body: tuple[Stmt, ...]) -> dict[str, tuple[int, int]] | None:
@@ -170,6 +194,7 @@ class _Proof:
     """Executes the index arithmetic of one loop iteration for a set of candidate arrays."""
 
     def __init__(self, kernel: Kernel, cands: set[str]) -> None:
+        self.kernel = kernel
         self.st = storages(kernel)
         self.cands = cands
         self.steps = 0
@@ -186,14 +211,7 @@ class _Proof:
     def touches(self, s: Stmt) -> bool:
         key = id(s)
         if key not in self.touch:
-            found = False
-            for x in walk_stmts((s,)):
-                if isinstance(x, Store) and self._root(x.buf):
-                    found = True
-                for e in stmt_exprs(x):
-                    if any(isinstance(y, Load) and self._root(y.buf) for y in walk_expr(e)):
-                        found = True
-            self.touch[key] = found
+            self.touch[key] = any(a.root in self.cands for a in _subtree(self.kernel, s))
         return self.touch[key]
 
     def _offset(self, buf: str, index: tuple[Expr, ...], env: dict[str, int]) -> int | None:

@@ -106,10 +106,7 @@ class Spmd:
         statement is that statement's own, whatever the same name means elsewhere)."""
         out: set[str] = set()
         for s in body:
-            read = {x.name for st in walk_stmts((s,)) for e in stmt_exprs(st) for x in walk_expr(e) if isinstance(x, Var)}
-            own = {st.name for st in walk_stmts(sub_bodies_of(s)) if isinstance(st, Decl)} | \
-                {st.var for st in walk_stmts((s,)) if isinstance(st, For)}
-            out |= read - own
+            out |= _free_scalars(s)
         return out
 
     def pure(self, s: Stmt) -> bool:
@@ -336,8 +333,22 @@ def sub_bodies_of(s: Stmt) -> tuple[Stmt, ...]:
     return ()
 
 
+#: id(body) -> (body, work)
+_WORK: dict[int, tuple[tuple[Stmt, ...], float]] = {}
+
+
 def work(body: tuple[Stmt, ...]) -> float:
     """Rough instruction count of running ``body`` once (for choosing what to split)."""
+    hit = _WORK.get(id(body))
+    if hit is not None and hit[0] is body:
+        return hit[1]
+    if len(_WORK) > 100000:
+        _WORK.clear()
+    out = _WORK[id(body)] = (body, _work(body))
+    return out[1]
+
+
+def _work(body: tuple[Stmt, ...]) -> float:
     total = 0.0
     for s in body:
         if isinstance(s, For):
@@ -355,6 +366,23 @@ def _bytes(a: Alloc) -> int:
     for d in a.shape:
         n *= d.value if isinstance(d, Const) else 1 << 20
     return n
+
+
+#: id(statement) -> (statement, scalars it reads and does not declare)
+_FREE: dict[int, tuple[Stmt, frozenset[str]]] = {}
+
+
+def _free_scalars(s: Stmt) -> frozenset[str]:
+    hit = _FREE.get(id(s))
+    if hit is not None and hit[0] is s:
+        return hit[1]
+    read = {x.name for st in walk_stmts((s,)) for e in stmt_exprs(st) for x in walk_expr(e) if isinstance(x, Var)}
+    own = {st.name for st in walk_stmts(sub_bodies_of(s)) if isinstance(st, Decl)} | \
+        {st.var for st in walk_stmts((s,)) if isinstance(st, For)}
+    if len(_FREE) > 100000:
+        _FREE.clear()
+    out = _FREE[id(s)] = (s, frozenset(read - own))
+    return out[1]
 
 
 def parallelize(kernel: Kernel, cores: int, private_budget: int | None = None) -> Kernel:

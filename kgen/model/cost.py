@@ -308,6 +308,15 @@ class CostWalk(ExprCosts):
 
     def streams(self, s: For) -> tuple[int, int]:
         """(address streams stepping with loop ``s``, streams needing an explicit pointer step)."""
+        post = bool(self.tc.loops.get("post_increment", False))
+        hit = _STREAMS.get((id(s), post))
+        if hit is None or hit[0] is not s:
+            if len(_STREAMS) > 50000:
+                _STREAMS.clear()
+            hit = _STREAMS[(id(s), post)] = (s, self._streams(s, post))
+        return hit[1]
+
+    def _streams(self, s: For, post: bool) -> tuple[int, int]:
         sites: dict[tuple, int] = {}
 
         def visit(e: Expr, direct: bool) -> None:
@@ -335,7 +344,6 @@ class CostWalk(ExprCosts):
                     walk(st.orelse, direct)
 
         walk(s.body, True)
-        post = bool(self.tc.loops.get("post_increment", False))
         stepped = sum(1 for n in sites.values() if not (post and n == 1))
         return len(sites), stepped
 
@@ -457,6 +465,10 @@ class CostWalk(ExprCosts):
         if self.has_parallel:
             _iadd(total, self.tc.parallel.get("barrier", {}))
         return {k: v for k, v in total.items() if v}
+
+
+#: (id(loop), post-increment addressing) -> (loop, streams): pure in the loop, asked by every walk
+_STREAMS: dict[tuple[int, bool], tuple[For, tuple[int, int]]] = {}
 
 
 def count_kernel(kernel: Kernel, toolchain: Toolchain, paired: Iterable[str] = (),

@@ -76,12 +76,28 @@ def _facts(s: Stmt) -> _Facts:
     return f
 
 
+#: (id(body), outer scalars) -> (body, pressure): the cost walk asks again for every enclosing loop
+_PRESSURE: dict[tuple[int, frozenset[str]], tuple[tuple[Stmt, ...], Pressure]] = {}
+
+
 def block_pressure(body: tuple[Stmt, ...], outer_scalars: frozenset[str] = frozenset()) -> Pressure:
     """Pressure of ``body`` (a nested loop is one statement reading what it reads, whose own live
     values add to those live across it).
 
     ``outer_scalars`` are scalars declared outside the block; those the block assigns are
     loop-carried (live throughout)."""
+    key = (id(body), outer_scalars)
+    hit = _PRESSURE.get(key)
+    if hit is not None and hit[0] is body:
+        return hit[1]
+    if len(_PRESSURE) > 50000:
+        _PRESSURE.clear()
+    out = _block_pressure(body, outer_scalars)
+    _PRESSURE[key] = (body, out)
+    return out
+
+
+def _block_pressure(body: tuple[Stmt, ...], outer_scalars: frozenset[str]) -> Pressure:
     declared: dict[str, int] = {}
     last: dict[str, int] = {}
     first_load: dict[Load, int] = {}
