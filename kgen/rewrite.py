@@ -5,7 +5,7 @@ from dataclasses import replace
 from typing import Callable, Mapping
 
 from .ir import (IDX, Alloc, Assign, Bin, Call, Cast, Const, Decl, Expr, For, If, Kernel, Load, Stmt,
-                 Store, Un, Var, View)
+                 Store, Un, Var, View, children)
 from . import semantics as sem
 
 
@@ -50,9 +50,25 @@ def _same(xs: tuple, ys: tuple) -> bool:
 def map_stmt_exprs(s: Stmt, fn: Callable[[Expr], Expr], memo: dict[int, Expr] | None = None) -> Stmt:
     """Apply ``fn`` (bottom-up) to every expression of ``s`` and its nested statements; a
     statement whose expressions and bodies all come back unchanged is returned as is."""
-    def m(e: Expr) -> Expr:
-        return map_expr(e, fn, memo)
+    return _map_stmt(s, lambda e: map_expr(e, fn, memo))
 
+
+def map_body_exprs(body: tuple[Stmt, ...], fn: Callable[[Expr], Expr],
+                   memo: dict[int, Expr] | None = None) -> tuple[Stmt, ...]:
+    """Apply ``fn`` (bottom-up) to every expression of ``body``.  ``fn`` must be a pure function
+    of the node: a subtree shared by several statements (common in unrolled code) is rewritten
+    once and its result shared."""
+    memo = {} if memo is None else memo
+    return _map_body(body, lambda e: map_expr(e, fn, memo))
+
+
+def _map_body(body: tuple[Stmt, ...], m: Callable[[Expr], Expr]) -> tuple[Stmt, ...]:
+    out = tuple([_map_stmt(s, m) for s in body])
+    return body if _same(out, body) else out
+
+
+def _map_stmt(s: Stmt, m: Callable[[Expr], Expr]) -> Stmt:
+    """``s`` with every top-level expression (of it and its nested statements) passed through ``m``."""
     def ms(es: tuple[Expr, ...]) -> tuple[Expr, ...]:
         out = tuple([m(e) for e in es])
         return es if _same(out, es) else out
@@ -65,7 +81,7 @@ def map_stmt_exprs(s: Stmt, fn: Callable[[Expr], Expr], memo: dict[int, Expr] | 
         index, value = ms(s.index), m(s.value)
         return s if index is s.index and value is s.value else replace(s, index=index, value=value)
     if t is For:
-        lo, hi, body = m(s.lo), m(s.hi), map_body_exprs(s.body, fn, memo)
+        lo, hi, body = m(s.lo), m(s.hi), _map_body(s.body, m)
         attrs = tuple(a if not a.args else replace(a, args=ms(a.args)) for a in s.attrs)
         if lo is s.lo and hi is s.hi and body is s.body and _same(attrs, s.attrs):
             return s
@@ -84,22 +100,36 @@ def map_stmt_exprs(s: Stmt, fn: Callable[[Expr], Expr], memo: dict[int, Expr] | 
             return s
         return replace(s, shape=shape, strides=strides, offset=offset)
     if t is If:
-        cond, then, orelse = m(s.cond), map_body_exprs(s.then, fn, memo), map_body_exprs(s.orelse, fn, memo)
+        cond, then, orelse = m(s.cond), _map_body(s.then, m), _map_body(s.orelse, m)
         if cond is s.cond and then is s.then and orelse is s.orelse:
             return s
         return replace(s, cond=cond, then=then, orelse=orelse)
     raise TypeError(s)
 
 
-def map_body_exprs(body: tuple[Stmt, ...], fn: Callable[[Expr], Expr],
-                   memo: dict[int, Expr] | None = None) -> tuple[Stmt, ...]:
-    """Apply ``fn`` (bottom-up) to every expression of ``body``.  ``fn`` must be a pure function
-    of the node: a subtree shared by several statements (common in unrolled code) is rewritten
-    once and its result shared."""
-    if memo is None:
-        memo = {}
-    out = tuple([map_stmt_exprs(s, fn, memo) for s in body])
-    return body if _same(out, body) else out
+#: id(node) -> (node, index variables it reads, whether simplify_index leaves all of it unchanged)
+_PROPS: dict[int, tuple[Expr, frozenset[str], bool]] = {}
+_NO_NAMES: frozenset[str] = frozenset()
+
+
+def _props(e: Expr) -> tuple[Expr, frozenset[str], bool]:
+    hit = _PROPS.get(id(e))
+    if hit is not None and hit[0] is e:
+        return hit
+    t = type(e)
+    if t is Var:
+        names = frozenset((e.name,)) if e.type == IDX else _NO_NAMES
+        clean = True
+    elif t is Const:
+        names, clean = _NO_NAMES, True
+    else:
+        kids = [_props(c) for c in children(e)]
+        names = frozenset().union(*(k[1] for k in kids)) if kids else _NO_NAMES
+        clean = all(k[2] for k in kids) and simplify_index(e) is e
+    if len(_PROPS) > 500_000:
+        _PROPS.clear()
+    out = _PROPS[id(e)] = (e, names, clean)
+    return out
 
 
 def _substituter(env: Mapping[str, Expr]) -> Callable[[Expr], Expr]:
@@ -116,36 +146,82 @@ def substitute(e: Expr, env: Mapping[str, Expr]) -> Expr:
 
 
 def substitute_body(body: tuple[Stmt, ...], env: Mapping[str, Expr]) -> tuple[Stmt, ...]:
-    return map_body_exprs(body, _substituter(env))
+    """:func:`substitute` in every expression of ``body``; subtrees that read none of the
+    substituted variables and are already simplified are kept as they are (not visited)."""
+    keys = frozenset(env)
+    fn = _substituter(env)
+    memo: dict[int, Expr] = {}
+
+    def skip(x: Expr) -> Expr | None:
+        _, names, clean = _props(x)
+        return x if clean and not (names & keys) else None
+
+    def sub(e: Expr) -> Expr:
+        hit = memo.get(id(e))
+        if hit is None:
+            kept = skip(e)
+            hit = memo[id(e)] = kept if kept is not None else _rebuild(e, sub, fn)
+        return hit
+
+    return _map_body(body, sub)
+
+
+def _rebuild(e: Expr, sub: Callable[[Expr], Expr], fn: Callable[[Expr], Expr]) -> Expr:
+    """``e`` with its children passed through ``sub``, then ``fn`` applied to it."""
+    t = type(e)
+    if t is Load:
+        index = tuple([sub(i) for i in e.index])
+        if any(x is not y for x, y in zip(index, e.index)):
+            e = Load(e.buf, index, e.type, e.loc)
+    elif t is Bin:
+        a, b = sub(e.a), sub(e.b)
+        if a is not e.a or b is not e.b:
+            e = Bin(e.op, a, b, e.type, e.loc)
+    elif t is Un or t is Cast:
+        a = sub(e.a)
+        if a is not e.a:
+            e = replace(e, a=a)
+    elif t is Call:
+        args = tuple([sub(x) for x in e.args])
+        if any(x is not y for x, y in zip(args, e.args)):
+            e = Call(e.fn, args, e.type, e.flags, e.loc)
+    return fn(e)
 
 
 def simplify_index(e: Expr) -> Expr:
-    """Local constant folding of index arithmetic (x+0, x*1, x*0, c1 op c2)."""
-    if not isinstance(e, (Bin, Call)) or e.type != IDX:
+    """Local constant folding of index arithmetic (x+0, x*1, x*0, c1 op c2); ``e`` itself when
+    nothing folds."""
+    t = type(e)
+    if (t is not Bin and t is not Call) or e.type != IDX:
         return e
-    if isinstance(e, Call):
-        if e.fn in ("min", "max") and all(isinstance(a, Const) for a in e.args):
+    if t is Call:
+        if e.fn in ("min", "max") and all(type(a) is Const for a in e.args):
             vals = [a.value for a in e.args]  # type: ignore[union-attr]
             return Const(min(vals) if e.fn == "min" else max(vals), IDX, e.loc)
         return e
-    a, b = e.a, e.b
-    if isinstance(a, Const) and isinstance(b, Const) and e.op in ("add", "sub", "mul", "div", "mod"):
-        return Const(sem.apply_bin(e.op, a.value, b.value, IDX), IDX, e.loc)
-    if e.op == "add":
-        if a == Const(0, IDX):
+    a, b, op = e.a, e.b, e.op
+    ka, kb = type(a) is Const, type(b) is Const
+    if not ka and not kb:
+        return e
+    if ka and kb and op in ("add", "sub", "mul", "div", "mod"):
+        return Const(sem.apply_bin(op, a.value, b.value, IDX), IDX, e.loc)
+    ca = a.value if ka and a.type == IDX else None
+    cb = b.value if kb and b.type == IDX else None
+    if op == "add":
+        if ca == 0:
             return b
-        if b == Const(0, IDX):
+        if cb == 0:
             return a
-    if e.op == "sub" and b == Const(0, IDX):
+    if op == "sub" and cb == 0:
         return a
-    if e.op == "mul":
-        if Const(0, IDX) in (a, b):
+    if op == "mul":
+        if ca == 0 or cb == 0:
             return Const(0, IDX, e.loc)
-        if a == Const(1, IDX):
+        if ca == 1:
             return b
-        if b == Const(1, IDX):
+        if cb == 1:
             return a
-    if e.op == "div" and b == Const(1, IDX):
+    if op == "div" and cb == 1:
         return a
     return e
 
