@@ -274,11 +274,18 @@ class CEmitter:
         """Offset = variable part + constant, the variable part a multiple of ``group`` elements."""
         import sympy as sp
 
+        from .affine import affine_form, form_expr
         from .backends.contraction import from_sympy
         from .check import NotAffine, to_sympy
 
+        flat = self.flat_offset(lay, index)
+        form = affine_form(flat)
+        if form is not None:
+            if any(c % group for c in form[1].values()):
+                return None
+            return ("" if not form[1] else _strip(self.ex(form_expr((0, form[1]))))), form[0]
         try:
-            s = sp.expand(to_sympy(self.flat_offset(lay, index), {}))
+            s = sp.expand(to_sympy(flat, {}))
         except NotAffine:
             return None
         const, rest = s.as_coeff_Add()
