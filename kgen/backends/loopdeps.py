@@ -190,6 +190,10 @@ def _linear(st, index: tuple[Expr, ...]) -> tuple[int, tuple[tuple[str, int], ..
     return const, tuple(terms)
 
 
+#: (id(storage), id(index)) -> (storage, index, flat offset as a linear form): shared by all proofs
+_LINEAR: dict[tuple[int, int], tuple] = {}
+
+
 class _Proof:
     """Executes the index arithmetic of one loop iteration for a set of candidate arrays."""
 
@@ -201,7 +205,6 @@ class _Proof:
         self.written: dict[str, set[int]] = {c: set() for c in cands}
         self.failed: set[str] = set()
         self.touch: dict[int, bool] = {}
-        self.forms: dict[int, tuple] = {}
         self.loads: dict[int, tuple] = {}
 
     def _root(self, buf: str) -> str | None:
@@ -214,38 +217,53 @@ class _Proof:
             self.touch[key] = any(a.root in self.cands for a in _subtree(self.kernel, s))
         return self.touch[key]
 
-    def _offset(self, buf: str, index: tuple[Expr, ...], env: dict[str, int]) -> int | None:
-        hit = self.forms.get(id(index))
-        if hit is None or hit[0] is not index or hit[1] != buf:
-            hit = (index, buf, _linear(self.st[buf], index))
-            self.forms[id(index)] = hit
-        form = hit[2]
-        if form is None:
-            return None
-        try:
-            return form[0] + sum(c * env[v] for v, c in form[1])
-        except KeyError:
-            return None
+    def _form(self, buf: str, index: tuple[Expr, ...]) -> tuple | None:
+        st = self.st[buf]
+        key = (id(st), id(index))
+        hit = _LINEAR.get(key)
+        if hit is None or hit[0] is not st or hit[1] is not index:
+            if len(_LINEAR) > 200_000:
+                _LINEAR.clear()
+            hit = _LINEAR[key] = (st, index, _linear(st, index))
+        return hit[2]
 
-    def _loads(self, s: Stmt) -> list[Load]:
-        """Candidate loads directly in statement ``s`` (cached)."""
+    def _leaf(self, s: Stmt) -> tuple[tuple, tuple | None]:
+        """Statement ``s`` compiled for the proof: its candidate reads and its candidate store, each
+        as (root, linear form of the flat offset or None) (cached)."""
         hit = self.loads.get(id(s))
         if hit is None or hit[0] is not s:
-            found = [x for e in stmt_exprs(s) for x in walk_expr(e) if isinstance(x, Load) and self._root(x.buf)]
-            hit = (s, found)
+            reads = tuple((self._root(x.buf), self._form(x.buf, x.index)) for e in stmt_exprs(s)
+                          for x in walk_expr(e) if isinstance(x, Load) and self._root(x.buf))
+            store = None
+            if isinstance(s, Store) and self._root(s.buf):
+                store = (self._root(s.buf), self._form(s.buf, s.index))
+            hit = (s, (reads, store))
             self.loads[id(s)] = hit
         return hit[1]
 
-    def _reads(self, s: Stmt, env: dict[str, int]) -> None:
-        for x in self._loads(s):
-            root = self._root(x.buf)
-            if root is None or root in self.failed:
+    @staticmethod
+    def _at(form: tuple | None, env: dict[str, int]) -> int | None:
+        if form is None:
+            return None
+        off = form[0]
+        for v, c in form[1]:
+            x = env.get(v)
+            if x is None:
+                return None
+            off += c * x
+        return off
+
+    def _reads(self, reads: tuple, env: dict[str, int]) -> None:
+        failed = self.failed
+        for root, form in reads:
+            if root in failed:
                 continue
-            off = self._offset(x.buf, x.index, env)
+            off = self._at(form, env)
             if off is None or off not in self.written[root]:
-                self.failed.add(root)
+                failed.add(root)
 
     def run(self, body: tuple[Stmt, ...], env: dict[str, int], definite: bool) -> None:
+        """Execute the index arithmetic of ``body`` (``env`` is restored on return)."""
         for s in body:
             self.steps += 1
             if self.steps > BUDGET:
@@ -253,17 +271,26 @@ class _Proof:
                 return
             if not self.touches(s):
                 continue
-            if isinstance(s, For):
+            t = type(s)
+            if t is For:
                 try:
                     lo, hi = eval_expr(s.lo, env), eval_expr(s.hi, env)
                 except (KeyError, TypeError):
                     self.failed |= self.cands
                     return
+                had, old = s.var in env, env.get(s.var)
                 for v in range(lo, hi):
-                    self.run(s.body, {**env, s.var: v}, definite)
+                    env[s.var] = v
+                    self.run(s.body, env, definite)
+                if had:
+                    env[s.var] = old  # type: ignore[assignment]
+                else:
+                    env.pop(s.var, None)
                 continue
-            if isinstance(s, If):
-                self._reads(s, env)
+            reads, store = self._leaf(s)
+            if reads:
+                self._reads(reads, env)
+            if t is If:
                 try:
                     names = {x.name for x in walk_expr(s.cond) if isinstance(x, Var)}
                     if any(isinstance(x, Load) for x in walk_expr(s.cond)) or not names <= set(env):
@@ -274,15 +301,12 @@ class _Proof:
                     self.run(s.then, env, False)
                     self.run(s.orelse, env, False)
                 continue
-            self._reads(s, env)
-            if isinstance(s, Store):
-                root = self._root(s.buf)
-                if root is not None and root not in self.failed:
-                    off = self._offset(s.buf, s.index, env)
-                    if off is None:
-                        self.failed.add(root)
-                    elif definite:
-                        self.written[root].add(off)
+            if store is not None and store[0] not in self.failed:
+                off = self._at(store[1], env)
+                if off is None:
+                    self.failed.add(store[0])
+                elif definite:
+                    self.written[store[0]].add(off)
 
 
 def _after(body: tuple[Stmt, ...], loop: For, in_loop: bool = False) -> list[Stmt] | None:
@@ -361,8 +385,15 @@ def partitioned(offsets: list[sp.Expr], var: str, trip: tuple[int, int], inner: 
         if np.prod([len(r) for r in ranges], dtype=np.int64) > POINTS:
             return False
         grids = np.meshgrid(*ranges, indexing="ij")
-        fn = sp.lambdify([v] + syms, local, "numpy")
-        total = np.broadcast_to(np.asarray(fn(*grids)), grids[0].shape)
+        terms = sp.expand(local).as_coefficients_dict()
+        if all(c.is_Integer and (x == 1 or x.is_Symbol) for x, c in terms.items()):
+            by_name = dict(zip([v] + syms, grids))
+            total = np.zeros(grids[0].shape, dtype=np.int64)
+            for x, c in terms.items():
+                total = total + (int(c) if x == 1 else int(c) * by_name[x])
+        else:
+            fn = sp.lambdify([v] + syms, local, "numpy")
+            total = np.broadcast_to(np.asarray(fn(*grids)), grids[0].shape)
         if not np.all(np.isfinite(total)) if total.dtype.kind == "f" else False:
             return False
         values.append(np.rint(total).astype(np.int64).reshape(-1))
