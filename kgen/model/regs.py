@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..ir import Assign, Decl, For, If, Load, Stmt, Store, Var, stmt_exprs, walk_expr, walk_stmts
+from ..ir import Assign, Decl, For, If, Load, Stmt, Store, Var, stmt_exprs, sub_bodies, walk_expr, walk_stmts
 
 
 @dataclass(frozen=True)
@@ -54,21 +54,27 @@ def _facts(s: Stmt) -> _Facts:
     bufs: set[str] = set()
     hot: set[str] = set()
     direct = not isinstance(s, (For, If))
-    for st in walk_stmts((s,)):
-        if isinstance(st, Assign):
-            assigned.add(st.name)
-        elif isinstance(st, Store):
-            bufs.add(st.buf)
-        for e in stmt_exprs(st):
-            for x in walk_expr(e):
-                if isinstance(x, Var):
-                    names.add(x.name)
-                elif isinstance(x, Load):
-                    bufs.add(x.buf)
-                    if x.type.lanes > 1:
-                        hot.add(x.buf)
-                        if direct and st is s:
-                            loads.append(x)
+    if isinstance(s, Assign):
+        assigned.add(s.name)
+    elif isinstance(s, Store):
+        bufs.add(s.buf)
+    for e in stmt_exprs(s):
+        for x in walk_expr(e):
+            if isinstance(x, Var):
+                names.add(x.name)
+            elif isinstance(x, Load):
+                bufs.add(x.buf)
+                if x.type.lanes > 1:
+                    hot.add(x.buf)
+                    if direct:
+                        loads.append(x)
+    for inner in sub_bodies(s):  # nested statements: their (cached) facts, so each is walked once
+        for x in inner:
+            f = _facts(x)
+            names |= f.names
+            assigned |= f.assigned
+            bufs |= f.bufs
+            hot |= f.hot
     f = _Facts(frozenset(names), tuple(loads), frozenset(assigned), frozenset(bufs), frozenset(hot))
     if len(_MEMO) > 200000:
         _MEMO.clear()
