@@ -109,23 +109,13 @@ def _table(accuracy: dict, kernel: str, isa: str) -> list[tuple]:
 
 KERNELS = sorted(ODD)
 
-#: Kernels the model misses on some shape today, and why; they stay visible as XFAIL (XPASS once fixed).
-KNOWN_MISSES = {
-    ("linear_vt_s8", "xpulpv2"): "odd shape (S=37, E=26, P=10): the XpulpV2 run-time staging combined with the "
-                                 "zero-padded reduction tails costs ~15 % more instructions than modelled",
-    ("mhsa_scores_s8", "xpulpv2"): "odd shape (S=37, P=10): same cause as linear_vt_s8 (-12.8 % instructions, "
-                                   "-14.8 % cycles)",
-}
-
 
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("kernel", KERNELS)
-def test_prediction_within_tolerance(accuracy, kernel, isa, request):
+def test_prediction_within_tolerance(accuracy, kernel, isa):
     rows = _table(accuracy, kernel, isa)
     if not rows:
         pytest.skip(f"{kernel} is not in the {isa} release")
-    if (kernel, isa) in KNOWN_MISSES:
-        request.applymarker(pytest.mark.xfail(reason=KNOWN_MISSES[(kernel, isa)], strict=False))
     assert len(rows) >= 2  # the release shapes and the odd one
     bad = [r for r in rows if abs(r[3]) > 0.10 or abs(r[6]) > 0.15]
     report = "\n".join(f"  {r[0]}: instructions {r[1]} predicted {r[2]} ({r[3]:+.1%}), cycles {r[4]} predicted "

@@ -48,6 +48,19 @@ def test_reduction_tail_over_the_padding_is_whole_dot_products():
     assert calls.count("isa.armv7em.smlad") == 4 * 3 * 2  # one 2x2 block (rolled loops over the blocks)
 
 
+
+def test_xpulpv2_staged_reduction_tail_runs_over_the_padding():
+    """XpulpV2 stages both operands of linear_vt_s8 (E = 26: six full quads and a tail of two) with
+    zero padding, copied without index guards: the copies do not count as unstaged operand reads,
+    so the tail runs as one more quad of dot products instead of scalar products."""
+    low = raw_backend_class("xpulpv2")().lower(builtin("linear_vt_s8").kernel, {"S": 37, "E": 26, "H": 3, "P": 10})
+    products = [x for s in walk_stmts(low.kernel.body) if not isinstance(s, For)
+                for e in (getattr(s, "value", None), getattr(s, "init", None)) if e is not None
+                for x in _walk(e) if isinstance(x, Bin) and x.op == "mul" and isinstance(x.a, Cast)
+                and isinstance(x.a.a, Load) and isinstance(x.b, Cast) and isinstance(x.b.a, Load)]
+    assert not products
+
+
 def _walk(e):
     from kgen.ir import walk_expr
 

@@ -432,14 +432,18 @@ def stage_b(kernel: Kernel, c: Contraction, p: Packing, t: Type) -> Kernel:
 # ------------------------------------------------------------------------------ the driver
 
 
-def _unguarded_loads(body: tuple[Stmt, ...], bufs: set[str]) -> bool:
-    """Some statement outside every ``if`` loads from ``bufs`` (the staging copies are guarded)."""
+def _unguarded_loads(body: tuple[Stmt, ...], bufs: set[str], copies: frozenset[str] = frozenset()) -> bool:
+    """Some statement outside every ``if`` loads from ``bufs``, other than a store into one of
+    ``copies`` (the staging copies: guarded, or split by :func:`~kgen.backends.padding.padded_fill`
+    so that they read real elements only)."""
     for x in body:
         if isinstance(x, If):
             continue
         if isinstance(x, For):
-            if _unguarded_loads(x.body, bufs):
+            if _unguarded_loads(x.body, bufs, copies):
                 return True
+            continue
+        if isinstance(x, Store) and x.buf in copies:
             continue
         if any(isinstance(y, Load) and y.buf in bufs for e in stmt_exprs(x) for y in walk_expr(e)):
             return True
@@ -496,7 +500,7 @@ def block_nests(kernel: Kernel, sizes: Mapping[str, int], tile: tuple[int, int],
             s = tile_contraction(s, sizes, c, R, C, group, jam_row_tail=True)
             s = unroll_k(s, f"{c.k}_o", ceil(nest.K / group), k_unroll)
             s, names, note = stage(s, nest, c, R, C)
-            if not padded or not _unguarded_loads(s.body, {c.a, c.b}):
+            if not padded or not _unguarded_loads(s.body, {c.a, c.b}, frozenset(names - {c.a, c.b})):
                 break  # (padding needs every operand access staged: otherwise lower without it)
         staged |= names | {c.a, c.b}
         notes.append(note)

@@ -123,7 +123,7 @@ size_t kgen_encoder_block_s8_nb27blk3e32h8p32f64_xpulpv2_get_buffer_size(void);
  * - `Wq` must be 4-byte aligned (its rows are read as packed words).
  * - `Wv` must be 4-byte aligned (its rows are read as packed words).
  * - `X` must be 4-byte aligned (its rows are read as packed words).
- * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 5161152 instructions, 6269056 cycles; instructions = 0.824*BLK**2*H*NB**2*P + 0.824*BLK*E*F*NB + 1.648*BLK*E*H*NB*P + 982.6*BLK*E*NB + 17.0, cycles = 0.8322*BLK**2*H*NB**2*P + 0.8322*BLK*E*F*NB + 1.664*BLK*E*H*NB*P + 1400.0*BLK*E*NB + 18.0.
+ * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 5140224 instructions, 6243008 cycles; instructions = 0.8174*BLK**2*H*NB**2*P + 0.8174*BLK*E*F*NB + 1.635*BLK*E*H*NB*P + 982.6*BLK*E*NB + 17.0, cycles = 0.824*BLK**2*H*NB**2*P + 0.824*BLK*E*F*NB + 1.648*BLK*E*H*NB*P + 1400.0*BLK*E*NB + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

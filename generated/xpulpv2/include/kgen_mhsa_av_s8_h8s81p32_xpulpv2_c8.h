@@ -31,7 +31,7 @@ extern "C" {
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
  * - Contraction over j (81x32x81): register block 4x4 with pv.sdotusp.b; Vt staged as quads where its view is declared; A staged per block of 4 rows.
  * - Every one of the 8 cores calls the function: loops `h` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier.
- * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 116425 instructions, 118412 cycles; instructions = 0.05085*H*P*S**2 + 1.495*H*P*S + 17.0, cycles = 0.05139*H*P*S**2 + 1.547*H*P*S + 18.0.
+ * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 113822 instructions, 115238 cycles; instructions = 0.0493*H*P*S**2 + 1.495*H*P*S + 17.0, cycles = 0.0495*H*P*S**2 + 1.547*H*P*S + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

@@ -62,7 +62,7 @@ size_t kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2_get_buffer_size(void);
  * - Contraction over j4 (3x32x81): register block 3x4 with pv.sdotusp.b; Vt staged as quads where its view is declared; At staged per block of 3 rows.
  * - `K` must be 4-byte aligned (its rows are read as packed words).
  * - `Q` must be 4-byte aligned (its rows are read as packed words).
- * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 2949472 instructions, 3385120 cycles; instructions = 0.827*BLK**2*H*NB**2*P + 75.25*BLK*H*NB*P + 17.0, cycles = 0.837*BLK**2*H*NB**2*P + 95.45*BLK*H*NB*P + 18.0.
+ * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 2928960 instructions, 3359264 cycles; instructions = 0.8148*BLK**2*H*NB**2*P + 75.25*BLK*H*NB*P + 17.0, cycles = 0.8216*BLK**2*H*NB**2*P + 95.45*BLK*H*NB*P + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

@@ -63,7 +63,7 @@ size_t kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2_c8_get_buffer_size(void);
  * - `K` must be 4-byte aligned (its rows are read as packed words).
  * - `Q` must be 4-byte aligned (its rows are read as packed words).
  * - Every one of the 8 cores calls the function: loops `k_uo`, `k1_uo`, `h` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier. Each core works in its own copy of `At`, `T`, `ybuf` (the scratch buffer holds 8 copies).
- * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 368736 instructions, 423152 cycles; instructions = 0.1034*BLK**2*H*NB**2*P + 9.408*BLK*H*NB*P + 17.0, cycles = 0.1046*BLK**2*H*NB**2*P + 11.93*BLK*H*NB*P + 18.0.
+ * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 366152 instructions, 419928 cycles; instructions = 0.1018*BLK**2*H*NB**2*P + 9.408*BLK*H*NB*P + 17.0, cycles = 0.1027*BLK**2*H*NB**2*P + 11.93*BLK*H*NB*P + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

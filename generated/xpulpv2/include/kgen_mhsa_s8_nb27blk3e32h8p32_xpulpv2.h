@@ -88,7 +88,7 @@ size_t kgen_mhsa_s8_nb27blk3e32h8p32_xpulpv2_get_buffer_size(void);
  * - `Wq` must be 4-byte aligned (its rows are read as packed words).
  * - `Wv` must be 4-byte aligned (its rows are read as packed words).
  * - `X` must be 4-byte aligned (its rows are read as packed words).
- * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 4263872 instructions, 4713984 cycles; instructions = 0.8032*BLK**2*H*NB**2*P + 1.606*BLK*E*H*NB*P + 713.3*BLK*E*NB + 17.0, cycles = 0.8116*BLK**2*H*NB**2*P + 1.623*BLK*E*H*NB*P + 877.2*BLK*E*NB + 18.0.
+ * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 4243456 instructions, 4688128 cycles; instructions = 0.7964*BLK**2*H*NB**2*P + 1.593*BLK*E*H*NB*P + 713.3*BLK*E*NB + 17.0, cycles = 0.803*BLK**2*H*NB**2*P + 1.606*BLK*E*H*NB*P + 877.2*BLK*E*NB + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

@@ -89,7 +89,7 @@ size_t kgen_mhsa_s8_nb27blk3e32h8p32_xpulpv2_c8_get_buffer_size(void);
  * - `Wv` must be 4-byte aligned (its rows are read as packed words).
  * - `X` must be 4-byte aligned (its rows are read as packed words).
  * - Every one of the 8 cores calls the function: loops `k_uo`, `k1_uo`, `s_o_p_o`, `p_o1`, `s1_o_p1_o`, `p1_o1`, `p2_o`, `qb`, `s3_o_e3_o`, `e3_o1` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier. Each core works in its own copy of `At`, `T`, `ybuf` (the scratch buffer holds 8 copies).
- * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 641744 instructions, 710288 cycles; instructions = 0.1114*BLK**2*H*NB**2*P + 0.2227*BLK*E*H*NB*P + 118.4*BLK*E*NB + 17.0, cycles = 0.1125*BLK**2*H*NB**2*P + 0.225*BLK*E*H*NB*P + 143.5*BLK*E*NB + 18.0.
+ * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 638672 instructions, 706432 cycles; instructions = 0.1103*BLK**2*H*NB**2*P + 0.2207*BLK*E*H*NB*P + 118.4*BLK*E*NB + 17.0, cycles = 0.1112*BLK**2*H*NB**2*P + 0.2225*BLK*E*H*NB*P + 143.5*BLK*E*NB + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

@@ -128,7 +128,7 @@ size_t kgen_encoder_block_s8_nb27blk3e32h8p32f64_xpulpv2_c8_get_buffer_size(void
  * - `Wv` must be 4-byte aligned (its rows are read as packed words).
  * - `X` must be 4-byte aligned (its rows are read as packed words).
  * - Every one of the 8 cores calls the function: loops `k_uo`, `k1_uo`, `s_o_p_o`, `p_o1`, `s1_o_p1_o`, `p1_o1`, `p2_o`, `qb`, `s3_b`, `s3_l_o_e31_o`, `s3_l1_e41_uo`, `e71`, `s3_l3_o_f2_o`, `s3_l4_o_e91_o`, `s3_l5_e101_uo`, `e131` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier. Each core works in its own copy of `At`, `T`, `hid_s3`, `r_s3`, `x1_s3`, `y_s3`, `ybuf` (the scratch buffer holds 8 copies).
- * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 783216 instructions, 950656 cycles; instructions = 0.1169*BLK**2*H*NB**2*P + 0.1169*BLK*E*F*NB + 0.2338*BLK*E*H*NB*P + 159.1*BLK*E*NB + 17.0, cycles = 0.118*BLK**2*H*NB**2*P + 0.118*BLK*E*F*NB + 0.236*BLK*E*H*NB*P + 222.3*BLK*E*NB + 18.0.
+ * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 780168 instructions, 946784 cycles; instructions = 0.1159*BLK**2*H*NB**2*P + 0.1159*BLK*E*F*NB + 0.2318*BLK*E*H*NB*P + 159.1*BLK*E*NB + 17.0, cycles = 0.1168*BLK**2*H*NB**2*P + 0.1168*BLK*E*F*NB + 0.2336*BLK*E*H*NB*P + 222.3*BLK*E*NB + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code
@@ -1475,18 +1475,18 @@ void kgen_encoder_block_s8_nb27blk3e32h8p32f64_xpulpv2_c8(const int8_t *restrict
                         acc4_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v4_q_rd[236]), kgen_ld32(&Vth_v4_q_storage[(336 * p4_o) + 308]), acc4_1_2);
                         acc4_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v4_q_rd[236]), kgen_ld32(&Vth_v4_q_storage[(336 * p4_o) + 312]), acc4_2_2);
                         acc4_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v4_q_rd[236]), kgen_ld32(&Vth_v4_q_storage[(336 * p4_o) + 316]), acc4_3_2);
-                        acc4_0_0 = (int32_t)((uint32_t)acc4_0_0 + (uint32_t)(((int32_t)At_v4_q_rd[240]) * ((int32_t)Vth_v4_q_storage[(336 * p4_o) + 320])));
-                        acc4_0_1 = (int32_t)((uint32_t)acc4_0_1 + (uint32_t)(((int32_t)At_v4_q_rd[244]) * ((int32_t)Vth_v4_q_storage[(336 * p4_o) + 320])));
-                        acc4_0_2 = (int32_t)((uint32_t)acc4_0_2 + (uint32_t)(((int32_t)At_v4_q_rd[248]) * ((int32_t)Vth_v4_q_storage[(336 * p4_o) + 320])));
-                        acc4_1_0 = (int32_t)((uint32_t)acc4_1_0 + (uint32_t)(((int32_t)At_v4_q_rd[240]) * ((int32_t)Vth_v4_q_storage[(336 * p4_o) + 324])));
-                        acc4_1_1 = (int32_t)((uint32_t)acc4_1_1 + (uint32_t)(((int32_t)At_v4_q_rd[244]) * ((int32_t)Vth_v4_q_storage[(336 * p4_o) + 324])));
-                        acc4_1_2 = (int32_t)((uint32_t)acc4_1_2 + (uint32_t)(((int32_t)At_v4_q_rd[248]) * ((int32_t)Vth_v4_q_storage[(336 * p4_o) + 324])));
-                        acc4_2_0 = (int32_t)((uint32_t)acc4_2_0 + (uint32_t)(((int32_t)At_v4_q_rd[240]) * ((int32_t)Vth_v4_q_storage[(336 * p4_o) + 328])));
-                        acc4_2_1 = (int32_t)((uint32_t)acc4_2_1 + (uint32_t)(((int32_t)At_v4_q_rd[244]) * ((int32_t)Vth_v4_q_storage[(336 * p4_o) + 328])));
-                        acc4_2_2 = (int32_t)((uint32_t)acc4_2_2 + (uint32_t)(((int32_t)At_v4_q_rd[248]) * ((int32_t)Vth_v4_q_storage[(336 * p4_o) + 328])));
-                        acc4_3_0 = (int32_t)((uint32_t)acc4_3_0 + (uint32_t)(((int32_t)At_v4_q_rd[240]) * ((int32_t)Vth_v4_q_storage[(336 * p4_o) + 332])));
-                        acc4_3_1 = (int32_t)((uint32_t)acc4_3_1 + (uint32_t)(((int32_t)At_v4_q_rd[244]) * ((int32_t)Vth_v4_q_storage[(336 * p4_o) + 332])));
-                        acc4_3_2 = (int32_t)((uint32_t)acc4_3_2 + (uint32_t)(((int32_t)At_v4_q_rd[248]) * ((int32_t)Vth_v4_q_storage[(336 * p4_o) + 332])));
+                        acc4_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v4_q_rd[240]), kgen_ld32(&Vth_v4_q_storage[(336 * p4_o) + 320]), acc4_0_0);
+                        acc4_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v4_q_rd[240]), kgen_ld32(&Vth_v4_q_storage[(336 * p4_o) + 324]), acc4_1_0);
+                        acc4_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v4_q_rd[240]), kgen_ld32(&Vth_v4_q_storage[(336 * p4_o) + 328]), acc4_2_0);
+                        acc4_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v4_q_rd[240]), kgen_ld32(&Vth_v4_q_storage[(336 * p4_o) + 332]), acc4_3_0);
+                        acc4_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v4_q_rd[244]), kgen_ld32(&Vth_v4_q_storage[(336 * p4_o) + 320]), acc4_0_1);
+                        acc4_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v4_q_rd[244]), kgen_ld32(&Vth_v4_q_storage[(336 * p4_o) + 324]), acc4_1_1);
+                        acc4_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v4_q_rd[244]), kgen_ld32(&Vth_v4_q_storage[(336 * p4_o) + 328]), acc4_2_1);
+                        acc4_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v4_q_rd[244]), kgen_ld32(&Vth_v4_q_storage[(336 * p4_o) + 332]), acc4_3_1);
+                        acc4_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v4_q_rd[248]), kgen_ld32(&Vth_v4_q_storage[(336 * p4_o) + 320]), acc4_0_2);
+                        acc4_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v4_q_rd[248]), kgen_ld32(&Vth_v4_q_storage[(336 * p4_o) + 324]), acc4_1_2);
+                        acc4_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v4_q_rd[248]), kgen_ld32(&Vth_v4_q_storage[(336 * p4_o) + 328]), acc4_2_2);
+                        acc4_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v4_q_rd[248]), kgen_ld32(&Vth_v4_q_storage[(336 * p4_o) + 332]), acc4_3_2);
                         O_storage[(((32 * h) + (4 * p4_o)) + (768 * qb)) + (768 * r3_o)] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc4_0_0 * (uint32_t)mul_av)) >> (shift_av & 31)));
                         O_storage[((((32 * h) + (4 * p4_o)) + (768 * qb)) + (768 * r3_o)) + 256] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc4_0_1 * (uint32_t)mul_av)) >> (shift_av & 31)));
                         O_storage[((((32 * h) + (4 * p4_o)) + (768 * qb)) + (768 * r3_o)) + 512] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc4_0_2 * (uint32_t)mul_av)) >> (shift_av & 31)));

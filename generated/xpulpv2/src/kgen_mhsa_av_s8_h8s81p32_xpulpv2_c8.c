@@ -28,7 +28,7 @@
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
  * - Contraction over j (81x32x81): register block 4x4 with pv.sdotusp.b; Vt staged as quads where its view is declared; A staged per block of 4 rows.
  * - Every one of the 8 cores calls the function: loops `h` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier.
- * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 116425 instructions, 118412 cycles; instructions = 0.05085*H*P*S**2 + 1.495*H*P*S + 17.0, cycles = 0.05139*H*P*S**2 + 1.547*H*P*S + 18.0.
+ * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 113822 instructions, 115238 cycles; instructions = 0.0493*H*P*S**2 + 1.495*H*P*S + 17.0, cycles = 0.0495*H*P*S**2 + 1.547*H*P*S + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code
@@ -420,22 +420,22 @@ void kgen_mhsa_av_s8_h8s81p32_xpulpv2_c8(const uint8_t *restrict A, const int8_t
                     acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[316]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 308]), acc_1_3);
                     acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[316]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 312]), acc_2_3);
                     acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[316]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 316]), acc_3_3);
-                    acc_0_0 = (int32_t)((uint32_t)acc_0_0 + (uint32_t)(((int32_t)A_v0_q_rd[320]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 320])));
-                    acc_0_1 = (int32_t)((uint32_t)acc_0_1 + (uint32_t)(((int32_t)A_v0_q_rd[324]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 320])));
-                    acc_0_2 = (int32_t)((uint32_t)acc_0_2 + (uint32_t)(((int32_t)A_v0_q_rd[328]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 320])));
-                    acc_0_3 = (int32_t)((uint32_t)acc_0_3 + (uint32_t)(((int32_t)A_v0_q_rd[332]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 320])));
-                    acc_1_0 = (int32_t)((uint32_t)acc_1_0 + (uint32_t)(((int32_t)A_v0_q_rd[320]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 324])));
-                    acc_1_1 = (int32_t)((uint32_t)acc_1_1 + (uint32_t)(((int32_t)A_v0_q_rd[324]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 324])));
-                    acc_1_2 = (int32_t)((uint32_t)acc_1_2 + (uint32_t)(((int32_t)A_v0_q_rd[328]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 324])));
-                    acc_1_3 = (int32_t)((uint32_t)acc_1_3 + (uint32_t)(((int32_t)A_v0_q_rd[332]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 324])));
-                    acc_2_0 = (int32_t)((uint32_t)acc_2_0 + (uint32_t)(((int32_t)A_v0_q_rd[320]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 328])));
-                    acc_2_1 = (int32_t)((uint32_t)acc_2_1 + (uint32_t)(((int32_t)A_v0_q_rd[324]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 328])));
-                    acc_2_2 = (int32_t)((uint32_t)acc_2_2 + (uint32_t)(((int32_t)A_v0_q_rd[328]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 328])));
-                    acc_2_3 = (int32_t)((uint32_t)acc_2_3 + (uint32_t)(((int32_t)A_v0_q_rd[332]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 328])));
-                    acc_3_0 = (int32_t)((uint32_t)acc_3_0 + (uint32_t)(((int32_t)A_v0_q_rd[320]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 332])));
-                    acc_3_1 = (int32_t)((uint32_t)acc_3_1 + (uint32_t)(((int32_t)A_v0_q_rd[324]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 332])));
-                    acc_3_2 = (int32_t)((uint32_t)acc_3_2 + (uint32_t)(((int32_t)A_v0_q_rd[328]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 332])));
-                    acc_3_3 = (int32_t)((uint32_t)acc_3_3 + (uint32_t)(((int32_t)A_v0_q_rd[332]) * ((int32_t)Vt_v0_q_storage[(336 * p_o) + 332])));
+                    acc_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[320]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 320]), acc_0_0);
+                    acc_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[320]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 324]), acc_1_0);
+                    acc_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[320]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 328]), acc_2_0);
+                    acc_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[320]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 332]), acc_3_0);
+                    acc_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[324]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 320]), acc_0_1);
+                    acc_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[324]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 324]), acc_1_1);
+                    acc_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[324]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 328]), acc_2_1);
+                    acc_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[324]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 332]), acc_3_1);
+                    acc_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[328]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 320]), acc_0_2);
+                    acc_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[328]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 324]), acc_1_2);
+                    acc_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[328]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 328]), acc_2_2);
+                    acc_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[328]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 332]), acc_3_2);
+                    acc_0_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[332]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 320]), acc_0_3);
+                    acc_1_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[332]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 324]), acc_1_3);
+                    acc_2_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[332]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 328]), acc_2_3);
+                    acc_3_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_q_rd[332]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o) + 332]), acc_3_3);
                     O[((1024 * s_o) + (32 * h)) + (4 * p_o)] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_0_0 * (uint32_t)mul)) >> (shift & 31)));
                     O[(((1024 * s_o) + (32 * h)) + (4 * p_o)) + 256] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_0_1 * (uint32_t)mul)) >> (shift & 31)));
                     O[(((1024 * s_o) + (32 * h)) + (4 * p_o)) + 512] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_0_2 * (uint32_t)mul)) >> (shift & 31)));
@@ -556,10 +556,10 @@ void kgen_mhsa_av_s8_h8s81p32_xpulpv2_c8(const uint8_t *restrict A, const int8_t
                 acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[76]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o1) + 308]), acc_1);
                 acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[76]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o1) + 312]), acc_2);
                 acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[76]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o1) + 316]), acc_3);
-                acc_0 = (int32_t)((uint32_t)acc_0 + (uint32_t)(((int32_t)A_v0_qt_rd[80]) * ((int32_t)Vt_v0_q_storage[(336 * p_o1) + 320])));
-                acc_1 = (int32_t)((uint32_t)acc_1 + (uint32_t)(((int32_t)A_v0_qt_rd[80]) * ((int32_t)Vt_v0_q_storage[(336 * p_o1) + 324])));
-                acc_2 = (int32_t)((uint32_t)acc_2 + (uint32_t)(((int32_t)A_v0_qt_rd[80]) * ((int32_t)Vt_v0_q_storage[(336 * p_o1) + 328])));
-                acc_3 = (int32_t)((uint32_t)acc_3 + (uint32_t)(((int32_t)A_v0_qt_rd[80]) * ((int32_t)Vt_v0_q_storage[(336 * p_o1) + 332])));
+                acc_0 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[80]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o1) + 320]), acc_0);
+                acc_1 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[80]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o1) + 324]), acc_1);
+                acc_2 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[80]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o1) + 328]), acc_2);
+                acc_3 = kgen_pv_sdotusp_b(kgen_ld32(&A_v0_qt_rd[80]), kgen_ld32(&Vt_v0_q_storage[(336 * p_o1) + 332]), acc_3);
                 O[((32 * h) + (4 * p_o1)) + 20480] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_0 * (uint32_t)mul)) >> (shift & 31)));
                 O[((32 * h) + (4 * p_o1)) + 20481] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_1 * (uint32_t)mul)) >> (shift & 31)));
                 O[((32 * h) + (4 * p_o1)) + 20482] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc_2 * (uint32_t)mul)) >> (shift & 31)));

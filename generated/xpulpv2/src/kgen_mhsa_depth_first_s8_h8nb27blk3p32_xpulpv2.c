@@ -58,7 +58,7 @@ size_t kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2_get_buffer_size(void)
  * - Contraction over j4 (3x32x81): register block 3x4 with pv.sdotusp.b; Vt staged as quads where its view is declared; At staged per block of 3 rows.
  * - `K` must be 4-byte aligned (its rows are read as packed words).
  * - `Q` must be 4-byte aligned (its rows are read as packed words).
- * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 2949472 instructions, 3385120 cycles; instructions = 0.827*BLK**2*H*NB**2*P + 75.25*BLK*H*NB*P + 17.0, cycles = 0.837*BLK**2*H*NB**2*P + 95.45*BLK*H*NB*P + 18.0.
+ * - Model (kgen explain): predicted on cv32e40p (xpulpv2-clang model) 2928960 instructions, 3359264 cycles; instructions = 0.8148*BLK**2*H*NB**2*P + 75.25*BLK*H*NB*P + 17.0, cycles = 0.8216*BLK**2*H*NB**2*P + 95.45*BLK*H*NB*P + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code
@@ -649,18 +649,18 @@ void kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2(const int8_t *restrict Q, co
                     acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[236]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 308]), acc1_1_2);
                     acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[236]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 312]), acc1_2_2);
                     acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[236]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 316]), acc1_3_2);
-                    acc1_0_0 = (int32_t)((uint32_t)acc1_0_0 + (uint32_t)(((int32_t)At_v1_q_rd[240]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 320])));
-                    acc1_0_1 = (int32_t)((uint32_t)acc1_0_1 + (uint32_t)(((int32_t)At_v1_q_rd[244]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 320])));
-                    acc1_0_2 = (int32_t)((uint32_t)acc1_0_2 + (uint32_t)(((int32_t)At_v1_q_rd[248]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 320])));
-                    acc1_1_0 = (int32_t)((uint32_t)acc1_1_0 + (uint32_t)(((int32_t)At_v1_q_rd[240]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 324])));
-                    acc1_1_1 = (int32_t)((uint32_t)acc1_1_1 + (uint32_t)(((int32_t)At_v1_q_rd[244]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 324])));
-                    acc1_1_2 = (int32_t)((uint32_t)acc1_1_2 + (uint32_t)(((int32_t)At_v1_q_rd[248]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 324])));
-                    acc1_2_0 = (int32_t)((uint32_t)acc1_2_0 + (uint32_t)(((int32_t)At_v1_q_rd[240]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 328])));
-                    acc1_2_1 = (int32_t)((uint32_t)acc1_2_1 + (uint32_t)(((int32_t)At_v1_q_rd[244]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 328])));
-                    acc1_2_2 = (int32_t)((uint32_t)acc1_2_2 + (uint32_t)(((int32_t)At_v1_q_rd[248]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 328])));
-                    acc1_3_0 = (int32_t)((uint32_t)acc1_3_0 + (uint32_t)(((int32_t)At_v1_q_rd[240]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 332])));
-                    acc1_3_1 = (int32_t)((uint32_t)acc1_3_1 + (uint32_t)(((int32_t)At_v1_q_rd[244]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 332])));
-                    acc1_3_2 = (int32_t)((uint32_t)acc1_3_2 + (uint32_t)(((int32_t)At_v1_q_rd[248]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 332])));
+                    acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[240]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 320]), acc1_0_0);
+                    acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[240]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 324]), acc1_1_0);
+                    acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[240]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 328]), acc1_2_0);
+                    acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[240]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 332]), acc1_3_0);
+                    acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[244]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 320]), acc1_0_1);
+                    acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[244]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 324]), acc1_1_1);
+                    acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[244]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 328]), acc1_2_1);
+                    acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[244]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 332]), acc1_3_1);
+                    acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[248]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 320]), acc1_0_2);
+                    acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[248]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 324]), acc1_1_2);
+                    acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[248]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 328]), acc1_2_2);
+                    acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[248]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 332]), acc1_3_2);
                     O[(((32 * h) + (4 * p1_o)) + (768 * qb)) + (768 * r2_o)] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_0_0 * (uint32_t)mul_o)) >> (shift_o & 31)));
                     O[((((32 * h) + (4 * p1_o)) + (768 * qb)) + (768 * r2_o)) + 256] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_0_1 * (uint32_t)mul_o)) >> (shift_o & 31)));
                     O[((((32 * h) + (4 * p1_o)) + (768 * qb)) + (768 * r2_o)) + 512] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_0_2 * (uint32_t)mul_o)) >> (shift_o & 31)));

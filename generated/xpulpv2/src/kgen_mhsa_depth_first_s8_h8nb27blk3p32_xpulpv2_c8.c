@@ -58,7 +58,7 @@ size_t kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2_c8_get_buffer_size(void)
  * - `K` must be 4-byte aligned (its rows are read as packed words).
  * - `Q` must be 4-byte aligned (its rows are read as packed words).
  * - Every one of the 8 cores calls the function: loops `k_uo`, `k1_uo`, `h` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier. Each core works in its own copy of `At`, `T`, `ybuf` (the scratch buffer holds 8 copies).
- * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 368736 instructions, 423152 cycles; instructions = 0.1034*BLK**2*H*NB**2*P + 9.408*BLK*H*NB*P + 17.0, cycles = 0.1046*BLK**2*H*NB**2*P + 11.93*BLK*H*NB*P + 18.0.
+ * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 366152 instructions, 419928 cycles; instructions = 0.1018*BLK**2*H*NB**2*P + 9.408*BLK*H*NB*P + 17.0, cycles = 0.1027*BLK**2*H*NB**2*P + 11.93*BLK*H*NB*P + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code
@@ -684,18 +684,18 @@ void kgen_mhsa_depth_first_s8_h8nb27blk3p32_xpulpv2_c8(const int8_t *restrict Q,
                         acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[236]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 308]), acc1_1_2);
                         acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[236]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 312]), acc1_2_2);
                         acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[236]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 316]), acc1_3_2);
-                        acc1_0_0 = (int32_t)((uint32_t)acc1_0_0 + (uint32_t)(((int32_t)At_v1_q_rd[240]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 320])));
-                        acc1_0_1 = (int32_t)((uint32_t)acc1_0_1 + (uint32_t)(((int32_t)At_v1_q_rd[244]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 320])));
-                        acc1_0_2 = (int32_t)((uint32_t)acc1_0_2 + (uint32_t)(((int32_t)At_v1_q_rd[248]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 320])));
-                        acc1_1_0 = (int32_t)((uint32_t)acc1_1_0 + (uint32_t)(((int32_t)At_v1_q_rd[240]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 324])));
-                        acc1_1_1 = (int32_t)((uint32_t)acc1_1_1 + (uint32_t)(((int32_t)At_v1_q_rd[244]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 324])));
-                        acc1_1_2 = (int32_t)((uint32_t)acc1_1_2 + (uint32_t)(((int32_t)At_v1_q_rd[248]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 324])));
-                        acc1_2_0 = (int32_t)((uint32_t)acc1_2_0 + (uint32_t)(((int32_t)At_v1_q_rd[240]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 328])));
-                        acc1_2_1 = (int32_t)((uint32_t)acc1_2_1 + (uint32_t)(((int32_t)At_v1_q_rd[244]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 328])));
-                        acc1_2_2 = (int32_t)((uint32_t)acc1_2_2 + (uint32_t)(((int32_t)At_v1_q_rd[248]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 328])));
-                        acc1_3_0 = (int32_t)((uint32_t)acc1_3_0 + (uint32_t)(((int32_t)At_v1_q_rd[240]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 332])));
-                        acc1_3_1 = (int32_t)((uint32_t)acc1_3_1 + (uint32_t)(((int32_t)At_v1_q_rd[244]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 332])));
-                        acc1_3_2 = (int32_t)((uint32_t)acc1_3_2 + (uint32_t)(((int32_t)At_v1_q_rd[248]) * ((int32_t)Vt_v1_q_storage[(336 * p1_o) + 332])));
+                        acc1_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[240]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 320]), acc1_0_0);
+                        acc1_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[240]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 324]), acc1_1_0);
+                        acc1_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[240]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 328]), acc1_2_0);
+                        acc1_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[240]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 332]), acc1_3_0);
+                        acc1_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[244]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 320]), acc1_0_1);
+                        acc1_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[244]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 324]), acc1_1_1);
+                        acc1_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[244]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 328]), acc1_2_1);
+                        acc1_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[244]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 332]), acc1_3_1);
+                        acc1_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[248]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 320]), acc1_0_2);
+                        acc1_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[248]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 324]), acc1_1_2);
+                        acc1_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[248]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 328]), acc1_2_2);
+                        acc1_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v1_q_rd[248]), kgen_ld32(&Vt_v1_q_storage[(336 * p1_o) + 332]), acc1_3_2);
                         O[(((32 * h) + (4 * p1_o)) + (768 * qb)) + (768 * r2_o)] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_0_0 * (uint32_t)mul_o)) >> (shift_o & 31)));
                         O[((((32 * h) + (4 * p1_o)) + (768 * qb)) + (768 * r2_o)) + 256] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_0_1 * (uint32_t)mul_o)) >> (shift_o & 31)));
                         O[((((32 * h) + (4 * p1_o)) + (768 * qb)) + (768 * r2_o)) + 512] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc1_0_2 * (uint32_t)mul_o)) >> (shift_o & 31)));

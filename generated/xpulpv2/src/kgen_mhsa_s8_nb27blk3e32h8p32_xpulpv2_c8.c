@@ -89,7 +89,7 @@ size_t kgen_mhsa_s8_nb27blk3e32h8p32_xpulpv2_c8_get_buffer_size(void)
  * - `Wv` must be 4-byte aligned (its rows are read as packed words).
  * - `X` must be 4-byte aligned (its rows are read as packed words).
  * - Every one of the 8 cores calls the function: loops `k_uo`, `k1_uo`, `s_o_p_o`, `p_o1`, `s1_o_p1_o`, `p1_o1`, `p2_o`, `qb`, `s3_o_e3_o`, `e3_o1` are split in balanced contiguous chunks, pure code runs on every core, the rest on core 0, with barriers where data crosses cores; it ends with a barrier. Each core works in its own copy of `At`, `T`, `ybuf` (the scratch buffer holds 8 copies).
- * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 641744 instructions, 710288 cycles; instructions = 0.1114*BLK**2*H*NB**2*P + 0.2227*BLK*E*H*NB*P + 118.4*BLK*E*NB + 17.0, cycles = 0.1125*BLK**2*H*NB**2*P + 0.225*BLK*E*H*NB*P + 143.5*BLK*E*NB + 18.0.
+ * - Model (kgen explain): predicted per core (8 cores) on cv32e40p (xpulpv2-clang model) 638672 instructions, 706432 cycles; instructions = 0.1103*BLK**2*H*NB**2*P + 0.2207*BLK*E*H*NB*P + 118.4*BLK*E*NB + 17.0, cycles = 0.1112*BLK**2*H*NB**2*P + 0.2225*BLK*E*H*NB*P + 143.5*BLK*E*NB + 18.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code
@@ -1349,18 +1349,18 @@ void kgen_mhsa_s8_nb27blk3e32h8p32_xpulpv2_c8(const int8_t *restrict X, const in
                         acc4_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v4_q_rd[236]), kgen_ld32(&Vth_v4_q_storage[(336 * p4_o) + 308]), acc4_1_2);
                         acc4_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v4_q_rd[236]), kgen_ld32(&Vth_v4_q_storage[(336 * p4_o) + 312]), acc4_2_2);
                         acc4_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v4_q_rd[236]), kgen_ld32(&Vth_v4_q_storage[(336 * p4_o) + 316]), acc4_3_2);
-                        acc4_0_0 = (int32_t)((uint32_t)acc4_0_0 + (uint32_t)(((int32_t)At_v4_q_rd[240]) * ((int32_t)Vth_v4_q_storage[(336 * p4_o) + 320])));
-                        acc4_0_1 = (int32_t)((uint32_t)acc4_0_1 + (uint32_t)(((int32_t)At_v4_q_rd[244]) * ((int32_t)Vth_v4_q_storage[(336 * p4_o) + 320])));
-                        acc4_0_2 = (int32_t)((uint32_t)acc4_0_2 + (uint32_t)(((int32_t)At_v4_q_rd[248]) * ((int32_t)Vth_v4_q_storage[(336 * p4_o) + 320])));
-                        acc4_1_0 = (int32_t)((uint32_t)acc4_1_0 + (uint32_t)(((int32_t)At_v4_q_rd[240]) * ((int32_t)Vth_v4_q_storage[(336 * p4_o) + 324])));
-                        acc4_1_1 = (int32_t)((uint32_t)acc4_1_1 + (uint32_t)(((int32_t)At_v4_q_rd[244]) * ((int32_t)Vth_v4_q_storage[(336 * p4_o) + 324])));
-                        acc4_1_2 = (int32_t)((uint32_t)acc4_1_2 + (uint32_t)(((int32_t)At_v4_q_rd[248]) * ((int32_t)Vth_v4_q_storage[(336 * p4_o) + 324])));
-                        acc4_2_0 = (int32_t)((uint32_t)acc4_2_0 + (uint32_t)(((int32_t)At_v4_q_rd[240]) * ((int32_t)Vth_v4_q_storage[(336 * p4_o) + 328])));
-                        acc4_2_1 = (int32_t)((uint32_t)acc4_2_1 + (uint32_t)(((int32_t)At_v4_q_rd[244]) * ((int32_t)Vth_v4_q_storage[(336 * p4_o) + 328])));
-                        acc4_2_2 = (int32_t)((uint32_t)acc4_2_2 + (uint32_t)(((int32_t)At_v4_q_rd[248]) * ((int32_t)Vth_v4_q_storage[(336 * p4_o) + 328])));
-                        acc4_3_0 = (int32_t)((uint32_t)acc4_3_0 + (uint32_t)(((int32_t)At_v4_q_rd[240]) * ((int32_t)Vth_v4_q_storage[(336 * p4_o) + 332])));
-                        acc4_3_1 = (int32_t)((uint32_t)acc4_3_1 + (uint32_t)(((int32_t)At_v4_q_rd[244]) * ((int32_t)Vth_v4_q_storage[(336 * p4_o) + 332])));
-                        acc4_3_2 = (int32_t)((uint32_t)acc4_3_2 + (uint32_t)(((int32_t)At_v4_q_rd[248]) * ((int32_t)Vth_v4_q_storage[(336 * p4_o) + 332])));
+                        acc4_0_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v4_q_rd[240]), kgen_ld32(&Vth_v4_q_storage[(336 * p4_o) + 320]), acc4_0_0);
+                        acc4_1_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v4_q_rd[240]), kgen_ld32(&Vth_v4_q_storage[(336 * p4_o) + 324]), acc4_1_0);
+                        acc4_2_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v4_q_rd[240]), kgen_ld32(&Vth_v4_q_storage[(336 * p4_o) + 328]), acc4_2_0);
+                        acc4_3_0 = kgen_pv_sdotusp_b(kgen_ld32(&At_v4_q_rd[240]), kgen_ld32(&Vth_v4_q_storage[(336 * p4_o) + 332]), acc4_3_0);
+                        acc4_0_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v4_q_rd[244]), kgen_ld32(&Vth_v4_q_storage[(336 * p4_o) + 320]), acc4_0_1);
+                        acc4_1_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v4_q_rd[244]), kgen_ld32(&Vth_v4_q_storage[(336 * p4_o) + 324]), acc4_1_1);
+                        acc4_2_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v4_q_rd[244]), kgen_ld32(&Vth_v4_q_storage[(336 * p4_o) + 328]), acc4_2_1);
+                        acc4_3_1 = kgen_pv_sdotusp_b(kgen_ld32(&At_v4_q_rd[244]), kgen_ld32(&Vth_v4_q_storage[(336 * p4_o) + 332]), acc4_3_1);
+                        acc4_0_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v4_q_rd[248]), kgen_ld32(&Vth_v4_q_storage[(336 * p4_o) + 320]), acc4_0_2);
+                        acc4_1_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v4_q_rd[248]), kgen_ld32(&Vth_v4_q_storage[(336 * p4_o) + 324]), acc4_1_2);
+                        acc4_2_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v4_q_rd[248]), kgen_ld32(&Vth_v4_q_storage[(336 * p4_o) + 328]), acc4_2_2);
+                        acc4_3_2 = kgen_pv_sdotusp_b(kgen_ld32(&At_v4_q_rd[248]), kgen_ld32(&Vth_v4_q_storage[(336 * p4_o) + 332]), acc4_3_2);
                         O_storage[(((32 * h) + (4 * p4_o)) + (768 * qb)) + (768 * r2_o)] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc4_0_0 * (uint32_t)mul_av)) >> (shift_av & 31)));
                         O_storage[((((32 * h) + (4 * p4_o)) + (768 * qb)) + (768 * r2_o)) + 256] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc4_0_1 * (uint32_t)mul_av)) >> (shift_av & 31)));
                         O_storage[((((32 * h) + (4 * p4_o)) + (768 * qb)) + (768 * r2_o)) + 512] = (int8_t)kgen_p_clip_8((((int32_t)((uint32_t)acc4_0_2 * (uint32_t)mul_av)) >> (shift_av & 31)));
