@@ -36,21 +36,16 @@ def _free(e: Expr, memo: dict[int, tuple[Expr, frozenset[str], frozenset[str]]])
     hit = memo.get(id(e))
     if hit is not None and hit[0] is e:
         return hit[1], hit[2]
-    t = type(e)
-    if t is Var:
-        out = (frozenset((e.name,)), _EMPTY)
-    elif t is Const:
-        out = (_EMPTY, _EMPTY)
-    else:  # composed from the children, so nested sub-expressions are walked once
-        kids = [_free(c, memo) for c in children(e)]
-        names = frozenset().union(*(k[0] for k in kids)) if kids else _EMPTY
-        bufs = frozenset().union(*(k[1] for k in kids)) if kids else _EMPTY
-        out = (names, bufs | {e.buf} if t is Load else bufs)
+    names: set[str] = set()
+    bufs: set[str] = set()
+    for x in walk_expr(e):
+        if isinstance(x, Var):
+            names.add(x.name)
+        elif isinstance(x, Load):
+            bufs.add(x.buf)
+    out = (frozenset(names), frozenset(bufs))
     memo[id(e)] = (e, out[0], out[1])
     return out
-
-
-_EMPTY: frozenset[str] = frozenset()
 
 
 def _is_pow2(v: int) -> bool:
