@@ -320,12 +320,11 @@ class CostWalk(ExprCosts):
         sites: dict[tuple, int] = {}
 
         def visit(e: Expr, direct: bool) -> None:
-            for x in walk_expr(e):
-                if isinstance(x, Load):
-                    note(x.buf, x.index, direct)
+            for x in _loads_in(e):
+                note(x.buf, x.index, direct)
 
         def note(buf: str, index: tuple[Expr, ...], direct: bool) -> None:
-            if not any(isinstance(v, Var) and v.name == s.var for i in index for v in walk_expr(i)):
+            if s.var not in _names_in(index):
                 return
             key = (buf, tuple(_strip_const(i) for i in index))
             sites[key] = sites.get(key, 0) + (1 if direct else 2)
@@ -364,9 +363,7 @@ class CostWalk(ExprCosts):
             return True
         if not isinstance(sym_trip, int) or trip > lp["full_unroll_max_trip"] or trip > lp["full_unroll_max_insns"]:
             return False
-        floor = sum(1 for st in walk_stmts(s.body) if isinstance(st, Store)) + sum(
-            1 for st in walk_stmts(s.body) if not isinstance(st, For) for e in stmt_exprs(st)
-            for x in walk_expr(e) if isinstance(x, Call) and x.fn.startswith("isa."))
+        floor = _instruction_floor(s)
         if trip * floor > lp["full_unroll_max_insns"]:
             return False  # every store and ISA instruction is at least one instruction
         per = self.estimate(s.body) + lp.get("unroll_stream_size", 0) * n_streams + lp.get("unroll_iteration_size", 0)
@@ -465,6 +462,47 @@ class CostWalk(ExprCosts):
         if self.has_parallel:
             _iadd(total, self.tc.parallel.get("barrier", {}))
         return {k: v for k, v in total.items() if v}
+
+
+#: id(node) -> (node, the loads in an expression / the variable names in an index tuple)
+_LOADS: dict[int, tuple[Expr, tuple[Load, ...]]] = {}
+_NAMES: dict[int, tuple[tuple[Expr, ...], frozenset[str]]] = {}
+
+
+def _loads_in(e: Expr) -> tuple[Load, ...]:
+    hit = _LOADS.get(id(e))
+    if hit is None or hit[0] is not e:
+        if len(_LOADS) > 200_000:
+            _LOADS.clear()
+        hit = _LOADS[id(e)] = (e, tuple(x for x in walk_expr(e) if isinstance(x, Load)))
+    return hit[1]
+
+
+def _names_in(index: tuple[Expr, ...]) -> frozenset[str]:
+    hit = _NAMES.get(id(index))
+    if hit is None or hit[0] is not index:
+        if len(_NAMES) > 200_000:
+            _NAMES.clear()
+        names = frozenset(v.name for i in index for v in walk_expr(i) if isinstance(v, Var))
+        hit = _NAMES[id(index)] = (index, names)
+    return hit[1]
+
+
+#: id(loop) -> (loop, stores and ISA instructions in its body)
+_FLOORS: dict[int, tuple[For, int]] = {}
+
+
+def _instruction_floor(s: For) -> int:
+    """Instructions one iteration of ``s`` runs at least: its stores and ISA instructions."""
+    hit = _FLOORS.get(id(s))
+    if hit is None or hit[0] is not s:
+        if len(_FLOORS) > 50000:
+            _FLOORS.clear()
+        n = sum(1 for st in walk_stmts(s.body) if isinstance(st, Store)) + sum(
+            1 for st in walk_stmts(s.body) if not isinstance(st, For) for e in stmt_exprs(st)
+            for x in walk_expr(e) if isinstance(x, Call) and x.fn.startswith("isa."))
+        hit = _FLOORS[id(s)] = (s, n)
+    return hit[1]
 
 
 #: (id(loop), post-increment addressing) -> (loop, streams): pure in the loop, asked by every walk
