@@ -85,6 +85,7 @@ class CEmitter:
         #: local arrays whose adjacent packed loads are fetched as one 64-bit load (LDRD)
         self.paired = paired
         self.pairs: dict[tuple[str, int], str] = {}
+        self.offsets: dict[tuple[int, int, int], tuple] = {}  # see offset()
         self.uses_parallel = False
         self.layouts: dict[str, Layout] = {}
         self.lines: list[str] = []
@@ -200,7 +201,15 @@ class CEmitter:
         return total
 
     def offset(self, lay: Layout, index: tuple[Expr, ...]) -> str:
-        return _strip(self.ex(canonical_affine(self.flat_offset(lay, index))))
+        key = (id(lay.offset), id(lay.strides), id(index))
+        hit = self.offsets.get(key)
+        if hit is not None and hit[0] is lay.offset and hit[1] is lay.strides and hit[2] is index:
+            return hit[3]
+        flat = canonical_affine(self.flat_offset(lay, index))
+        text = _strip(self.ex(flat))
+        if _is_index_arithmetic(flat):  # printed the same wherever it appears: remember it
+            self.offsets[key] = (lay.offset, lay.strides, index, text)
+        return text
 
     # ----------------------------------------------------------------------- statements
     def parallel_loop(self, s: For, depth: int) -> None:
@@ -374,6 +383,15 @@ class CEmitter:
             self.emit(depth, "}")
         else:
             raise TypeError(s)
+
+
+def _is_index_arithmetic(e: Expr) -> bool:
+    """Only constants, variables, additions and multiplications of type idx (printed statelessly)."""
+    t = type(e)
+    if t is Const or t is Var:
+        return True
+    return t is Bin and e.type == IDX and e.op in ("add", "mul") and \
+        _is_index_arithmetic(e.a) and _is_index_arithmetic(e.b)
 
 
 def canonical_affine(e: Expr) -> Expr:
