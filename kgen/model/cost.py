@@ -41,7 +41,7 @@ from typing import Any, Iterable, Mapping
 import sympy as sp
 
 from ..ir import (IDX, Alloc, Assign, Bin, Call, Const, Decl, Expr, For, If, Kernel, Load, Stmt, Store, Var, View,
-                  stmt_exprs, walk_expr, walk_stmts)
+                  stmt_exprs, sub_bodies, walk_expr, walk_stmts)
 from .platform import Toolchain, instructions_of
 from .cost_expr import ExprCosts, _free, _iadd, add, scale
 from .paths import dependents, signs, specialise, splits
@@ -254,8 +254,7 @@ class CostWalk(ExprCosts):
         total: Counts = {}
         try:
             for s in body:
-                leaves = [x for x in walk_stmts((s,)) if isinstance(x, (Decl, Assign, Store))]
-                if isinstance(s, (For, If)) and any(only(x) for x in leaves):
+                if isinstance(s, (For, If)) and self._selects(s, only):
                     self.only = only
                     _iadd(total, self.loop(s, avail) if isinstance(s, For) else self.if_stmt(s, avail))
                     self.only = None
@@ -269,6 +268,18 @@ class CostWalk(ExprCosts):
         finally:
             self.only = only
         return total
+
+    def _selects(self, s: Stmt, only: Any) -> bool:
+        """``only`` selects a statement in ``s`` (nested ones included; cached per statement)."""
+        key = ("selects", id(s))
+        hit = self.memo.get(key)
+        if hit is None or hit[0] is not s:
+            if isinstance(s, (Decl, Assign, Store)):
+                found = bool(only(s))
+            else:
+                found = any(self._selects(x, only) for b in sub_bodies(s) for x in b)
+            hit = self.memo[key] = (s, found)
+        return hit[1]
 
     def if_stmt(self, s: If, avail: "_Avail") -> Counts:
         names, _ = _free(s.cond, self.memo)
