@@ -136,8 +136,13 @@ def specialize(kernel: Kernel, sizes: Mapping[str, int]) -> Kernel:
                         strides=tuple(sub(s) for s in p.strides) if p.strides else None)  # type: ignore[union-attr]
         params.append(p)
     body = substitute_body(kernel.body, env)
-    where = tuple(w for w in (sub(w) for w in kernel.where) if not isinstance(w, Const))
-    return replace(kernel, params=tuple(params), body=body, where=where)
+    where = []
+    for w in (sub(w) for w in kernel.where):
+        if any(isinstance(x, Var) for x in walk_expr(w)):
+            where.append(w)
+        elif not eval_expr(w, {}):  # constant now: holds (checked above) or is violated
+            raise ScheduleError(f"specialize: sizes {dict(sizes)} violate '{print_expr(w)}'")
+    return replace(kernel, params=tuple(params), body=body, where=tuple(where))
 
 
 def split(kernel: Kernel, var: str, factor: int, tail: str = "cut",
