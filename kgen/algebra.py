@@ -102,6 +102,8 @@ def sink_accumulator_init(kernel: Kernel) -> Kernel:
         # the rewrite below changes expressions only: names assigned and buffers written stay the same
         assigned = {x.name for x in walk_stmts(tuple(out)) if isinstance(x, (Assign, Decl))}
         written = _written_bufs(tuple(out))
+        # names each statement assigns (nested ones included); the rewrite below keeps them
+        assigns = [frozenset(x.name for x in walk_stmts((st,)) if isinstance(x, Assign)) for st in out]
         for i, s in enumerate(list(out)):
             if not (isinstance(s, Decl) and s.type == I32 and s.init is not None and s.init != Const(0, I32)):
                 continue
@@ -112,9 +114,9 @@ def sink_accumulator_init(kernel: Kernel) -> Kernel:
             j = i + 1
             while j < len(out) and _leaves_alone_or_updates(out[j], s.name):
                 j += 1
-            if any(isinstance(x, Assign) and x.name == s.name for x in walk_stmts(tuple(out[j:]))):
+            if any(s.name in assigns[k] for k in range(j, len(out))):
                 continue
-            if not any(isinstance(x, Assign) and x.name == s.name for x in walk_stmts(tuple(out[i + 1:j]))):
+            if not any(s.name in assigns[k] for k in range(i + 1, j)):
                 continue  # not an accumulator: nothing to sink the initial value past
             out[i] = replace(s, init=Const(0, I32))
             acc_plus = Bin("add", Var(s.name, I32), init, I32)
