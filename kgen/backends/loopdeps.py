@@ -206,6 +206,7 @@ class _Proof:
         self.failed: set[str] = set()
         self.touch: dict[int, bool] = {}
         self.loads: dict[int, tuple] = {}
+        self.plans: dict[int, tuple] = {}
 
     def _root(self, buf: str) -> str | None:
         st = self.st.get(buf)
@@ -262,15 +263,23 @@ class _Proof:
             if off is None or off not in self.written[root]:
                 failed.add(root)
 
+    def _plan(self, body: tuple[Stmt, ...]) -> list[tuple[Stmt, tuple, tuple | None]]:
+        """The statements of ``body`` that touch a candidate, with their compiled reads and store (cached)."""
+        hit = self.plans.get(id(body))
+        if hit is None or hit[0] is not body:
+            plan = [(s, *self._leaf(s)) if not isinstance(s, For) else (s, (), None)
+                    for s in body if self.touches(s)]
+            hit = self.plans[id(body)] = (body, plan)
+        return hit[1]
+
     def run(self, body: tuple[Stmt, ...], env: dict[str, int], definite: bool) -> None:
-        """Execute the index arithmetic of ``body`` (``env`` is restored on return)."""
-        for s in body:
-            self.steps += 1
-            if self.steps > BUDGET:
-                self.failed |= self.cands
-                return
-            if not self.touches(s):
-                continue
+        """Execute the index arithmetic of ``body`` (``env`` is restored on return).  Every
+        statement executed counts against :data:`BUDGET`; beyond it every candidate fails."""
+        self.steps += len(body)
+        if self.steps > BUDGET:
+            self.failed |= self.cands
+            return
+        for s, reads, store in self._plan(body):
             t = type(s)
             if t is For:
                 try:
@@ -287,7 +296,6 @@ class _Proof:
                 else:
                     env.pop(s.var, None)
                 continue
-            reads, store = self._leaf(s)
             if reads:
                 self._reads(reads, env)
             if t is If:
