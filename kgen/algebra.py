@@ -78,14 +78,26 @@ def _is_update_of(s: Stmt, name: str) -> bool:
     return isinstance(s, Assign) and s.name == name and _chain_without(s.value, name) is not None
 
 
-def _leaves_alone_or_updates(s: Stmt, name: str) -> bool:
-    if isinstance(s, Decl):  # another local: fine unless its initialiser reads ``name``
-        return s.init is None or not _uses((s,), name)
-    if isinstance(s, Assign):
-        return _is_update_of(s, name) or not _uses((s,), name)
-    if isinstance(s, For):
-        return all(_leaves_alone_or_updates(x, name) for x in s.body)
-    return False
+def _blocked_names(s: Stmt) -> tuple[bool, frozenset[str]]:
+    """(``s`` stops every accumulator, the accumulators it stops), computed once per statement.
+    An accumulator ``n`` passes a declaration whose initialiser does not read it, an assignment
+    that does not read it or is an additive update of it (``n = n + e …``), and a loop whose
+    statements all let it pass; anything else (a store, a branch) stops every accumulator."""
+    hit = _VARS_MEMO.get(("blocked", id(s)))  # type: ignore[call-overload]
+    if hit is not None and hit[0] is s:
+        return hit[1]
+    if isinstance(s, Decl):
+        out = (False, _stmt_vars(s) if s.init is not None else frozenset())
+    elif isinstance(s, Assign):
+        names = _stmt_vars(s)
+        out = (False, names - {s.name} if _is_update_of(s, s.name) else names)
+    elif isinstance(s, For):
+        parts = [_blocked_names(x) for x in s.body]
+        out = (any(p[0] for p in parts), frozenset().union(*(p[1] for p in parts)))
+    else:
+        out = (True, frozenset())
+    _VARS_MEMO[("blocked", id(s))] = (s, out)  # type: ignore[index]
+    return out
 
 
 @_memoized
@@ -112,7 +124,10 @@ def sink_accumulator_init(kernel: Kernel) -> Kernel:
                     written & _loaded(init):
                 continue
             j = i + 1
-            while j < len(out) and _leaves_alone_or_updates(out[j], s.name):
+            while j < len(out):
+                every, names = _blocked_names(out[j])
+                if every or s.name in names:
+                    break
                 j += 1
             if any(s.name in assigns[k] for k in range(j, len(out))):
                 continue
