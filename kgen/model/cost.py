@@ -160,12 +160,7 @@ class CostWalk(ExprCosts):
         self.estimates: dict[int, tuple[tuple[Stmt, ...], float]] = {}
         self.allocatable = allocatable
         self.reserved = int(toolchain.loops.get("reserved_registers", 2))
-        self.all_scalars = scalars_declared(kernel.body) | frozenset(p.name for p in kernel.scalars)
-        local: set[str] = set()
-        for st in walk_stmts(kernel.body):  # local arrays and the views of their storage
-            if isinstance(st, Alloc) or (isinstance(st, View) and st.base in local):
-                local.add(st.name)
-        self.locals = frozenset(local)
+        self.all_scalars, self.locals = _kernel_names(kernel)
 
     # ------------------------------------------------------------------------------ numbers
     def trip(self, s: For) -> tuple[Any, float]:
@@ -475,6 +470,24 @@ class CostWalk(ExprCosts):
         return {k: v for k, v in total.items() if v}
 
 
+#: id(kernel) -> (kernel, (its scalars, its local arrays and their views)): every sub-walk asks
+_KERNEL_NAMES: dict[int, tuple[Kernel, tuple[frozenset[str], frozenset[str]]]] = {}
+
+
+def _kernel_names(kernel: Kernel) -> tuple[frozenset[str], frozenset[str]]:
+    hit = _KERNEL_NAMES.get(id(kernel))
+    if hit is None or hit[0] is not kernel:
+        scalars = scalars_declared(kernel.body) | frozenset(p.name for p in kernel.scalars)
+        local: set[str] = set()
+        for st in walk_stmts(kernel.body):  # local arrays and the views of their storage
+            if isinstance(st, Alloc) or (isinstance(st, View) and st.base in local):
+                local.add(st.name)
+        if len(_KERNEL_NAMES) > 64:
+            _KERNEL_NAMES.clear()
+        hit = _KERNEL_NAMES[id(kernel)] = (kernel, (scalars, frozenset(local)))
+    return hit[1]
+
+
 #: id(node) -> (node, the loads in an expression / the variable names in an index tuple)
 _LOADS: dict[int, tuple[Expr, tuple[Load, ...]]] = {}
 _NAMES: dict[int, tuple[tuple[Expr, ...], frozenset[str]]] = {}
@@ -509,9 +522,15 @@ def _instruction_floor(s: For) -> int:
     if hit is None or hit[0] is not s:
         if len(_FLOORS) > 50000:
             _FLOORS.clear()
-        n = sum(1 for st in walk_stmts(s.body) if isinstance(st, Store)) + sum(
-            1 for st in walk_stmts(s.body) if not isinstance(st, For) for e in stmt_exprs(st)
-            for x in walk_expr(e) if isinstance(x, Call) and x.fn.startswith("isa."))
+        n = 0
+        for st in s.body:  # nested loops from their own (cached) floors
+            if isinstance(st, For):
+                n += _instruction_floor(st)
+                continue
+            n += isinstance(st, Store) + sum(1 for e in stmt_exprs(st) for x in walk_expr(e)
+                                             if isinstance(x, Call) and x.fn.startswith("isa."))
+            if isinstance(st, If):
+                n += _instruction_floor(For("_", Const(0, IDX), Const(1, IDX), st.then + st.orelse))
         hit = _FLOORS[id(s)] = (s, n)
     return hit[1]
 
