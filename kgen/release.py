@@ -117,13 +117,14 @@ def render_release(isa: str, requests: list[VariantRequest], jobs: int = 1) -> d
 
 def render_releases(work: list[tuple[str, list[VariantRequest]]], jobs: int = 1) -> dict[str, dict[str, str]]:
     """Several releases at once; one pool of ``jobs`` processes serves all their variants."""
-    from .buildpool import load_times, map_ordered, save_times
+    from .buildpool import cyclic_gc_paused, load_times, map_ordered, save_times
 
     items = [(isa, req) for isa, reqs in work for req in reqs]
     keys = [f"{isa}:{req.source.kernel.name}:{sorted(req.sizes.items())}:{req.cores}" for isa, req in items]
     times = load_times()
     priority = [times.get(k, _estimated_cost(isa, req)) for k, (isa, req) in zip(keys, items)]
-    timed = map_ordered(_timed_render, items, jobs, priority)
+    with cyclic_gc_paused():
+        timed = map_ordered(_timed_render, items, jobs, priority)
     rendered = [r for r, _ in timed]
     if jobs > 1:
         save_times({**times, **{k: s for k, (_, s) in zip(keys, timed)}})
