@@ -70,7 +70,7 @@ class SizeModel:
 
     def nonnegative(self, e: sp.Expr) -> bool:
         """True when ``e >= 0`` is proved for every legal assignment of the sizes."""
-        e = sp.expand(e.subs(self.subs, simultaneous=True))
+        e = sp.expand(e.xreplace(self.subs))  # sizes are atoms: a structural (simultaneous) replace
         if e.is_number:
             return bool(e >= 0)
         fresh = [s for s in e.free_symbols]
