@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -16,7 +17,13 @@ def _load_text(text: str, name: str) -> list[KernelSource]:
 
 
 def builtin_sources() -> dict[str, KernelSource]:
-    """Every kernel of the shipped library, by kernel name (sorted, deterministic)."""
+    """Every kernel of the shipped library, by kernel name (sorted, deterministic; a fresh dict
+    per call, the files are parsed and checked once per process)."""
+    return dict(_builtin_sources())
+
+
+@lru_cache(maxsize=1)
+def _builtin_sources() -> dict[str, KernelSource]:
     out: dict[str, KernelSource] = {}
     root = resources.files("kgen.kernels")
     for entry in sorted(root.iterdir(), key=lambda p: p.name):
