@@ -59,11 +59,14 @@ class VerifyResult:
 
 def build_variant(src: KernelSource, isa: str, sizes: Mapping[str, int], cores: int = 1
                   ) -> tuple[Lowered, EmittedKernel]:
+    from .buildpool import cyclic_gc_paused
+
     backend = get_backend(isa, cores)
-    lowered = backend.lower(src.kernel, dict(sizes))
-    intrinsic = getattr(backend, "intrinsic", None)
-    emitted = emit_kernel(src, lowered.kernel, isa, lowered.sizes, lowered.isa_hash, intrinsic,
-                          lowered.includes, lowered.notes, lowered.paired, lowered.qualifier, cores)
+    with cyclic_gc_paused():
+        lowered = backend.lower(src.kernel, dict(sizes))
+        intrinsic = getattr(backend, "intrinsic", None)
+        emitted = emit_kernel(src, lowered.kernel, isa, lowered.sizes, lowered.isa_hash, intrinsic,
+                              lowered.includes, lowered.notes, lowered.paired, lowered.qualifier, cores)
     return lowered, emitted
 
 
