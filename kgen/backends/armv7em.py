@@ -32,6 +32,8 @@ from ..schedule import specialize
 from ..schedule.auto import unroll_innermost
 from .nests import block_nests, stage_b
 from .padding import PaddedLayout, pad_reduction_tails
+from .widen import widen_copies
+from ..cgen import STORE_HELPERS
 
 #: Default register block (rows × cols): 4 accumulators + 2 activation words + 4 weight words
 #: (two LDRD pairs) + 2 pointers stay well inside the 14 allocatable registers.  Measured on
@@ -73,14 +75,16 @@ class ArmBackend:
             s = stage_row_tail(s, c, f"{c.m}_o", R, G, M, K, I16, f"{c.a}_tail")
         s = pad_reduction_tails(s, {f"{c.a}_wide": PaddedLayout(0, G, K), f"{c.a}_tail": PaddedLayout(0, G, K),
                                     packing.dst: PaddedLayout(1, G, K)})
+        s, words = widen_copies(s, isa)
         s = replace(s, body=expand_requant(peel_zero_updates(s.body)))
         s = select_instructions(s, isa, CLASSES, {f"{c.a}_wide": True, f"{c.a}_tail": True, packing.dst: True})
+        support, includes = _word_support(support, words, kernel)
         notes = (f"`{packing.dst}` holds `{c.b}` packed offline as int16 pairs "
                  f"[{packing.shape[0]}][{packing.shape[1]}][{C}][{G}] (n-block, k-group, column, lane; "
                  f"zero padded; 8-byte aligned); produce it with the packing companion.",
                  f"Register block {R}x{C} with SMLAD; {c.a} rows are widened into a "
                  f"{ceil(K / G) * R * G * 2}-byte stack buffer per block of {R} rows.")
-        return Lowered(s, sizes, (isa.header,), notes,
+        return Lowered(s, sizes, (isa.header,) + includes, notes + _word_notes(words, kernel),
                        {packing.dst: lambda args, p=packing: p.pack(args[p.src])}, isa.sha256, support,
                        paired=frozenset({f"{c.a}_wide", f"{c.a}_tail", packing.dst}), qualifier="KGEN_REGISTER_BLOCKED",
                        companions=((packing.dst, packing.companion(specialize(kernel, sizes))),))
@@ -110,9 +114,27 @@ class ArmBackend:
                            ("No DSP pattern applies: specialised portable C, innermost loops unrolled.",), {},
                            isa.sha256, support)
         s = pad_reduction_tails(s, layouts)
+        s, words = widen_copies(s, isa)
         s = replace(s, body=expand_requant(peel_zero_updates(s.body)))
         wide = {n for n in staged if n.endswith(("_wide", "_tail"))}
         s = select_instructions(s, isa, CLASSES, {n: True for n in wide})
         s = unroll_innermost(s)
-        return Lowered(s, sizes, (isa.header,), tuple(notes), {}, isa.sha256, support,
+        support, includes = _word_support(support, words, kernel)
+        return Lowered(s, sizes, (isa.header,) + includes, tuple(notes) + _word_notes(words, kernel), {},
+                       isa.sha256, support,
                        paired=frozenset(wide), qualifier="KGEN_REGISTER_BLOCKED")
+
+
+def _word_support(support: dict[str, str], words: frozenset[str], kernel: Kernel) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The packed-register store helper (kgen_store.h) when staging copies store words."""
+    if not words:
+        return support, ()
+    return {**support, "kgen_store.h": STORE_HELPERS}, ("kgen_store.h",)
+
+
+def _word_notes(words: frozenset[str], kernel: Kernel) -> tuple[str, ...]:
+    params = sorted(w for w in words if any(p.name == w for p in kernel.buffers))
+    if not params:
+        return ()
+    return (f"{', '.join(f'`{p}`' for p in params)} widened a word at a time (SXTB16/UXTB16 + PKHBT/PKHTB): "
+            f"the argument must be 4-byte aligned.",)
