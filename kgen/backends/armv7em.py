@@ -32,7 +32,7 @@ from ..schedule import specialize
 from ..schedule.auto import unroll_innermost
 from .nests import block_nests, stage_b
 from .padding import PaddedLayout, pad_reduction_tails
-from .widen import widen_copies
+from .widen import PERM, interleave_lanes, widen_copies
 from ..cgen import STORE_HELPERS
 
 #: Default register block (rows × cols): 4 accumulators + 2 activation words + 4 weight words
@@ -75,12 +75,16 @@ class ArmBackend:
             s = stage_row_tail(s, c, f"{c.m}_o", R, G, M, K, I16, f"{c.a}_tail")
         s = pad_reduction_tails(s, {f"{c.a}_wide": PaddedLayout(0, G, K), f"{c.a}_tail": PaddedLayout(0, G, K),
                                     packing.dst: PaddedLayout(1, G, K)})
+        interleaved = interleave_lanes(s, frozenset({f"{c.a}_wide", f"{c.a}_tail", packing.dst}))
+        if interleaved is not None:
+            s, packing = interleaved, replace(packing, perm=PERM)
         s, words = widen_copies(s, isa)
         s = replace(s, body=expand_requant(peel_zero_updates(s.body)))
         s = select_instructions(s, isa, CLASSES, {f"{c.a}_wide": True, f"{c.a}_tail": True, packing.dst: True})
         support, includes = _word_support(support, words, kernel)
         notes = (f"`{packing.dst}` holds `{c.b}` packed offline as int16 pairs "
-                 f"[{packing.shape[0]}][{packing.shape[1]}][{C}][{G}] (n-block, k-group, column, lane; "
+                 f"[{packing.shape[0]}][{packing.shape[1]}][{C}][{G}] (n-block, k-group, column, lane"
+                 f"{'' if packing.perm is None else f' holding k offset {list(packing.perm)}[lane]'}; "
                  f"zero padded; 8-byte aligned); produce it with the packing companion.",
                  f"Register block {R}x{C} with SMLAD; {c.a} rows are widened into a "
                  f"{ceil(K / G) * R * G * 2}-byte stack buffer per block of {R} rows.")
@@ -114,6 +118,7 @@ class ArmBackend:
                            ("No DSP pattern applies: specialised portable C, innermost loops unrolled.",), {},
                            isa.sha256, support)
         s = pad_reduction_tails(s, layouts)
+        s = interleave_lanes(s, frozenset(layouts)) or s
         s, words = widen_copies(s, isa)
         s = replace(s, body=expand_requant(peel_zero_updates(s.body)))
         wide = {n for n in staged if n.endswith(("_wide", "_tail"))}

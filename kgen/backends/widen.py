@@ -1,14 +1,19 @@
-"""Widening copies a word at a time (ARMv7E-M: SXTB16 / UXTB16 and PKHBT / PKHTB).
+"""Widening copies a word at a time (ARMv7E-M: SXTB16 / UXTB16, even and odd lanes).
 
 The staging nests of the register-blocked lowering copy int8 operands into int16 arrays laid out
 in groups of four k values (:func:`kgen.backends.contraction.staging_nest`,
 :func:`kgen.backends.nests.stage_b`).  Element by element, a compiler spends a byte load, an
-insert and part of a store on every value.  Here each full group ``dst[.., 0..3] = i16(src[.. b+0
-.. b+3])`` whose four source bytes are one aligned word becomes one word load, the two widening
-instructions (even lanes, odd lanes), two packs back into k order and two word stores: six
-instructions per four values, the int16 layout unchanged (so the packed weights and every reader
-stay as they are).  The rewrite is driven by the ISA file: the instructions are looked up by their
-semantic classes, and the copy is left element-wise when one is missing.
+insert and part of a store on every value.  :func:`interleave_lanes` relabels the lanes of every
+group of the staged (and offline packed) operands as (0, 2, 1, 3): lane l holds k offset
+``PERM[l]``, the order in which the even-lane and odd-lane widenings of one word produce them.  Both
+operands of every product carry the same relabelling, so each product still pairs equal k, and the
+sums are reordered (wrapping addition is associative and commutative) so that a dual multiply
+reads two adjacent lanes.  :func:`widen_copies` then turns each full group ``dst[.., 0..3] =
+i16(src[.. b+0 .. b+3])`` whose four source bytes are one aligned word into one word load, the two
+widening instructions and two word stores (four instructions per four values).  Without the
+relabelling (a lane index that is not a constant) the group is packed back into k order with
+PKHBT / PKHTB (six).  The instructions are looked up in the ISA file by their semantic classes;
+the copy stays element-wise when one is missing.
 """
 from __future__ import annotations
 
@@ -16,15 +21,17 @@ from dataclasses import replace
 
 import sympy as sp
 
-from ..rewrite import substitute
+from ..rewrite import substitute, substitute_body
 from ..check import NotAffine, to_sympy
-from ..ir import (I16, IDX, Alloc, Call, Cast, Const, Expr, For, If, Kernel, Load, Store, Stmt,
+from ..ir import (I16, IDX, Alloc, Bin, Call, Cast, Const, Expr, For, If, Kernel, Load, Store, Stmt,
                   Type, Var, View, walk_stmts)
 
 #: (source element type) -> (semantic class of the even-lane widening, of the odd-lane widening)
 WIDEN = {"i8": ("widen_even_s8_s16", "widen_odd_s8_s16"), "u8": ("widen_even_u8_u16", "widen_odd_u8_u16")}
 PACK = ("pack_lo_lo_16", "pack_hi_hi_16")
 GROUP = 4  # bytes of one word: the lanes of one staged group
+#: lane l of an interleaved group holds k offset PERM[l] (its own inverse)
+PERM = (0, 2, 1, 3)
 
 
 def _layouts(kernel: Kernel) -> dict[str, tuple[tuple[sp.Expr, ...], sp.Expr, str]]:
@@ -67,8 +74,6 @@ def widen_copies(kernel: Kernel, isa) -> tuple[Kernel, frozenset[str]]:
     """Rewrite the full groups of the staging copies (see the module docstring); returns the kernel
     and the source buffers now read a word at a time (4-byte aligned words)."""
     by_class = {i.cls: i for i in isa.instrs if i.executable}
-    if not all(c in by_class for c in PACK):
-        return kernel, frozenset()
     layouts = _layouts(kernel)
     word_read: set[str] = set()
 
@@ -87,7 +92,7 @@ def widen_copies(kernel: Kernel, isa) -> tuple[Kernel, frozenset[str]]:
             return None
         ld = v.a
         classes = WIDEN[ld.type.name]
-        if not all(c in by_class for c in classes):
+        if not all(c in by_class for c in classes + PACK):
             return None
         if any(j.name in {x.name for x in _vars(i)} for i in st.index[:-1]):
             return None
@@ -112,9 +117,71 @@ def widen_copies(kernel: Kernel, isa) -> tuple[Kernel, frozenset[str]]:
         head = st.index[:-1]
         return (Store(st.buf, head + (Const(0, IDX),), lo, st.loc), Store(st.buf, head + (Const(2, IDX),), hi, st.loc))
 
+    def straight(stmts: tuple[Stmt, ...]) -> tuple[Stmt, ...] | None:
+        """Four stores ``dst[h, l] = i16(src[b + d_l])`` (l = 0..3, d a permutation: k order or
+        :data:`PERM`) of one aligned source word."""
+        if not all(isinstance(x, Store) for x in stmts):
+            return None
+        st0 = stmts[0]
+        if not all(x.buf == st0.buf and x.index[:-1] == st0.index[:-1] and isinstance(x.index[-1], Const)
+                   for x in stmts):
+            return None
+        lanes = {x.index[-1].value: x for x in stmts}
+        if sorted(lanes) != list(range(GROUP)) or st0.buf not in layouts:
+            return None
+        loads = []
+        for l in range(GROUP):
+            v = lanes[l].value
+            if not (isinstance(v, Cast) and v.type == I16 and isinstance(v.a, Load) and v.a.type.name in WIDEN
+                    and v.a.buf in layouts and v.a.buf == lanes[0].value.a.buf):
+                return None
+            loads.append(v.a)
+        classes = WIDEN[loads[0].type.name]
+        if not all(c in by_class for c in classes):
+            return None
+        flats = [_flat(layouts, ld.buf, ld.index) for ld in loads]
+        if any(f is None for f in flats):
+            return None
+        diffs = [sp.expand(f - flats[0]) for f in flats]
+        if not all(x.is_number for x in diffs):
+            return None
+        low = min(int(x) for x in diffs)
+        d = [int(x) - low for x in diffs]
+        base = d.index(0)
+        order = tuple(d)
+        if order not in ((0, 1, 2, 3), PERM):
+            return None
+        if not _multiple_of(flats[base], GROUP):
+            return None
+        dst0 = _flat(layouts, st0.buf, st0.index[:-1] + (Const(0, IDX),))
+        if dst0 is None or not _multiple_of(dst0, 2):
+            return None
+        ld = loads[base]
+        word = Load(ld.buf, ld.index, Type(f"{ld.type.name}x4", 32, ld.type.signed, 4), ld.loc)
+        wt = Type("i16x2", 32, True, 2)
+        even = call(classes[0], (word,), wt)
+        odd = call(classes[1], (word,), wt)
+        if order == PERM:
+            lo, hi = even, odd  # [x0, x2], [x1, x3]: lanes 0, 1 and 2, 3 as relabelled
+        else:
+            if not all(c in by_class for c in PACK):
+                return None
+            lo, hi = call(PACK[0], (even, odd), wt), call(PACK[1], (odd, even), wt)  # [x0, x1], [x2, x3]
+        word_read.add(layouts[ld.buf][2])
+        head = st0.index[:-1]
+        return (Store(st0.buf, head + (Const(0, IDX),), lo, st0.loc), Store(st0.buf, head + (Const(2, IDX),), hi, st0.loc))
+
     def body(stmts: tuple[Stmt, ...]) -> tuple[Stmt, ...]:
         out: list[Stmt] = []
-        for s in stmts:
+        i = 0
+        while i < len(stmts):
+            g = straight(stmts[i:i + GROUP]) if i + GROUP <= len(stmts) else None
+            if g is not None:
+                out.extend(g)
+                i += GROUP
+                continue
+            s = stmts[i]
+            i += 1
             if isinstance(s, For):
                 g = group(s)
                 if g is not None:
@@ -136,3 +203,129 @@ def _vars(e: Expr):
 
 
 __all__ = ["widen_copies"]
+
+
+# ------------------------------------------------------------------------------ interleaving
+
+
+def _unroll_lane_loops(body: tuple[Stmt, ...], arrays: frozenset[str]) -> tuple[Stmt, ...]:
+    """Unroll the loops (at most one group long) whose variable is the lane index of a store to
+    ``arrays``, so every lane index is a constant."""
+    out: list[Stmt] = []
+    for s in body:
+        if isinstance(s, For):
+            inner = _unroll_lane_loops(s.body, arrays)
+            lane_loop = (isinstance(s.lo, Const) and isinstance(s.hi, Const) and s.hi.value - s.lo.value <= GROUP
+                         and any(isinstance(x, Store) and x.buf in arrays and x.index[-1] == Var(s.var, IDX)
+                                 for x in walk_stmts(inner)))
+            if lane_loop:
+                for v in range(s.lo.value, s.hi.value):
+                    out.extend(substitute_body(inner, {s.var: Const(v, IDX)}))
+                continue
+            out.append(replace(s, body=inner))
+        elif isinstance(s, If):
+            out.append(replace(s, then=_unroll_lane_loops(s.then, arrays), orelse=_unroll_lane_loops(s.orelse, arrays)))
+        else:
+            out.append(s)
+    return tuple(out)
+
+
+def interleave_lanes(kernel: Kernel, arrays: frozenset[str]) -> Kernel | None:
+    """Relabel the lanes of ``arrays`` (the last dimension, groups of four) by :data:`PERM` and
+    reorder the sums over their products so that lanes 0, 1 and 2, 3 stay adjacent; None when
+    some access has a lane index that is not a constant (the kernel is then left as it is)."""
+    from ..rewrite import map_body_exprs
+
+    body = _unroll_lane_loops(kernel.body, arrays)
+    ok = [True]
+
+    def lane(index: tuple[Expr, ...]) -> tuple[Expr, ...]:
+        last = index[-1]
+        if not isinstance(last, Const) or not 0 <= last.value < GROUP:
+            ok[0] = False
+            return index
+        return index[:-1] + (Const(PERM[last.value], IDX),)
+
+    def fn(e: Expr) -> Expr:
+        if isinstance(e, Load) and e.buf in arrays:
+            return replace(e, index=lane(e.index))
+        return e
+
+    def stores(stmts: tuple[Stmt, ...]) -> tuple[Stmt, ...]:
+        out = []
+        for s in stmts:
+            if isinstance(s, Store) and s.buf in arrays:
+                s = replace(s, index=lane(s.index))
+            elif isinstance(s, For):
+                s = replace(s, body=stores(s.body))
+            elif isinstance(s, If):
+                s = replace(s, then=stores(s.then), orelse=stores(s.orelse))
+            out.append(s)
+        return tuple(out)
+
+    body = stores(map_body_exprs(body, fn))
+    if not ok[0]:
+        return None
+    return replace(kernel, body=_sort_sums(body, arrays))
+
+
+def _lane_product(e: Expr, arrays: frozenset[str]) -> tuple[tuple, int] | None:
+    """(operand group key, lane) of ``i32(A[.., lane]) * i32(B[.., lane])`` over ``arrays``."""
+    if not (isinstance(e, Bin) and e.op == "mul" and isinstance(e.a, Cast) and isinstance(e.b, Cast)
+            and isinstance(e.a.a, Load) and isinstance(e.b.a, Load)):
+        return None
+    a, b = e.a.a, e.b.a
+    if a.buf not in arrays or b.buf not in arrays or not isinstance(a.index[-1], Const) or a.index[-1] != b.index[-1]:
+        return None
+    return (a.buf, a.index[:-1], b.buf, b.index[:-1]), a.index[-1].value
+
+
+def _sort_expr(e: Expr, arrays: frozenset[str]) -> Expr:
+    if not (isinstance(e, Bin) and e.op == "add" and e.type.is_data):
+        return e
+    terms: list[Expr] = []
+    x = e
+    while isinstance(x, Bin) and x.op == "add" and x.type == e.type:
+        terms.append(x.b)
+        x = x.a
+    terms.append(x)
+    terms.reverse()
+    out: list[Expr] = []
+    run: list[tuple[tuple, int, Expr]] = []
+
+    def flush() -> None:
+        first: dict[tuple, int] = {}
+        for key, _, _ in run:
+            first.setdefault(key, len(first))
+        out.extend(t for _, _, t in sorted(run, key=lambda r: (first[r[0]], r[1])))
+        run.clear()
+
+    for term in terms:
+        lp = _lane_product(term, arrays)
+        if lp is None:
+            flush()
+            out.append(term)
+        else:
+            run.append((lp[0], lp[1], term))
+    flush()
+    value = out[0]
+    for term in out[1:]:
+        value = Bin("add", value, term, e.type)
+    return value
+
+
+def _sort_sums(body: tuple[Stmt, ...], arrays: frozenset[str]) -> tuple[Stmt, ...]:
+    from ..ir import Assign, Decl
+
+    out = []
+    for s in body:
+        if isinstance(s, Assign):
+            s = replace(s, value=_sort_expr(s.value, arrays))
+        elif isinstance(s, Decl) and s.init is not None:
+            s = replace(s, init=_sort_expr(s.init, arrays))
+        elif isinstance(s, For):
+            s = replace(s, body=_sort_sums(s.body, arrays))
+        elif isinstance(s, If):
+            s = replace(s, then=_sort_sums(s.then, arrays), orelse=_sort_sums(s.orelse, arrays))
+        out.append(s)
+    return tuple(out)
