@@ -23,7 +23,7 @@ import sympy as sp
 
 from ..rewrite import substitute, substitute_body
 from ..check import NotAffine, to_sympy
-from ..ir import (I16, IDX, Alloc, Bin, Call, Cast, Const, Expr, For, If, Kernel, Load, Store, Stmt,
+from ..ir import (I16, IDX, Alloc, Bin, Call, Cast, Const, Decl, Expr, For, If, Kernel, Load, Store, Stmt,
                   Type, Var, View, walk_stmts)
 
 #: (source element type) -> (semantic class of the even-lane widening, of the odd-lane widening)
@@ -76,6 +76,7 @@ def widen_copies(kernel: Kernel, isa) -> tuple[Kernel, frozenset[str]]:
     by_class = {i.cls: i for i in isa.instrs if i.executable}
     layouts = _layouts(kernel)
     word_read: set[str] = set()
+    word_decls: list[str] = []
 
     def call(cls: str, args: tuple[Expr, ...], t: Type) -> Call:
         return Call(f"isa.{isa.name}.{by_class[cls].mnemonic}", args, t)
@@ -157,7 +158,10 @@ def widen_copies(kernel: Kernel, isa) -> tuple[Kernel, frozenset[str]]:
         if dst0 is None or not _multiple_of(dst0, 2):
             return None
         ld = loads[base]
-        word = Load(ld.buf, ld.index, Type(f"{ld.type.name}x4", 32, ld.type.signed, 4), ld.loc)
+        wt4 = Type(f"{ld.type.name}x4", 32, ld.type.signed, 4)
+        wname = f"{st0.buf}_x{len(word_decls)}"
+        word_decls.append(wname)
+        word = Var(wname, wt4)
         wt = Type("i16x2", 32, True, 2)
         even = call(classes[0], (word,), wt)
         odd = call(classes[1], (word,), wt)
@@ -169,7 +173,12 @@ def widen_copies(kernel: Kernel, isa) -> tuple[Kernel, frozenset[str]]:
             lo, hi = call(PACK[0], (even, odd), wt), call(PACK[1], (odd, even), wt)  # [x0, x1], [x2, x3]
         word_read.add(layouts[ld.buf][2])
         head = st0.index[:-1]
-        return (Store(st0.buf, head + (Const(0, IDX),), lo, st0.loc), Store(st0.buf, head + (Const(2, IDX),), hi, st0.loc))
+        decl = Decl(wname, wt4, Load(ld.buf, ld.index, wt4, ld.loc), ld.loc)  # one load for both halves
+        if _multiple_of(dst0, 2 * 2):  # 8-byte aligned group: one 64-bit store (STRD)
+            pair = Call("pair", (lo, hi), Type("i16x4", 64, True, 4))
+            return (decl, Store(st0.buf, head + (Const(0, IDX),), pair, st0.loc))
+        return (decl, Store(st0.buf, head + (Const(0, IDX),), lo, st0.loc),
+                Store(st0.buf, head + (Const(2, IDX),), hi, st0.loc))
 
     def body(stmts: tuple[Stmt, ...]) -> tuple[Stmt, ...]:
         out: list[Stmt] = []
