@@ -32,7 +32,7 @@ from ..schedule import specialize
 from ..schedule.auto import unroll_innermost
 from .nests import block_nests, stage_b
 from .padding import PaddedLayout, pad_reduction_tails
-from .widen import PERM, interleave_lanes, widen_copies
+from .widen import PERM, interleave_lanes, unroll_copy_loops, widen_copies
 from ..cgen import STORE_HELPERS
 
 #: Default register block (rows × cols): 4 accumulators + 2 activation words + 4 weight words
@@ -81,6 +81,7 @@ class ArmBackend:
         s, words = widen_copies(s, isa)
         s = replace(s, body=expand_requant(peel_zero_updates(s.body)))
         s = select_instructions(s, isa, CLASSES, {f"{c.a}_wide": True, f"{c.a}_tail": True, packing.dst: True})
+        s = unroll_copy_loops(s, frozenset({f"{c.a}_wide", f"{c.a}_tail"}))
         support, includes = _word_support(support, words, kernel)
         support, includes = {**support, LDM_HEADER_NAME: LDM_HEADER}, includes + (LDM_HEADER_NAME,)
         notes = (f"`{packing.dst}` holds `{c.b}` packed offline as int16 pairs "
@@ -125,6 +126,7 @@ class ArmBackend:
         wide = {n for n in staged if n.endswith(("_wide", "_tail"))}
         s = select_instructions(s, isa, CLASSES, {n: True for n in wide})
         s = unroll_innermost(s)
+        s = unroll_copy_loops(s, frozenset(layouts))
         support, includes = _word_support(support, words, kernel)
         support, includes = {**support, LDM_HEADER_NAME: LDM_HEADER}, includes + (LDM_HEADER_NAME,)
         return Lowered(s, sizes, (isa.header,) + includes, tuple(notes) + _word_notes(words, kernel), {},
