@@ -425,7 +425,8 @@ class CEmitter:
             self.emit(depth, f"{s.name} = {_strip(self.ex(s.value))};")
         elif isinstance(s, Store) and s.value.type.lanes > 1:
             # a packed register stored to consecutive elements (4-byte aligned; only backends that
-            # provide kgen_st32, e.g. through STORE_HELPERS, create such stores)
+            # provide kgen_st32, e.g. through STORE_HELPERS, create such stores; 64-bit values, 8-byte
+            # aligned, go through kgen_st64, which such backends provide as well)
             lay = self.layouts[s.buf]
             st = "kgen_st64" if s.value.type.bits == 64 else "kgen_st32"
             self.emit(depth, f"{st}(&{lay.pointer}[{self.offset(lay, s.index)}], {_strip(self.ex(s.value))});")
@@ -540,24 +541,6 @@ KGEN_INLINE void kgen_st32(void *p, uint32_t v)
     b[1] = (unsigned char)(v >> 8);
     b[2] = (unsigned char)(v >> 16);
     b[3] = (unsigned char)(v >> 24);
-#endif
-}
-
-/** Two packed registers as one 64-bit value (``lo`` at the lower address once stored). */
-KGEN_INLINE uint64_t kgen_pair_i16x4(uint32_t lo, uint32_t hi)
-{
-    return (uint64_t)lo | ((uint64_t)hi << 32);
-}
-
-/** Store two packed registers (64 bits) to an 8-byte aligned address: one STRD where the target
- *  has it.  kgen only emits such stores at 8-byte aligned offsets of 8-byte aligned buffers. */
-KGEN_INLINE void kgen_st64(void *p, uint64_t v)
-{
-#if defined(__GNUC__) || defined(__clang__)
-    __builtin_memcpy(__builtin_assume_aligned(p, 8), &v, sizeof v);
-#else
-    kgen_st32(p, (uint32_t)v);
-    kgen_st32((unsigned char *)p + 4, (uint32_t)(v >> 32));
 #endif
 }
 
