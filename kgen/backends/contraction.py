@@ -208,12 +208,12 @@ class Packing:
 
 def _perm_lane(perm: tuple[int, ...] | None, lane: Expr) -> Expr:
     """``perm[lane]`` as an index expression; only the (0, 2, 1, 3) interleave is supported:
-    ``2·(l % 2) + l / 2``."""
+    ``(2·l) % 3 + l - l % 3`` (no division: every companion spells ``%`` alike)."""
     if perm is None:
         return lane
     assert perm == (0, 2, 1, 3), perm
-    return Bin("add", Bin("mul", Const(2, IDX), Bin("mod", lane, Const(2, IDX), IDX), IDX),
-               Bin("div", lane, Const(2, IDX), IDX), IDX)
+    return Bin("sub", Bin("add", Bin("mod", Bin("mul", Const(2, IDX), lane, IDX), Const(3, IDX), IDX), lane, IDX),
+               Bin("mod", lane, Const(3, IDX), IDX), IDX)
 
 
 def pack_param(kernel: Kernel, p: Packing) -> Kernel:

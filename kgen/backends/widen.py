@@ -374,7 +374,10 @@ def unroll_copy_loops(kernel: Kernel, arrays: frozenset[str], factor: int = 2) -
                 for u in range(factor):
                     at = Bin("add", Bin("mul", Const(factor, IDX), v, IDX), Const(lo + u, IDX), IDX)
                     body.extend(copy(s.body, {s.var: at}, f"_u{u}"))
-                out.append(replace(s, lo=Const(0, IDX), hi=Const(n, IDX), body=tuple(body)))
+                if n == 1:  # a single unrolled iteration: straight-line code
+                    out.extend(substitute_body(tuple(body), {s.var: Const(0, IDX)}))
+                else:
+                    out.append(replace(s, lo=Const(0, IDX), hi=Const(n, IDX), body=tuple(body)))
                 for r in range(lo + n * factor, hi):
                     out.extend(copy(s.body, {s.var: Const(r, IDX)}, f"_r{r}"))
                 continue

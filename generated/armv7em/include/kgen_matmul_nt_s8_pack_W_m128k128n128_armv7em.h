@@ -28,8 +28,8 @@ extern "C" {
  *     for kb in 0..32 {
  *         for c in 0..2 {
  *             for l in 0..4 {
- *                 if 2 * nb + c < 128 && 4 * kb + (2 * (l % 2) + l / 2) < 128 {
- *                     W_packed[nb, kb, c, l] = i16(W[2 * nb + c, 4 * kb + (2 * (l % 2) + l / 2)]);
+ *                 if 2 * nb + c < 128 && 4 * kb + (2 * l % 3 + l - l % 3) < 128 {
+ *                     W_packed[nb, kb, c, l] = i16(W[2 * nb + c, 4 * kb + (2 * l % 3 + l - l % 3)]);
  *                 } else {
  *                     W_packed[nb, kb, c, l] = 0;
  *                 }

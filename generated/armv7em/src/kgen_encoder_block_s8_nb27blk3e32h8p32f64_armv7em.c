@@ -836,16 +836,14 @@ KGEN_REGISTER_BLOCKED void kgen_encoder_block_s8_nb27blk3e32h8p32f64_armv7em(con
             const int8_t *Vth_rd = Vth_storage;
             KGEN_LAUNDER_GCC(Vth_rd);
             for (int32_t Vth_v4_wide_kb = 0; Vth_v4_wide_kb < 20; ++Vth_v4_wide_kb) {
-                for (int32_t Vth_v4_wide_c = 0; Vth_v4_wide_c < 1; ++Vth_v4_wide_c) {
-                    Vth_v4_wide_storage[((168 * Vth_v4_wide_nb) + (8 * Vth_v4_wide_c)) + (8 * Vth_v4_wide_kb)] = (int16_t)Vth_rd[((162 * Vth_v4_wide_c) + (162 * Vth_v4_wide_nb)) + (4 * Vth_v4_wide_kb)];
-                    Vth_v4_wide_storage[(((168 * Vth_v4_wide_nb) + (8 * Vth_v4_wide_c)) + (8 * Vth_v4_wide_kb)) + 2] = (int16_t)Vth_rd[(((162 * Vth_v4_wide_c) + (162 * Vth_v4_wide_nb)) + (4 * Vth_v4_wide_kb)) + 1];
-                    Vth_v4_wide_storage[(((168 * Vth_v4_wide_nb) + (8 * Vth_v4_wide_c)) + (8 * Vth_v4_wide_kb)) + 1] = (int16_t)Vth_rd[(((162 * Vth_v4_wide_c) + (162 * Vth_v4_wide_nb)) + (4 * Vth_v4_wide_kb)) + 2];
-                    Vth_v4_wide_storage[(((168 * Vth_v4_wide_nb) + (8 * Vth_v4_wide_c)) + (8 * Vth_v4_wide_kb)) + 3] = (int16_t)Vth_rd[(((162 * Vth_v4_wide_c) + (162 * Vth_v4_wide_nb)) + (4 * Vth_v4_wide_kb)) + 3];
-                    Vth_v4_wide_storage[(((168 * Vth_v4_wide_nb) + (8 * Vth_v4_wide_c)) + (8 * Vth_v4_wide_kb)) + 4] = (int16_t)Vth_rd[(((162 * Vth_v4_wide_c) + (162 * Vth_v4_wide_nb)) + (4 * Vth_v4_wide_kb)) + 81];
-                    Vth_v4_wide_storage[(((168 * Vth_v4_wide_nb) + (8 * Vth_v4_wide_c)) + (8 * Vth_v4_wide_kb)) + 6] = (int16_t)Vth_rd[(((162 * Vth_v4_wide_c) + (162 * Vth_v4_wide_nb)) + (4 * Vth_v4_wide_kb)) + 82];
-                    Vth_v4_wide_storage[(((168 * Vth_v4_wide_nb) + (8 * Vth_v4_wide_c)) + (8 * Vth_v4_wide_kb)) + 5] = (int16_t)Vth_rd[(((162 * Vth_v4_wide_c) + (162 * Vth_v4_wide_nb)) + (4 * Vth_v4_wide_kb)) + 83];
-                    Vth_v4_wide_storage[(((168 * Vth_v4_wide_nb) + (8 * Vth_v4_wide_c)) + (8 * Vth_v4_wide_kb)) + 7] = (int16_t)Vth_rd[(((162 * Vth_v4_wide_c) + (162 * Vth_v4_wide_nb)) + (4 * Vth_v4_wide_kb)) + 84];
-                }
+                Vth_v4_wide_storage[(168 * Vth_v4_wide_nb) + (8 * Vth_v4_wide_kb)] = (int16_t)Vth_rd[(162 * Vth_v4_wide_nb) + (4 * Vth_v4_wide_kb)];
+                Vth_v4_wide_storage[((168 * Vth_v4_wide_nb) + (8 * Vth_v4_wide_kb)) + 2] = (int16_t)Vth_rd[((162 * Vth_v4_wide_nb) + (4 * Vth_v4_wide_kb)) + 1];
+                Vth_v4_wide_storage[((168 * Vth_v4_wide_nb) + (8 * Vth_v4_wide_kb)) + 1] = (int16_t)Vth_rd[((162 * Vth_v4_wide_nb) + (4 * Vth_v4_wide_kb)) + 2];
+                Vth_v4_wide_storage[((168 * Vth_v4_wide_nb) + (8 * Vth_v4_wide_kb)) + 3] = (int16_t)Vth_rd[((162 * Vth_v4_wide_nb) + (4 * Vth_v4_wide_kb)) + 3];
+                Vth_v4_wide_storage[((168 * Vth_v4_wide_nb) + (8 * Vth_v4_wide_kb)) + 4] = (int16_t)Vth_rd[((162 * Vth_v4_wide_nb) + (4 * Vth_v4_wide_kb)) + 81];
+                Vth_v4_wide_storage[((168 * Vth_v4_wide_nb) + (8 * Vth_v4_wide_kb)) + 6] = (int16_t)Vth_rd[((162 * Vth_v4_wide_nb) + (4 * Vth_v4_wide_kb)) + 82];
+                Vth_v4_wide_storage[((168 * Vth_v4_wide_nb) + (8 * Vth_v4_wide_kb)) + 5] = (int16_t)Vth_rd[((162 * Vth_v4_wide_nb) + (4 * Vth_v4_wide_kb)) + 83];
+                Vth_v4_wide_storage[((168 * Vth_v4_wide_nb) + (8 * Vth_v4_wide_kb)) + 7] = (int16_t)Vth_rd[((162 * Vth_v4_wide_nb) + (4 * Vth_v4_wide_kb)) + 84];
             }
             Vth_v4_wide_storage[(168 * Vth_v4_wide_nb) + 160] = (int16_t)Vth_rd[(162 * Vth_v4_wide_nb) + 80];
             Vth_v4_wide_storage[(168 * Vth_v4_wide_nb) + 164] = (int16_t)Vth_rd[(162 * Vth_v4_wide_nb) + 161];
@@ -1080,16 +1078,14 @@ KGEN_REGISTER_BLOCKED void kgen_encoder_block_s8_nb27blk3e32h8p32f64_armv7em(con
                 KGEN_LAUNDER_GCC(At_rd);
                 KGEN_ALIGN8 int16_t At_v4_wide_storage[21 * 2 * 4];
                 for (int32_t At_v4_wide_k = 0; At_v4_wide_k < 20; ++At_v4_wide_k) {
-                    for (int32_t At_v4_wide_r = 0; At_v4_wide_r < 1; ++At_v4_wide_r) {
-                        At_v4_wide_storage[(8 * At_v4_wide_k) + (8 * At_v4_wide_r)] = (int16_t)At_rd[((162 * At_v4_wide_r) + (162 * r3_o)) + (4 * At_v4_wide_k)];
-                        At_v4_wide_storage[((8 * At_v4_wide_k) + (8 * At_v4_wide_r)) + 2] = (int16_t)At_rd[(((162 * At_v4_wide_r) + (162 * r3_o)) + (4 * At_v4_wide_k)) + 1];
-                        At_v4_wide_storage[((8 * At_v4_wide_k) + (8 * At_v4_wide_r)) + 1] = (int16_t)At_rd[(((162 * At_v4_wide_r) + (162 * r3_o)) + (4 * At_v4_wide_k)) + 2];
-                        At_v4_wide_storage[((8 * At_v4_wide_k) + (8 * At_v4_wide_r)) + 3] = (int16_t)At_rd[(((162 * At_v4_wide_r) + (162 * r3_o)) + (4 * At_v4_wide_k)) + 3];
-                        At_v4_wide_storage[((8 * At_v4_wide_k) + (8 * At_v4_wide_r)) + 4] = (int16_t)At_rd[(((162 * At_v4_wide_r) + (162 * r3_o)) + (4 * At_v4_wide_k)) + 81];
-                        At_v4_wide_storage[((8 * At_v4_wide_k) + (8 * At_v4_wide_r)) + 6] = (int16_t)At_rd[(((162 * At_v4_wide_r) + (162 * r3_o)) + (4 * At_v4_wide_k)) + 82];
-                        At_v4_wide_storage[((8 * At_v4_wide_k) + (8 * At_v4_wide_r)) + 5] = (int16_t)At_rd[(((162 * At_v4_wide_r) + (162 * r3_o)) + (4 * At_v4_wide_k)) + 83];
-                        At_v4_wide_storage[((8 * At_v4_wide_k) + (8 * At_v4_wide_r)) + 7] = (int16_t)At_rd[(((162 * At_v4_wide_r) + (162 * r3_o)) + (4 * At_v4_wide_k)) + 84];
-                    }
+                    At_v4_wide_storage[8 * At_v4_wide_k] = (int16_t)At_rd[(162 * r3_o) + (4 * At_v4_wide_k)];
+                    At_v4_wide_storage[(8 * At_v4_wide_k) + 2] = (int16_t)At_rd[((162 * r3_o) + (4 * At_v4_wide_k)) + 1];
+                    At_v4_wide_storage[(8 * At_v4_wide_k) + 1] = (int16_t)At_rd[((162 * r3_o) + (4 * At_v4_wide_k)) + 2];
+                    At_v4_wide_storage[(8 * At_v4_wide_k) + 3] = (int16_t)At_rd[((162 * r3_o) + (4 * At_v4_wide_k)) + 3];
+                    At_v4_wide_storage[(8 * At_v4_wide_k) + 4] = (int16_t)At_rd[((162 * r3_o) + (4 * At_v4_wide_k)) + 81];
+                    At_v4_wide_storage[(8 * At_v4_wide_k) + 6] = (int16_t)At_rd[((162 * r3_o) + (4 * At_v4_wide_k)) + 82];
+                    At_v4_wide_storage[(8 * At_v4_wide_k) + 5] = (int16_t)At_rd[((162 * r3_o) + (4 * At_v4_wide_k)) + 83];
+                    At_v4_wide_storage[(8 * At_v4_wide_k) + 7] = (int16_t)At_rd[((162 * r3_o) + (4 * At_v4_wide_k)) + 84];
                 }
                 At_v4_wide_storage[160] = (int16_t)At_rd[(162 * r3_o) + 80];
                 At_v4_wide_storage[164] = (int16_t)At_rd[(162 * r3_o) + 161];

@@ -61,12 +61,10 @@ KGEN_REGISTER_BLOCKED void kgen_linear_o_s8_s81h8p32e32_armv7em(const int8_t *re
     for (int32_t s_o = 0; s_o < 40; ++s_o) {
         KGEN_ALIGN8 int16_t O_wide_storage[64 * 2 * 4];
         for (int32_t O_wide_k = 0; O_wide_k < 64; ++O_wide_k) {
-            for (int32_t O_wide_r = 0; O_wide_r < 1; ++O_wide_r) {
-                uint32_t O_wide_x0_u0 = kgen_ld32(&O[((4 * O_wide_k) + (512 * O_wide_r)) + (512 * s_o)]);
-                kgen_st64(&O_wide_storage[(8 * O_wide_k) + (8 * O_wide_r)], kgen_pair_i16x4(kgen_sxtb16(O_wide_x0_u0), kgen_sxtb16_ror8(O_wide_x0_u0)));
-                uint32_t O_wide_x0_u1 = kgen_ld32(&O[(((4 * O_wide_k) + (512 * O_wide_r)) + (512 * s_o)) + 256]);
-                kgen_st64(&O_wide_storage[((8 * O_wide_k) + (8 * O_wide_r)) + 4], kgen_pair_i16x4(kgen_sxtb16(O_wide_x0_u1), kgen_sxtb16_ror8(O_wide_x0_u1)));
-            }
+            uint32_t O_wide_x0_u0 = kgen_ld32(&O[(4 * O_wide_k) + (512 * s_o)]);
+            kgen_st64(&O_wide_storage[8 * O_wide_k], kgen_pair_i16x4(kgen_sxtb16(O_wide_x0_u0), kgen_sxtb16_ror8(O_wide_x0_u0)));
+            uint32_t O_wide_x0_u1 = kgen_ld32(&O[((4 * O_wide_k) + (512 * s_o)) + 256]);
+            kgen_st64(&O_wide_storage[(8 * O_wide_k) + 4], kgen_pair_i16x4(kgen_sxtb16(O_wide_x0_u1), kgen_sxtb16_ror8(O_wide_x0_u1)));
         }
         for (int32_t e_o = 0; e_o < 16; ++e_o) {
             const int16_t *O_wide_rd = O_wide_storage;

@@ -48,12 +48,10 @@ KGEN_REGISTER_BLOCKED void kgen_matmul_nn_s8_m64k64n64_armv7em(const int8_t *res
     for (int32_t m_o = 0; m_o < 32; ++m_o) {
         KGEN_ALIGN8 int16_t X_wide_storage[16 * 2 * 4];
         for (int32_t X_wide_k = 0; X_wide_k < 16; ++X_wide_k) {
-            for (int32_t X_wide_r = 0; X_wide_r < 1; ++X_wide_r) {
-                uint32_t X_wide_x0_u0 = kgen_ld32(&X[((128 * X_wide_r) + (128 * m_o)) + (4 * X_wide_k)]);
-                kgen_st64(&X_wide_storage[(8 * X_wide_k) + (8 * X_wide_r)], kgen_pair_i16x4(kgen_sxtb16(X_wide_x0_u0), kgen_sxtb16_ror8(X_wide_x0_u0)));
-                uint32_t X_wide_x0_u1 = kgen_ld32(&X[(((128 * X_wide_r) + (128 * m_o)) + (4 * X_wide_k)) + 64]);
-                kgen_st64(&X_wide_storage[((8 * X_wide_k) + (8 * X_wide_r)) + 4], kgen_pair_i16x4(kgen_sxtb16(X_wide_x0_u1), kgen_sxtb16_ror8(X_wide_x0_u1)));
-            }
+            uint32_t X_wide_x0_u0 = kgen_ld32(&X[(128 * m_o) + (4 * X_wide_k)]);
+            kgen_st64(&X_wide_storage[8 * X_wide_k], kgen_pair_i16x4(kgen_sxtb16(X_wide_x0_u0), kgen_sxtb16_ror8(X_wide_x0_u0)));
+            uint32_t X_wide_x0_u1 = kgen_ld32(&X[((128 * m_o) + (4 * X_wide_k)) + 64]);
+            kgen_st64(&X_wide_storage[(8 * X_wide_k) + 4], kgen_pair_i16x4(kgen_sxtb16(X_wide_x0_u1), kgen_sxtb16_ror8(X_wide_x0_u1)));
         }
         for (int32_t n_o = 0; n_o < 32; ++n_o) {
             const int16_t *X_wide_rd = X_wide_storage;

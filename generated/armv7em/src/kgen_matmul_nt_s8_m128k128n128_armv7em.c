@@ -49,12 +49,10 @@ KGEN_REGISTER_BLOCKED void kgen_matmul_nt_s8_m128k128n128_armv7em(const int8_t *
     for (int32_t m_o = 0; m_o < 64; ++m_o) {
         KGEN_ALIGN8 int16_t X_wide_storage[32 * 2 * 4];
         for (int32_t X_wide_k = 0; X_wide_k < 32; ++X_wide_k) {
-            for (int32_t X_wide_r = 0; X_wide_r < 1; ++X_wide_r) {
-                uint32_t X_wide_x0_u0 = kgen_ld32(&X[((256 * X_wide_r) + (256 * m_o)) + (4 * X_wide_k)]);
-                kgen_st64(&X_wide_storage[(8 * X_wide_k) + (8 * X_wide_r)], kgen_pair_i16x4(kgen_sxtb16(X_wide_x0_u0), kgen_sxtb16_ror8(X_wide_x0_u0)));
-                uint32_t X_wide_x0_u1 = kgen_ld32(&X[(((256 * X_wide_r) + (256 * m_o)) + (4 * X_wide_k)) + 128]);
-                kgen_st64(&X_wide_storage[((8 * X_wide_k) + (8 * X_wide_r)) + 4], kgen_pair_i16x4(kgen_sxtb16(X_wide_x0_u1), kgen_sxtb16_ror8(X_wide_x0_u1)));
-            }
+            uint32_t X_wide_x0_u0 = kgen_ld32(&X[(256 * m_o) + (4 * X_wide_k)]);
+            kgen_st64(&X_wide_storage[8 * X_wide_k], kgen_pair_i16x4(kgen_sxtb16(X_wide_x0_u0), kgen_sxtb16_ror8(X_wide_x0_u0)));
+            uint32_t X_wide_x0_u1 = kgen_ld32(&X[((256 * m_o) + (4 * X_wide_k)) + 128]);
+            kgen_st64(&X_wide_storage[(8 * X_wide_k) + 4], kgen_pair_i16x4(kgen_sxtb16(X_wide_x0_u1), kgen_sxtb16_ror8(X_wide_x0_u1)));
         }
         for (int32_t n_o = 0; n_o < 64; ++n_o) {
             const int16_t *X_wide_rd = X_wide_storage;

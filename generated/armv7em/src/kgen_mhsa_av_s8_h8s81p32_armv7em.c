@@ -61,16 +61,14 @@ KGEN_REGISTER_BLOCKED void kgen_mhsa_av_s8_h8s81p32_armv7em(const uint8_t *restr
         int16_t *const Vt_v0_wide_storage = (int16_t *)scratch;
         for (int32_t Vt_v0_wide_nb = 0; Vt_v0_wide_nb < 16; ++Vt_v0_wide_nb) {
             for (int32_t Vt_v0_wide_kb = 0; Vt_v0_wide_kb < 20; ++Vt_v0_wide_kb) {
-                for (int32_t Vt_v0_wide_c = 0; Vt_v0_wide_c < 1; ++Vt_v0_wide_c) {
-                    Vt_v0_wide_storage[((168 * Vt_v0_wide_nb) + (8 * Vt_v0_wide_c)) + (8 * Vt_v0_wide_kb)] = (int16_t)Vt[(((162 * Vt_v0_wide_c) + (162 * Vt_v0_wide_nb)) + (2592 * h)) + (4 * Vt_v0_wide_kb)];
-                    Vt_v0_wide_storage[(((168 * Vt_v0_wide_nb) + (8 * Vt_v0_wide_c)) + (8 * Vt_v0_wide_kb)) + 2] = (int16_t)Vt[((((162 * Vt_v0_wide_c) + (162 * Vt_v0_wide_nb)) + (2592 * h)) + (4 * Vt_v0_wide_kb)) + 1];
-                    Vt_v0_wide_storage[(((168 * Vt_v0_wide_nb) + (8 * Vt_v0_wide_c)) + (8 * Vt_v0_wide_kb)) + 1] = (int16_t)Vt[((((162 * Vt_v0_wide_c) + (162 * Vt_v0_wide_nb)) + (2592 * h)) + (4 * Vt_v0_wide_kb)) + 2];
-                    Vt_v0_wide_storage[(((168 * Vt_v0_wide_nb) + (8 * Vt_v0_wide_c)) + (8 * Vt_v0_wide_kb)) + 3] = (int16_t)Vt[((((162 * Vt_v0_wide_c) + (162 * Vt_v0_wide_nb)) + (2592 * h)) + (4 * Vt_v0_wide_kb)) + 3];
-                    Vt_v0_wide_storage[(((168 * Vt_v0_wide_nb) + (8 * Vt_v0_wide_c)) + (8 * Vt_v0_wide_kb)) + 4] = (int16_t)Vt[((((162 * Vt_v0_wide_c) + (162 * Vt_v0_wide_nb)) + (2592 * h)) + (4 * Vt_v0_wide_kb)) + 81];
-                    Vt_v0_wide_storage[(((168 * Vt_v0_wide_nb) + (8 * Vt_v0_wide_c)) + (8 * Vt_v0_wide_kb)) + 6] = (int16_t)Vt[((((162 * Vt_v0_wide_c) + (162 * Vt_v0_wide_nb)) + (2592 * h)) + (4 * Vt_v0_wide_kb)) + 82];
-                    Vt_v0_wide_storage[(((168 * Vt_v0_wide_nb) + (8 * Vt_v0_wide_c)) + (8 * Vt_v0_wide_kb)) + 5] = (int16_t)Vt[((((162 * Vt_v0_wide_c) + (162 * Vt_v0_wide_nb)) + (2592 * h)) + (4 * Vt_v0_wide_kb)) + 83];
-                    Vt_v0_wide_storage[(((168 * Vt_v0_wide_nb) + (8 * Vt_v0_wide_c)) + (8 * Vt_v0_wide_kb)) + 7] = (int16_t)Vt[((((162 * Vt_v0_wide_c) + (162 * Vt_v0_wide_nb)) + (2592 * h)) + (4 * Vt_v0_wide_kb)) + 84];
-                }
+                Vt_v0_wide_storage[(168 * Vt_v0_wide_nb) + (8 * Vt_v0_wide_kb)] = (int16_t)Vt[((162 * Vt_v0_wide_nb) + (2592 * h)) + (4 * Vt_v0_wide_kb)];
+                Vt_v0_wide_storage[((168 * Vt_v0_wide_nb) + (8 * Vt_v0_wide_kb)) + 2] = (int16_t)Vt[(((162 * Vt_v0_wide_nb) + (2592 * h)) + (4 * Vt_v0_wide_kb)) + 1];
+                Vt_v0_wide_storage[((168 * Vt_v0_wide_nb) + (8 * Vt_v0_wide_kb)) + 1] = (int16_t)Vt[(((162 * Vt_v0_wide_nb) + (2592 * h)) + (4 * Vt_v0_wide_kb)) + 2];
+                Vt_v0_wide_storage[((168 * Vt_v0_wide_nb) + (8 * Vt_v0_wide_kb)) + 3] = (int16_t)Vt[(((162 * Vt_v0_wide_nb) + (2592 * h)) + (4 * Vt_v0_wide_kb)) + 3];
+                Vt_v0_wide_storage[((168 * Vt_v0_wide_nb) + (8 * Vt_v0_wide_kb)) + 4] = (int16_t)Vt[(((162 * Vt_v0_wide_nb) + (2592 * h)) + (4 * Vt_v0_wide_kb)) + 81];
+                Vt_v0_wide_storage[((168 * Vt_v0_wide_nb) + (8 * Vt_v0_wide_kb)) + 6] = (int16_t)Vt[(((162 * Vt_v0_wide_nb) + (2592 * h)) + (4 * Vt_v0_wide_kb)) + 82];
+                Vt_v0_wide_storage[((168 * Vt_v0_wide_nb) + (8 * Vt_v0_wide_kb)) + 5] = (int16_t)Vt[(((162 * Vt_v0_wide_nb) + (2592 * h)) + (4 * Vt_v0_wide_kb)) + 83];
+                Vt_v0_wide_storage[((168 * Vt_v0_wide_nb) + (8 * Vt_v0_wide_kb)) + 7] = (int16_t)Vt[(((162 * Vt_v0_wide_nb) + (2592 * h)) + (4 * Vt_v0_wide_kb)) + 84];
             }
             Vt_v0_wide_storage[(168 * Vt_v0_wide_nb) + 160] = (int16_t)Vt[((162 * Vt_v0_wide_nb) + (2592 * h)) + 80];
             Vt_v0_wide_storage[(168 * Vt_v0_wide_nb) + 164] = (int16_t)Vt[((162 * Vt_v0_wide_nb) + (2592 * h)) + 161];
@@ -86,16 +84,14 @@ KGEN_REGISTER_BLOCKED void kgen_mhsa_av_s8_h8s81p32_armv7em(const uint8_t *restr
             KGEN_LAUNDER(Vt_v0_wide_rd);
             KGEN_ALIGN8 int16_t A_v0_wide_storage[21 * 2 * 4];
             for (int32_t A_v0_wide_k = 0; A_v0_wide_k < 20; ++A_v0_wide_k) {
-                for (int32_t A_v0_wide_r = 0; A_v0_wide_r < 1; ++A_v0_wide_r) {
-                    A_v0_wide_storage[(8 * A_v0_wide_k) + (8 * A_v0_wide_r)] = (int16_t)A[(((162 * A_v0_wide_r) + (162 * s_o)) + (4 * A_v0_wide_k)) + (6561 * h)];
-                    A_v0_wide_storage[((8 * A_v0_wide_k) + (8 * A_v0_wide_r)) + 2] = (int16_t)A[((((162 * A_v0_wide_r) + (162 * s_o)) + (4 * A_v0_wide_k)) + (6561 * h)) + 1];
-                    A_v0_wide_storage[((8 * A_v0_wide_k) + (8 * A_v0_wide_r)) + 1] = (int16_t)A[((((162 * A_v0_wide_r) + (162 * s_o)) + (4 * A_v0_wide_k)) + (6561 * h)) + 2];
-                    A_v0_wide_storage[((8 * A_v0_wide_k) + (8 * A_v0_wide_r)) + 3] = (int16_t)A[((((162 * A_v0_wide_r) + (162 * s_o)) + (4 * A_v0_wide_k)) + (6561 * h)) + 3];
-                    A_v0_wide_storage[((8 * A_v0_wide_k) + (8 * A_v0_wide_r)) + 4] = (int16_t)A[((((162 * A_v0_wide_r) + (162 * s_o)) + (4 * A_v0_wide_k)) + (6561 * h)) + 81];
-                    A_v0_wide_storage[((8 * A_v0_wide_k) + (8 * A_v0_wide_r)) + 6] = (int16_t)A[((((162 * A_v0_wide_r) + (162 * s_o)) + (4 * A_v0_wide_k)) + (6561 * h)) + 82];
-                    A_v0_wide_storage[((8 * A_v0_wide_k) + (8 * A_v0_wide_r)) + 5] = (int16_t)A[((((162 * A_v0_wide_r) + (162 * s_o)) + (4 * A_v0_wide_k)) + (6561 * h)) + 83];
-                    A_v0_wide_storage[((8 * A_v0_wide_k) + (8 * A_v0_wide_r)) + 7] = (int16_t)A[((((162 * A_v0_wide_r) + (162 * s_o)) + (4 * A_v0_wide_k)) + (6561 * h)) + 84];
-                }
+                A_v0_wide_storage[8 * A_v0_wide_k] = (int16_t)A[((162 * s_o) + (4 * A_v0_wide_k)) + (6561 * h)];
+                A_v0_wide_storage[(8 * A_v0_wide_k) + 2] = (int16_t)A[(((162 * s_o) + (4 * A_v0_wide_k)) + (6561 * h)) + 1];
+                A_v0_wide_storage[(8 * A_v0_wide_k) + 1] = (int16_t)A[(((162 * s_o) + (4 * A_v0_wide_k)) + (6561 * h)) + 2];
+                A_v0_wide_storage[(8 * A_v0_wide_k) + 3] = (int16_t)A[(((162 * s_o) + (4 * A_v0_wide_k)) + (6561 * h)) + 3];
+                A_v0_wide_storage[(8 * A_v0_wide_k) + 4] = (int16_t)A[(((162 * s_o) + (4 * A_v0_wide_k)) + (6561 * h)) + 81];
+                A_v0_wide_storage[(8 * A_v0_wide_k) + 6] = (int16_t)A[(((162 * s_o) + (4 * A_v0_wide_k)) + (6561 * h)) + 82];
+                A_v0_wide_storage[(8 * A_v0_wide_k) + 5] = (int16_t)A[(((162 * s_o) + (4 * A_v0_wide_k)) + (6561 * h)) + 83];
+                A_v0_wide_storage[(8 * A_v0_wide_k) + 7] = (int16_t)A[(((162 * s_o) + (4 * A_v0_wide_k)) + (6561 * h)) + 84];
             }
             A_v0_wide_storage[160] = (int16_t)A[((162 * s_o) + (6561 * h)) + 80];
             A_v0_wide_storage[164] = (int16_t)A[((162 * s_o) + (6561 * h)) + 161];

@@ -210,16 +210,14 @@ KGEN_REGISTER_BLOCKED void kgen_mhsa_depth_first_s8_h8nb27blk3p32_armv7em(const 
         int16_t *const Vt_v1_wide_storage = (int16_t *)scratch;
         for (int32_t Vt_v1_wide_nb = 0; Vt_v1_wide_nb < 16; ++Vt_v1_wide_nb) {
             for (int32_t Vt_v1_wide_kb = 0; Vt_v1_wide_kb < 20; ++Vt_v1_wide_kb) {
-                for (int32_t Vt_v1_wide_c = 0; Vt_v1_wide_c < 1; ++Vt_v1_wide_c) {
-                    Vt_v1_wide_storage[((168 * Vt_v1_wide_nb) + (8 * Vt_v1_wide_c)) + (8 * Vt_v1_wide_kb)] = (int16_t)Vt[(((162 * Vt_v1_wide_c) + (162 * Vt_v1_wide_nb)) + (2592 * h)) + (4 * Vt_v1_wide_kb)];
-                    Vt_v1_wide_storage[(((168 * Vt_v1_wide_nb) + (8 * Vt_v1_wide_c)) + (8 * Vt_v1_wide_kb)) + 2] = (int16_t)Vt[((((162 * Vt_v1_wide_c) + (162 * Vt_v1_wide_nb)) + (2592 * h)) + (4 * Vt_v1_wide_kb)) + 1];
-                    Vt_v1_wide_storage[(((168 * Vt_v1_wide_nb) + (8 * Vt_v1_wide_c)) + (8 * Vt_v1_wide_kb)) + 1] = (int16_t)Vt[((((162 * Vt_v1_wide_c) + (162 * Vt_v1_wide_nb)) + (2592 * h)) + (4 * Vt_v1_wide_kb)) + 2];
-                    Vt_v1_wide_storage[(((168 * Vt_v1_wide_nb) + (8 * Vt_v1_wide_c)) + (8 * Vt_v1_wide_kb)) + 3] = (int16_t)Vt[((((162 * Vt_v1_wide_c) + (162 * Vt_v1_wide_nb)) + (2592 * h)) + (4 * Vt_v1_wide_kb)) + 3];
-                    Vt_v1_wide_storage[(((168 * Vt_v1_wide_nb) + (8 * Vt_v1_wide_c)) + (8 * Vt_v1_wide_kb)) + 4] = (int16_t)Vt[((((162 * Vt_v1_wide_c) + (162 * Vt_v1_wide_nb)) + (2592 * h)) + (4 * Vt_v1_wide_kb)) + 81];
-                    Vt_v1_wide_storage[(((168 * Vt_v1_wide_nb) + (8 * Vt_v1_wide_c)) + (8 * Vt_v1_wide_kb)) + 6] = (int16_t)Vt[((((162 * Vt_v1_wide_c) + (162 * Vt_v1_wide_nb)) + (2592 * h)) + (4 * Vt_v1_wide_kb)) + 82];
-                    Vt_v1_wide_storage[(((168 * Vt_v1_wide_nb) + (8 * Vt_v1_wide_c)) + (8 * Vt_v1_wide_kb)) + 5] = (int16_t)Vt[((((162 * Vt_v1_wide_c) + (162 * Vt_v1_wide_nb)) + (2592 * h)) + (4 * Vt_v1_wide_kb)) + 83];
-                    Vt_v1_wide_storage[(((168 * Vt_v1_wide_nb) + (8 * Vt_v1_wide_c)) + (8 * Vt_v1_wide_kb)) + 7] = (int16_t)Vt[((((162 * Vt_v1_wide_c) + (162 * Vt_v1_wide_nb)) + (2592 * h)) + (4 * Vt_v1_wide_kb)) + 84];
-                }
+                Vt_v1_wide_storage[(168 * Vt_v1_wide_nb) + (8 * Vt_v1_wide_kb)] = (int16_t)Vt[((162 * Vt_v1_wide_nb) + (2592 * h)) + (4 * Vt_v1_wide_kb)];
+                Vt_v1_wide_storage[((168 * Vt_v1_wide_nb) + (8 * Vt_v1_wide_kb)) + 2] = (int16_t)Vt[(((162 * Vt_v1_wide_nb) + (2592 * h)) + (4 * Vt_v1_wide_kb)) + 1];
+                Vt_v1_wide_storage[((168 * Vt_v1_wide_nb) + (8 * Vt_v1_wide_kb)) + 1] = (int16_t)Vt[(((162 * Vt_v1_wide_nb) + (2592 * h)) + (4 * Vt_v1_wide_kb)) + 2];
+                Vt_v1_wide_storage[((168 * Vt_v1_wide_nb) + (8 * Vt_v1_wide_kb)) + 3] = (int16_t)Vt[(((162 * Vt_v1_wide_nb) + (2592 * h)) + (4 * Vt_v1_wide_kb)) + 3];
+                Vt_v1_wide_storage[((168 * Vt_v1_wide_nb) + (8 * Vt_v1_wide_kb)) + 4] = (int16_t)Vt[(((162 * Vt_v1_wide_nb) + (2592 * h)) + (4 * Vt_v1_wide_kb)) + 81];
+                Vt_v1_wide_storage[((168 * Vt_v1_wide_nb) + (8 * Vt_v1_wide_kb)) + 6] = (int16_t)Vt[(((162 * Vt_v1_wide_nb) + (2592 * h)) + (4 * Vt_v1_wide_kb)) + 82];
+                Vt_v1_wide_storage[((168 * Vt_v1_wide_nb) + (8 * Vt_v1_wide_kb)) + 5] = (int16_t)Vt[(((162 * Vt_v1_wide_nb) + (2592 * h)) + (4 * Vt_v1_wide_kb)) + 83];
+                Vt_v1_wide_storage[((168 * Vt_v1_wide_nb) + (8 * Vt_v1_wide_kb)) + 7] = (int16_t)Vt[(((162 * Vt_v1_wide_nb) + (2592 * h)) + (4 * Vt_v1_wide_kb)) + 84];
             }
             Vt_v1_wide_storage[(168 * Vt_v1_wide_nb) + 160] = (int16_t)Vt[((162 * Vt_v1_wide_nb) + (2592 * h)) + 80];
             Vt_v1_wide_storage[(168 * Vt_v1_wide_nb) + 164] = (int16_t)Vt[((162 * Vt_v1_wide_nb) + (2592 * h)) + 161];
@@ -450,16 +448,14 @@ KGEN_REGISTER_BLOCKED void kgen_mhsa_depth_first_s8_h8nb27blk3p32_armv7em(const 
                 KGEN_LAUNDER_GCC(At_rd);
                 KGEN_ALIGN8 int16_t At_v1_wide_storage[21 * 2 * 4];
                 for (int32_t At_v1_wide_k = 0; At_v1_wide_k < 20; ++At_v1_wide_k) {
-                    for (int32_t At_v1_wide_r = 0; At_v1_wide_r < 1; ++At_v1_wide_r) {
-                        At_v1_wide_storage[(8 * At_v1_wide_k) + (8 * At_v1_wide_r)] = (int16_t)At_rd[((162 * At_v1_wide_r) + (162 * r2_o)) + (4 * At_v1_wide_k)];
-                        At_v1_wide_storage[((8 * At_v1_wide_k) + (8 * At_v1_wide_r)) + 2] = (int16_t)At_rd[(((162 * At_v1_wide_r) + (162 * r2_o)) + (4 * At_v1_wide_k)) + 1];
-                        At_v1_wide_storage[((8 * At_v1_wide_k) + (8 * At_v1_wide_r)) + 1] = (int16_t)At_rd[(((162 * At_v1_wide_r) + (162 * r2_o)) + (4 * At_v1_wide_k)) + 2];
-                        At_v1_wide_storage[((8 * At_v1_wide_k) + (8 * At_v1_wide_r)) + 3] = (int16_t)At_rd[(((162 * At_v1_wide_r) + (162 * r2_o)) + (4 * At_v1_wide_k)) + 3];
-                        At_v1_wide_storage[((8 * At_v1_wide_k) + (8 * At_v1_wide_r)) + 4] = (int16_t)At_rd[(((162 * At_v1_wide_r) + (162 * r2_o)) + (4 * At_v1_wide_k)) + 81];
-                        At_v1_wide_storage[((8 * At_v1_wide_k) + (8 * At_v1_wide_r)) + 6] = (int16_t)At_rd[(((162 * At_v1_wide_r) + (162 * r2_o)) + (4 * At_v1_wide_k)) + 82];
-                        At_v1_wide_storage[((8 * At_v1_wide_k) + (8 * At_v1_wide_r)) + 5] = (int16_t)At_rd[(((162 * At_v1_wide_r) + (162 * r2_o)) + (4 * At_v1_wide_k)) + 83];
-                        At_v1_wide_storage[((8 * At_v1_wide_k) + (8 * At_v1_wide_r)) + 7] = (int16_t)At_rd[(((162 * At_v1_wide_r) + (162 * r2_o)) + (4 * At_v1_wide_k)) + 84];
-                    }
+                    At_v1_wide_storage[8 * At_v1_wide_k] = (int16_t)At_rd[(162 * r2_o) + (4 * At_v1_wide_k)];
+                    At_v1_wide_storage[(8 * At_v1_wide_k) + 2] = (int16_t)At_rd[((162 * r2_o) + (4 * At_v1_wide_k)) + 1];
+                    At_v1_wide_storage[(8 * At_v1_wide_k) + 1] = (int16_t)At_rd[((162 * r2_o) + (4 * At_v1_wide_k)) + 2];
+                    At_v1_wide_storage[(8 * At_v1_wide_k) + 3] = (int16_t)At_rd[((162 * r2_o) + (4 * At_v1_wide_k)) + 3];
+                    At_v1_wide_storage[(8 * At_v1_wide_k) + 4] = (int16_t)At_rd[((162 * r2_o) + (4 * At_v1_wide_k)) + 81];
+                    At_v1_wide_storage[(8 * At_v1_wide_k) + 6] = (int16_t)At_rd[((162 * r2_o) + (4 * At_v1_wide_k)) + 82];
+                    At_v1_wide_storage[(8 * At_v1_wide_k) + 5] = (int16_t)At_rd[((162 * r2_o) + (4 * At_v1_wide_k)) + 83];
+                    At_v1_wide_storage[(8 * At_v1_wide_k) + 7] = (int16_t)At_rd[((162 * r2_o) + (4 * At_v1_wide_k)) + 84];
                 }
                 At_v1_wide_storage[160] = (int16_t)At_rd[(162 * r2_o) + 80];
                 At_v1_wide_storage[164] = (int16_t)At_rd[(162 * r2_o) + 161];
