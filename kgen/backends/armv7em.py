@@ -7,7 +7,12 @@ buffer [K/4][R][4] (leftover rows into their own buffer), and an R×C block of i
 stays in registers across the fully unrolled K loop.  Both operands are quads so that one 64-bit
 load (LDRD) feeds two SMLADs: per 4 k, R + C LDRDs serve 2·R·C SMLADs.  Both operands are zero
 padded to whole quads, so the K % 4 tail runs as whole SMLADs over the padding
-(:mod:`kgen.backends.padding`), and a reduction that starts from zero begins with SMUAD.  The
+(:mod:`kgen.backends.padding`), and a reduction that starts from zero begins with SMUAD.  Each quad
+holds its k values in the order (0, 2, 1, 3) in which SXTB16 and SXTB16 ROR #8 widen a word, so
+the staging copies widen a word with two instructions and store it with one STRD
+(:mod:`kgen.backends.widen`); where a block reads at least four consecutive 16-byte quads of an
+operand, one LDM with write-back fetches two LDRDs' worth (:meth:`kgen.cgen.CEmitter.quad_load`,
+``kgen_armv7em_ldm.h``): per 4 k, a 2×2 block then takes 2 loads and 8 SMLADs.  The
 staged rows are read through a pointer the compiler cannot see through (``KGEN_LAUNDER``), so it
 cannot hoist their loads out of the column loop and spill them.  Kernels whose contractions sit
 inside other loops or read views and local arrays (attention, the encoder block, matrix-vector
