@@ -153,6 +153,10 @@ class Packing:
     L: int
     N: int
     K: int
+    #: lane l of a group holds k offset ``perm[l]`` in the packed array (None: k offset l).  Only
+    #: the offline packing (:meth:`pack`, :meth:`companion`) applies it; the lowering relabels the
+    #: lanes of its reads itself (ARMv7E-M: :func:`kgen.backends.widen.interleave_lanes`).
+    perm: tuple[int, ...] | None = None
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -164,7 +168,8 @@ class Packing:
         a = np.moveaxis(np.asarray(arr), (self.n_dim, self.k_dim), (0, 1))
         n = np.arange(self.N)[:, None]
         k = np.arange(self.K)[None, :]
-        out[n // self.C, k // self.L, n % self.C, k % self.L] = a
+        lane = k % self.L if self.perm is None else np.array([self.perm.index(x) for x in range(self.L)])[k % self.L]
+        out[n // self.C, k // self.L, n % self.C, lane] = a
         return out
 
     def companion(self, kernel: Kernel) -> Kernel:
@@ -177,7 +182,7 @@ class Packing:
         names = ("nb", "kb", "c", "l")
         v = {n: Var(n, IDX) for n in names}
         n_ix = Bin("add", Bin("mul", Const(self.C, IDX), v["nb"], IDX), v["c"], IDX)
-        k_ix = Bin("add", Bin("mul", Const(self.L, IDX), v["kb"], IDX), v["l"], IDX)
+        k_ix = Bin("add", Bin("mul", Const(self.L, IDX), v["kb"], IDX), _perm_lane(self.perm, v["l"]), IDX)
         index: list[Expr] = [Const(0, IDX)] * len(src.shape)
         index[self.n_dim], index[self.k_dim] = n_ix, k_ix
         dst_ix = tuple(v[n] for n in names)
@@ -189,8 +194,9 @@ class Packing:
         shape = tuple(Const(d, IDX) if isinstance(d, int) else d for d in self.src_shape)
         params = (BufferParam(self.src, src.type, shape, "in"),
                   BufferParam(self.dst, self.type, tuple(Const(d, IDX) for d in self.shape), "out"))
+        lanes = "" if self.perm is None else f"; lane l of a group holds k offset {list(self.perm)}[l]"
         doc = (f"Offline packing of `{self.src}` for {kernel.name}: {self.type} [{']['.join(map(str, self.shape))}] "
-               f"(n-block, k-group, column, lane), zero padded. Run once on constant weights.")
+               f"(n-block, k-group, column, lane{lanes}), zero padded. Run once on constant weights.")
         return Kernel(f"{kernel.name}_pack_{self.src}", params, (), body, None, doc)
 
     @property
@@ -205,6 +211,16 @@ class Packing:
         if nq is None or kq is None:
             return None
         return (nq[0], kq[0], Const(nq[1], IDX), Const(kq[1], IDX))
+
+
+def _perm_lane(perm: tuple[int, ...] | None, lane: Expr) -> Expr:
+    """``perm[lane]`` as an index expression; only the (0, 2, 1, 3) interleave is supported:
+    ``(2·l) % 3 + l - l % 3`` (no division: every companion spells ``%`` alike)."""
+    if perm is None:
+        return lane
+    assert perm == (0, 2, 1, 3), perm
+    return Bin("sub", Bin("add", Bin("mod", Bin("mul", Const(2, IDX), lane, IDX), Const(3, IDX), IDX), lane, IDX),
+               Bin("mod", lane, Const(3, IDX), IDX), IDX)
 
 
 def pack_param(kernel: Kernel, p: Packing) -> Kernel:

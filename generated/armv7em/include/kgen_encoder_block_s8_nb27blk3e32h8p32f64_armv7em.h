@@ -113,7 +113,8 @@ size_t kgen_encoder_block_s8_nb27blk3e32h8p32f64_armv7em_get_buffer_size(void);
  * - Contraction over k2 (1x32x256): register block 1x2 with SMLAD, operands widened at run time into local int16 arrays.
  * - Contraction over e8 (1x64x32): register block 1x2 with SMLAD, operands widened at run time into local int16 arrays.
  * - Contraction over f1 (1x32x64): register block 1x2 with SMLAD, operands widened at run time into local int16 arrays.
- * - Model (kgen explain): predicted on cortex-m4 (armv7em-gcc model) 8157760 instructions, 13045888 cycles; instructions = 1.701*BLK**2*H*NB**2*P + 1.701*BLK*E*F*NB + 3.402*BLK*E*H*NB*P + 1065.0*BLK*E*NB + 11.0, cycles = 2.938*BLK**2*H*NB**2*P + 2.938*BLK*E*F*NB + 5.876*BLK*E*H*NB*P + 1437.0*BLK*E*NB + 14.0.
+ * - `W1`, `W2`, `Wk`, `Wo`, `Wq`, `Wv`, `X` widened a word at a time (SXTB16/UXTB16 + PKHBT/PKHTB): the argument must be 4-byte aligned.
+ * - Model (kgen explain): predicted on cortex-m4 (armv7em-gcc model) 7538432 instructions, 12078336 cycles; instructions = 1.554*BLK**2*H*NB**2*P + 1.554*BLK*E*F*NB + 3.108*BLK*E*H*NB*P + 1006.0*BLK*E*NB + 11.0, cycles = 2.718*BLK**2*H*NB**2*P + 2.718*BLK*E*F*NB + 5.436*BLK*E*H*NB*P + 1333.0*BLK*E*NB + 14.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

@@ -60,7 +60,8 @@ size_t kgen_fwsa_scores_softmax_s8_s81e32h8_armv7em_get_buffer_size(void);
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
  * - Contraction over k2 (81x32x32): register block 2x2 with SMLAD, operands widened at run time into local int16 arrays.
  * - Contraction over e1 (81x81x32): register block 2x2 with SMLAD, operands widened at run time into local int16 arrays.
- * - Model (kgen explain): predicted on cortex-m4 (armv7em-gcc model) 3220832 instructions, 4832960 cycles; instructions = 0.8067*E**2*H*S + 0.8067*E*H*S**2 + 25.35*H*S**2 + 11.0, cycles = 1.346*E**2*H*S + 1.346*E*H*S**2 + 31.99*H*S**2 + 14.0.
+ * - `M`, `X` widened a word at a time (SXTB16/UXTB16 + PKHBT/PKHTB): the argument must be 4-byte aligned.
+ * - Model (kgen explain): predicted on cortex-m4 (armv7em-gcc model) 3021472 instructions, 4519104 cycles; instructions = 0.7438*E**2*H*S + 0.7438*E*H*S**2 + 24.36*H*S**2 + 11.0, cycles = 1.251*E**2*H*S + 1.251*E*H*S**2 + 30.25*H*S**2 + 14.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

@@ -44,9 +44,10 @@ size_t kgen_linear_o_s8_s81h8p32e32_armv7em_get_buffer_size(void);
  *
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
- * - `W_packed` holds `W` packed offline as int16 pairs [16][64][2][4] (n-block, k-group, column, lane; zero padded; 8-byte aligned); produce it with the packing companion.
+ * - `W_packed` holds `W` packed offline as int16 pairs [16][64][2][4] (n-block, k-group, column, lane holding k offset [0, 2, 1, 3][lane]; zero padded; 8-byte aligned); produce it with the packing companion.
  * - Register block 2x2 with SMLAD; O rows are widened into a 1024-byte stack buffer per block of 2 rows.
- * - Model (kgen explain): register tile 2x2, K-unroll 64 (auto); predicted on cortex-m4 (armv7em-gcc model) 575168 instructions, 941016 cycles; instructions = 0.7707*E*H*P*S + 24.6*E*S + 11.0, cycles = 1.281*E*H*P*S + 35.1*E*S + 14.0.
+ * - `O` widened a word at a time (SXTB16/UXTB16 + PKHBT/PKHTB): the argument must be 4-byte aligned.
+ * - Model (kgen explain): register tile 2x2, K-unroll 64 (auto); predicted on cortex-m4 (armv7em-gcc model) 512768 instructions, 841688 cycles; instructions = 0.7079*E*H*P*S + 16.6*E*S + 11.0, cycles = 1.186*E*H*P*S + 21.1*E*S + 14.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

@@ -46,7 +46,8 @@ size_t kgen_linear_qk_s8_s81e32h8p32_armv7em_get_buffer_size(void);
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
  * - Contraction over e (81x32x32): register block 2x2 with SMLAD, operands widened at run time into local int16 arrays.
- * - Model (kgen explain): predicted on cortex-m4 (armv7em-gcc model) 694752 instructions, 1093936 cycles; instructions = 0.8182*E*H*P*S + 7.322*H*P*S + 11.0, cycles = 1.36*E*H*P*S + 9.235*H*P*S + 14.0.
+ * - `W`, `X` widened a word at a time (SXTB16/UXTB16 + PKHBT/PKHTB): the argument must be 4-byte aligned.
+ * - Model (kgen explain): predicted on cortex-m4 (armv7em-gcc model) 624632 instructions, 981080 cycles; instructions = 0.7559*E*H*P*S + 5.934*H*P*S + 11.0, cycles = 1.266*E*H*P*S + 6.8*H*P*S + 14.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

@@ -27,9 +27,10 @@ extern "C" {
  *
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
- * - `W_packed` holds `W` packed offline as int16 pairs [32][16][2][4] (n-block, k-group, column, lane; zero padded; 8-byte aligned); produce it with the packing companion.
+ * - `W_packed` holds `W` packed offline as int16 pairs [32][16][2][4] (n-block, k-group, column, lane holding k offset [0, 2, 1, 3][lane]; zero padded; 8-byte aligned); produce it with the packing companion.
  * - Register block 2x2 with SMLAD; X rows are widened into a 256-byte stack buffer per block of 2 rows.
- * - Model (kgen explain): register tile 2x2, K-unroll 64 (auto); predicted on cortex-m4 (armv7em-gcc model) 233828 instructions, 377200 cycles; instructions = 0.7822*K*M*N + 7.023*M*N + 11.0, cycles = 1.302*K*M*N + 8.758*M*N + 14.0.
+ * - `X` widened a word at a time (SXTB16/UXTB16 + PKHBT/PKHTB): the argument must be 4-byte aligned.
+ * - Model (kgen explain): register tile 2x2, K-unroll 64 (auto); predicted on cortex-m4 (armv7em-gcc model) 211204 instructions, 342280 cycles; instructions = 0.7197*K*M*N + 5.5*M*N + 11.0, cycles = 1.208*K*M*N + 6.25*M*N + 14.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

@@ -12,7 +12,7 @@ extern "C" {
 #endif
 
 /**
- * @brief Offline packing of `W` for matmul_nt_s8: i16 [64][32][2][4] (n-block, k-group, column, lane), zero padded. Run once on constant weights.
+ * @brief Offline packing of `W` for matmul_nt_s8: i16 [64][32][2][4] (n-block, k-group, column, lane; lane l of a group holds k offset [0, 2, 1, 3][l]), zero padded. Run once on constant weights.
  *
  * Specialised for M = 128, K = 128, N = 128.
  *
@@ -28,8 +28,8 @@ extern "C" {
  *     for kb in 0..32 {
  *         for c in 0..2 {
  *             for l in 0..4 {
- *                 if 2 * nb + c < 128 && 4 * kb + l < 128 {
- *                     W_packed[nb, kb, c, l] = i16(W[2 * nb + c, 4 * kb + l]);
+ *                 if 2 * nb + c < 128 && 4 * kb + (2 * l % 3 + l - l % 3) < 128 {
+ *                     W_packed[nb, kb, c, l] = i16(W[2 * nb + c, 4 * kb + (2 * l % 3 + l - l % 3)]);
  *                 } else {
  *                     W_packed[nb, kb, c, l] = 0;
  *                 }

@@ -44,7 +44,7 @@ size_t kgen_mhsa_av_s8_h8s81p32_armv7em_get_buffer_size(void);
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
  * - Contraction over j (81x32x81): register block 2x2 with SMLAD, operands widened at run time into local int16 arrays.
- * - Model (kgen explain): predicted on cortex-m4 (armv7em-gcc model) 1613856 instructions, 2602240 cycles; instructions = 0.7996*H*P*S**2 + 13.06*H*P*S + 11.0, cycles = 1.334*H*P*S**2 + 17.44*H*P*S + 14.0.
+ * - Model (kgen explain): predicted on cortex-m4 (armv7em-gcc model) 1505184 instructions, 2439328 cycles; instructions = 0.7349*H*P*S**2 + 13.06*H*P*S + 11.0, cycles = 1.237*H*P*S**2 + 17.44*H*P*S + 14.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

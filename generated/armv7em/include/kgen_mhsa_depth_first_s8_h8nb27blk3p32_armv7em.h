@@ -60,7 +60,8 @@ size_t kgen_mhsa_depth_first_s8_h8nb27blk3p32_armv7em_get_buffer_size(void);
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
  * - Contraction over p (3x81x32): register block 2x2 with SMLAD, operands widened at run time into local int16 arrays.
  * - Contraction over j4 (3x32x81): register block 2x2 with SMLAD, operands widened at run time into local int16 arrays.
- * - Model (kgen explain): predicted on cortex-m4 (armv7em-gcc model) 4351872 instructions, 6855680 cycles; instructions = 1.698*BLK**2*H*NB**2*P + 72.3*BLK*H*NB*P + 11.0, cycles = 2.938*BLK**2*H*NB**2*P + 92.64*BLK*H*NB*P + 14.0.
+ * - `K`, `Q` widened a word at a time (SXTB16/UXTB16 + PKHBT/PKHTB): the argument must be 4-byte aligned.
+ * - Model (kgen explain): predicted on cortex-m4 (armv7em-gcc model) 4061376 instructions, 6410496 cycles; instructions = 1.55*BLK**2*H*NB**2*P + 70.31*BLK*H*NB*P + 11.0, cycles = 2.716*BLK**2*H*NB**2*P + 89.15*BLK*H*NB*P + 14.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

@@ -83,7 +83,8 @@ size_t kgen_mhsa_s8_nb27blk3e32h8p32_armv7em_get_buffer_size(void);
  * - Contraction over p3 (3x81x32): register block 2x2 with SMLAD, operands widened at run time into local int16 arrays.
  * - Contraction over j4 (3x32x81): register block 2x2 with SMLAD, operands widened at run time into local int16 arrays.
  * - Contraction over k2 (81x32x256): register block 2x2 with SMLAD, operands widened at run time into local int16 arrays.
- * - Model (kgen explain): predicted on cortex-m4 (armv7em-gcc model) 6988992 instructions, 11041152 cycles; instructions = 1.658*BLK**2*H*NB**2*P + 3.317*BLK*E*H*NB*P + 772.6*BLK*E*NB + 11.0, cycles = 2.82*BLK**2*H*NB**2*P + 5.64*BLK*E*H*NB*P + 988.5*BLK*E*NB + 14.0.
+ * - `Wk`, `Wo`, `Wq`, `Wv`, `X` widened a word at a time (SXTB16/UXTB16 + PKHBT/PKHTB): the argument must be 4-byte aligned.
+ * - Model (kgen explain): predicted on cortex-m4 (armv7em-gcc model) 6429632 instructions, 10164096 cycles; instructions = 1.52*BLK**2*H*NB**2*P + 3.04*BLK*E*H*NB*P + 717.1*BLK*E*NB + 11.0, cycles = 2.612*BLK**2*H*NB**2*P + 5.224*BLK*E*H*NB*P + 891.4*BLK*E*NB + 14.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

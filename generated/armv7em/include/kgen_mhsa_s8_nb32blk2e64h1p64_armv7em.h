@@ -83,7 +83,8 @@ size_t kgen_mhsa_s8_nb32blk2e64h1p64_armv7em_get_buffer_size(void);
  * - Contraction over p3 (2x64x64): register block 2x2 with SMLAD, operands widened at run time into local int16 arrays.
  * - Contraction over j4 (2x64x64): register block 2x2 with SMLAD, operands widened at run time into local int16 arrays.
  * - Contraction over k2 (64x64x64): register block 2x2 with SMLAD, operands widened at run time into local int16 arrays.
- * - Model (kgen explain): predicted on cortex-m4 (armv7em-gcc model) 1533424 instructions, 2440896 cycles; instructions = 1.558*BLK**2*H*NB**2*P + 3.115*BLK*E*H*NB*P + 75.31*BLK*E*NB + 11.0, cycles = 2.594*BLK**2*H*NB**2*P + 5.188*BLK*E*H*NB*P + 97.87*BLK*E*NB + 14.0.
+ * - `Wk`, `Wo`, `Wq`, `Wv`, `X` widened a word at a time (SXTB16/UXTB16 + PKHBT/PKHTB): the argument must be 4-byte aligned.
+ * - Model (kgen explain): predicted on cortex-m4 (armv7em-gcc model) 1360576 instructions, 2169984 cycles; instructions = 1.433*BLK**2*H*NB**2*P + 2.866*BLK*E*H*NB*P + 57.07*BLK*E*NB + 11.0, cycles = 2.406*BLK**2*H*NB**2*P + 4.812*BLK*E*H*NB*P + 67.82*BLK*E*NB + 14.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

@@ -44,7 +44,8 @@ size_t kgen_mhsa_scores_s8_h8s81p32_armv7em_get_buffer_size(void);
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
  * - Contraction over p (81x81x32): register block 2x2 with SMLAD, operands widened at run time into local int16 arrays.
- * - Model (kgen explain): predicted on cortex-m4 (armv7em-gcc model) 1641696 instructions, 2587232 cycles; instructions = 0.8021*H*P*S**2 + 5.61*H*S**2 + 11.0, cycles = 1.34*H*P*S**2 + 6.412*H*S**2 + 14.0.
+ * - `K`, `Q` widened a word at a time (SXTB16/UXTB16 + PKHBT/PKHTB): the argument must be 4-byte aligned.
+ * - Model (kgen explain): predicted on cortex-m4 (armv7em-gcc model) 1494560 instructions, 2355456 cycles; instructions = 0.739*H*P*S**2 + 4.826*H*S**2 + 11.0, cycles = 1.245*H*P*S**2 + 5.036*H*S**2 + 14.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

@@ -54,7 +54,8 @@ size_t kgen_mhsa_scores_softmax_s8_h8nb27blk3p32_armv7em_get_buffer_size(void);
  * Quantization contract:
  * - requant (rounding 'floor'): out = clip((int32)(acc * mul) >> shift, -128, 127); the product wraps to 32 bits, the shift is arithmetic (floor), as in PULP-NN and the paper's kernels.
  * - Contraction over p (3x81x32): register block 2x2 with SMLAD, operands widened at run time into local int16 arrays.
- * - Model (kgen explain): predicted on cortex-m4 (armv7em-gcc model) 2656064 instructions, 4027648 cycles; instructions = 0.8551*BLK**2*H*NB**2*P + 23.24*BLK**2*H*NB**2 + 11.0, cycles = 1.477*BLK**2*H*NB**2*P + 29.47*BLK**2*H*NB**2 + 14.0.
+ * - `K`, `Q` widened a word at a time (SXTB16/UXTB16 + PKHBT/PKHTB): the argument must be 4-byte aligned.
+ * - Model (kgen explain): predicted on cortex-m4 (armv7em-gcc model) 2492352 instructions, 3772128 cycles; instructions = 0.7823*BLK**2*H*NB**2*P + 22.45*BLK**2*H*NB**2 + 11.0, cycles = 1.368*BLK**2*H*NB**2*P + 28.09*BLK**2*H*NB**2 + 14.0.
  *
  * Reference semantics (kgen DSL; the numpy interpreter of this text is the bit-exact oracle):
  * @code

@@ -6,50 +6,50 @@ import numpy as np
 
 
 def kgen_matmul_nt_s8_pack_W_m16k64n64_armv7em(W: np.ndarray) -> np.ndarray:
-    """Offline packing of `W` for matmul_nt_s8: i16 [32][16][2][4] (n-block, k-group, column, lane), zero padded. Run once on constant weights."""
+    """Offline packing of `W` for matmul_nt_s8: i16 [32][16][2][4] (n-block, k-group, column, lane; lane l of a group holds k offset [0, 2, 1, 3][l]), zero padded. Run once on constant weights."""
     W = np.asarray(W)
     nb, kb, c, l = np.meshgrid(*(np.arange(d) for d in (32, 16, 2, 4,)), indexing='ij')
-    inside = ((2 * nb + c < 64) & (4 * kb + l < 64))
+    inside = ((2 * nb + c < 64) & (4 * kb + (2 * l % 3 + l - l % 3) < 64))
     out = np.zeros((32, 16, 2, 4,), dtype=np.int16)
-    out[inside] = W[(2 * nb + c)[inside], (4 * kb + l)[inside]]
+    out[inside] = W[(2 * nb + c)[inside], (4 * kb + (2 * l % 3 + l - l % 3))[inside]]
     return out
 
 
 def kgen_matmul_nt_s8_pack_W_m64k64n64_armv7em(W: np.ndarray) -> np.ndarray:
-    """Offline packing of `W` for matmul_nt_s8: i16 [32][16][2][4] (n-block, k-group, column, lane), zero padded. Run once on constant weights."""
+    """Offline packing of `W` for matmul_nt_s8: i16 [32][16][2][4] (n-block, k-group, column, lane; lane l of a group holds k offset [0, 2, 1, 3][l]), zero padded. Run once on constant weights."""
     W = np.asarray(W)
     nb, kb, c, l = np.meshgrid(*(np.arange(d) for d in (32, 16, 2, 4,)), indexing='ij')
-    inside = ((2 * nb + c < 64) & (4 * kb + l < 64))
+    inside = ((2 * nb + c < 64) & (4 * kb + (2 * l % 3 + l - l % 3) < 64))
     out = np.zeros((32, 16, 2, 4,), dtype=np.int16)
-    out[inside] = W[(2 * nb + c)[inside], (4 * kb + l)[inside]]
+    out[inside] = W[(2 * nb + c)[inside], (4 * kb + (2 * l % 3 + l - l % 3))[inside]]
     return out
 
 
 def kgen_matmul_nt_s8_pack_W_m128k128n128_armv7em(W: np.ndarray) -> np.ndarray:
-    """Offline packing of `W` for matmul_nt_s8: i16 [64][32][2][4] (n-block, k-group, column, lane), zero padded. Run once on constant weights."""
+    """Offline packing of `W` for matmul_nt_s8: i16 [64][32][2][4] (n-block, k-group, column, lane; lane l of a group holds k offset [0, 2, 1, 3][l]), zero padded. Run once on constant weights."""
     W = np.asarray(W)
     nb, kb, c, l = np.meshgrid(*(np.arange(d) for d in (64, 32, 2, 4,)), indexing='ij')
-    inside = ((2 * nb + c < 128) & (4 * kb + l < 128))
+    inside = ((2 * nb + c < 128) & (4 * kb + (2 * l % 3 + l - l % 3) < 128))
     out = np.zeros((64, 32, 2, 4,), dtype=np.int16)
-    out[inside] = W[(2 * nb + c)[inside], (4 * kb + l)[inside]]
+    out[inside] = W[(2 * nb + c)[inside], (4 * kb + (2 * l % 3 + l - l % 3))[inside]]
     return out
 
 
 def kgen_matmul_nn_s8_pack_W_m64k64n64_armv7em(W: np.ndarray) -> np.ndarray:
-    """Offline packing of `W` for matmul_nn_s8: i16 [32][16][2][4] (n-block, k-group, column, lane), zero padded. Run once on constant weights."""
+    """Offline packing of `W` for matmul_nn_s8: i16 [32][16][2][4] (n-block, k-group, column, lane; lane l of a group holds k offset [0, 2, 1, 3][l]), zero padded. Run once on constant weights."""
     W = np.asarray(W)
     nb, kb, c, l = np.meshgrid(*(np.arange(d) for d in (32, 16, 2, 4,)), indexing='ij')
-    inside = ((2 * nb + c < 64) & (4 * kb + l < 64))
+    inside = ((2 * nb + c < 64) & (4 * kb + (2 * l % 3 + l - l % 3) < 64))
     out = np.zeros((32, 16, 2, 4,), dtype=np.int16)
-    out[inside] = W[(4 * kb + l)[inside], (2 * nb + c)[inside]]
+    out[inside] = W[(4 * kb + (2 * l % 3 + l - l % 3))[inside], (2 * nb + c)[inside]]
     return out
 
 
 def kgen_linear_o_s8_pack_W_s81h8p32e32_armv7em(W: np.ndarray) -> np.ndarray:
-    """Offline packing of `W` for linear_o_s8: i16 [16][64][2][4] (n-block, k-group, column, lane), zero padded. Run once on constant weights."""
+    """Offline packing of `W` for linear_o_s8: i16 [16][64][2][4] (n-block, k-group, column, lane; lane l of a group holds k offset [0, 2, 1, 3][l]), zero padded. Run once on constant weights."""
     W = np.asarray(W)
     nb, kb, c, l = np.meshgrid(*(np.arange(d) for d in (16, 64, 2, 4,)), indexing='ij')
-    inside = ((2 * nb + c < 32) & (4 * kb + l < 256))
+    inside = ((2 * nb + c < 32) & (4 * kb + (2 * l % 3 + l - l % 3) < 256))
     out = np.zeros((16, 64, 2, 4,), dtype=np.int16)
-    out[inside] = W[(2 * nb + c)[inside], (4 * kb + l)[inside]]
+    out[inside] = W[(2 * nb + c)[inside], (4 * kb + (2 * l % 3 + l - l % 3))[inside]]
     return out
