@@ -189,7 +189,7 @@ def distribute_requant_bias(body: tuple[Stmt, ...]) -> tuple[Stmt, ...]:
                 return replace(e, a=Bin("add", Bin("mul", a, m, I32), Bin("mul", b, m, I32), I32))
         return e
 
-    return map_body_exprs(body, fn)
+    return map_body_exprs(body, fn, only=frozenset({"shr"}))
 
 
 def mask_ranged_shifts(kernel: Kernel) -> Kernel:
@@ -207,7 +207,7 @@ def mask_ranged_shifts(kernel: Kernel) -> Kernel:
             return replace(e, b=Bin("and", e.b, Const(31, I32), I32))
         return e
 
-    return replace(kernel, body=map_body_exprs(kernel.body, fn))
+    return replace(kernel, body=map_body_exprs(kernel.body, fn, only=frozenset({"shr"})))
 
 
 __all__ = ["sink_accumulator_init", "peel_zero_updates", "distribute_requant_bias", "mask_ranged_shifts",

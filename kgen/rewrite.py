@@ -54,12 +54,36 @@ def map_stmt_exprs(s: Stmt, fn: Callable[[Expr], Expr], memo: dict[int, Expr] | 
 
 
 def map_body_exprs(body: tuple[Stmt, ...], fn: Callable[[Expr], Expr],
-                   memo: dict[int, Expr] | None = None) -> tuple[Stmt, ...]:
+                   memo: dict[int, Expr] | None = None, only: frozenset[str] | None = None
+                   ) -> tuple[Stmt, ...]:
     """Apply ``fn`` (bottom-up) to every expression of ``body``.  ``fn`` must be a pure function
     of the node: a subtree shared by several statements (common in unrolled code) is rewritten
-    once and its result shared."""
+    once and its result shared.  With ``only`` (operator and function names), ``fn`` promises to
+    change nothing but such nodes, and expressions without any are not visited."""
     memo = {} if memo is None else memo
-    return _map_body(body, lambda e: map_expr(e, fn, memo))
+    if only is None:
+        return _map_body(body, lambda e: map_expr(e, fn, memo))
+    return _map_body(body, lambda e: map_expr(e, fn, memo) if only & _operators(e) else e)
+
+
+#: id(node) -> (node, names of the operators and functions in its subtree)
+_OPERATORS: dict[int, tuple[Expr, frozenset[str]]] = {}
+
+
+def _operators(e: Expr) -> frozenset[str]:
+    hit = _OPERATORS.get(id(e))
+    if hit is not None and hit[0] is e:
+        return hit[1]
+    t = type(e)
+    own = e.op if t is Bin or t is Un else e.fn if t is Call else None
+    kids = [_operators(c) for c in children(e)]
+    out = frozenset().union(*kids) if kids else _NO_NAMES
+    if own is not None and own not in out:
+        out = out | {own}
+    if len(_OPERATORS) > 500_000:
+        _OPERATORS.clear()
+    _OPERATORS[id(e)] = (e, out)
+    return out
 
 
 def _map_body(body: tuple[Stmt, ...], m: Callable[[Expr], Expr]) -> tuple[Stmt, ...]:
@@ -248,4 +272,4 @@ def expand_requant(body: tuple[Stmt, ...]) -> tuple[Stmt, ...]:
         clipped = Call("clip", (Bin("shr", t, shift, I32), Const(-128, I32), Const(127, I32)), I32)
         return Cast(clipped, I8, e.loc)
 
-    return map_body_exprs(body, fn)
+    return map_body_exprs(body, fn, only=frozenset({"requant"}))

@@ -190,7 +190,7 @@ def narrow_divisions(kernel: Kernel) -> Kernel:
                     return Cast(Bin("div", a, b, I32), I64)
         return e
 
-    return replace(kernel, body=map_body_exprs(kernel.body, fn))
+    return replace(kernel, body=map_body_exprs(kernel.body, fn, only=frozenset({"div"})))
 
 
 def _as32(e: Expr) -> Expr | None:
