@@ -160,7 +160,8 @@ def test_sigint_during_build_leaves_previous_release(built, tmp_path):
         "    n[0] += 1\n"
         "    if n[0] == 3:\n"
         "        print('READY', flush=True)\n"
-        "        time.sleep(60)\n"
+        "        for _ in range(600):\n"  # short sleeps: the main thread sees the signal even if
+        "            time.sleep(0.1)\n"   # the kernel delivers it to another thread of the process
         "    return real(self, *a, **k)\n"
         "pathlib.Path.write_text = slow\n"
         "from kgen.cli import main\n"
