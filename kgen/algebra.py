@@ -10,47 +10,23 @@ from dataclasses import replace
 
 from .ir import (I32, Assign, Bin, Call, Const, Decl, Expr, For, Kernel, Load, ScalarParam, Stmt,
                  Store, Var, children, stmt_exprs, sub_bodies, walk_expr, walk_stmts)
+from .memo import per_object
 from .rewrite import map_body_exprs, map_expr
 
 
-#: id(node) -> (node, names of the variables it reads); the node is kept so its id stays unique.
-#: Filled while a rewrite runs and cleared when it returns (see :func:`_memoized`).
-_VARS_MEMO: dict[int, tuple[object, frozenset[str]]] = {}
-
-
+@per_object
 def _expr_vars(e: Expr) -> frozenset[str]:
-    hit = _VARS_MEMO.get(id(e))
-    if hit is not None and hit[0] is e:
-        return hit[1]
+    """Names of the variables ``e`` reads."""
     if isinstance(e, Var):
-        names = frozenset((e.name,))
-    else:
-        names = frozenset().union(*(_expr_vars(c) for c in children(e)))
-    _VARS_MEMO[id(e)] = (e, names)
-    return names
+        return frozenset((e.name,))
+    return frozenset().union(*(_expr_vars(c) for c in children(e)))
 
 
+@per_object
 def _stmt_vars(s: Stmt) -> frozenset[str]:
-    hit = _VARS_MEMO.get(id(s))
-    if hit is not None and hit[0] is s:
-        return hit[1]
-    names = frozenset().union(*(_expr_vars(e) for e in stmt_exprs(s)),
-                              *(_stmt_vars(x) for b in sub_bodies(s) for x in b))
-    _VARS_MEMO[id(s)] = (s, names)
-    return names
-
-
-def _memoized(fn):
-    """Run a rewrite with the variable-name memo, and drop the memo afterwards."""
-    import functools
-
-    @functools.wraps(fn)
-    def run(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            _VARS_MEMO.clear()
-    return run
+    """Names of the variables ``s`` (nested statements included) reads."""
+    return frozenset().union(*(_expr_vars(e) for e in stmt_exprs(s)),
+                             *(_stmt_vars(x) for b in sub_bodies(s) for x in b))
 
 
 def _uses(stmts: tuple[Stmt, ...], name: str) -> bool:
@@ -78,14 +54,12 @@ def _is_update_of(s: Stmt, name: str) -> bool:
     return isinstance(s, Assign) and s.name == name and _chain_without(s.value, name) is not None
 
 
+@per_object
 def _blocked_names(s: Stmt) -> tuple[bool, frozenset[str]]:
     """(``s`` stops every accumulator, the accumulators it stops), computed once per statement.
     An accumulator ``n`` passes a declaration whose initialiser does not read it, an assignment
     that does not read it or is an additive update of it (``n = n + e …``), and a loop whose
     statements all let it pass; anything else (a store, a branch) stops every accumulator."""
-    hit = _VARS_MEMO.get(("blocked", id(s)))  # type: ignore[call-overload]
-    if hit is not None and hit[0] is s:
-        return hit[1]
     if isinstance(s, Decl):
         out = (False, _stmt_vars(s) if s.init is not None else frozenset())
     elif isinstance(s, Assign):
@@ -96,11 +70,9 @@ def _blocked_names(s: Stmt) -> tuple[bool, frozenset[str]]:
         out = (any(p[0] for p in parts), frozenset().union(*(p[1] for p in parts)))
     else:
         out = (True, frozenset())
-    _VARS_MEMO[("blocked", id(s))] = (s, out)  # type: ignore[index]
     return out
 
 
-@_memoized
 def sink_accumulator_init(kernel: Kernel) -> Kernel:
     """``var acc = init; (acc = acc + e)*; use(acc)`` → ``var acc = 0; (acc = acc + e)*; use(acc + init)``.
 
@@ -156,7 +128,6 @@ def _replace_var(s: Stmt, name: str, value: Expr) -> Stmt:
     return map_body_exprs((s,), lambda x: value if isinstance(x, Var) and x.name == name else x)[0]
 
 
-@_memoized
 def peel_zero_updates(body: tuple[Stmt, ...]) -> tuple[Stmt, ...]:
     """In a straight-line block: ``var acc = 0; … acc = acc + e; …`` → ``var acc = e`` at the first update."""
     out: list[Stmt | None] = []

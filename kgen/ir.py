@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterator, Union
 
+from .memo import PREFIX as MEMO_PREFIX
+
 
 @dataclass(frozen=True)
 class Loc:
@@ -105,7 +107,7 @@ U16X2 = Type("u16x2", 32, False, 2)
 VECTOR_TYPES: dict[str, Type] = {t.name: t for t in (I8X4, U8X4, I16X2, U16X2)}
 
 
-_HASH = "_kgen_hash"
+_HASH = MEMO_PREFIX + "hash"
 
 
 def _memo_hash(cls):
@@ -113,8 +115,10 @@ def _memo_hash(cls):
 
     IR trees are hashed over and over (memo tables, sets of expressions) and a dataclass hash
     walks the whole subtree each time.  The memo lives in the instance dict and is dropped when
-    pickling: string hashes differ between processes (build workers)."""
+    pickling, with the answers :func:`kgen.memo.per_object` keeps there: string hashes differ
+    between processes (build workers)."""
     field_hash = cls.__hash__
+    fields = cls.__dataclass_fields__
 
     def __hash__(self) -> int:
         try:
@@ -124,9 +128,11 @@ def _memo_hash(cls):
             object.__setattr__(self, _HASH, h)
             return h
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict:  # memoised hash and answers (kgen.memo) stay behind
         state = self.__dict__
-        return {k: v for k, v in state.items() if k != _HASH} if _HASH in state else state
+        if len(state) == len(fields):
+            return state
+        return {k: v for k, v in state.items() if not k.startswith(MEMO_PREFIX)}
 
     cls.__hash__ = __hash__
     cls.__getstate__ = __getstate__

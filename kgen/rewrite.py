@@ -7,6 +7,7 @@ from typing import Callable, Mapping
 from .ir import (IDX, Alloc, Assign, Bin, Call, Cast, Const, Decl, Expr, For, If, Kernel, Load, Stmt,
                  Store, Un, Var, View, children)
 from . import semantics as sem
+from .memo import per_object
 
 
 def map_expr(e: Expr, fn: Callable[[Expr], Expr], memo: dict[int, Expr] | None = None) -> Expr:
@@ -66,23 +67,15 @@ def map_body_exprs(body: tuple[Stmt, ...], fn: Callable[[Expr], Expr],
     return _map_body(body, lambda e: map_expr(e, fn, memo) if only & _operators(e) else e)
 
 
-#: id(node) -> (node, names of the operators and functions in its subtree)
-_OPERATORS: dict[int, tuple[Expr, frozenset[str]]] = {}
-
-
+@per_object
 def _operators(e: Expr) -> frozenset[str]:
-    hit = _OPERATORS.get(id(e))
-    if hit is not None and hit[0] is e:
-        return hit[1]
+    """Names of the operators and functions in the subtree of ``e``."""
     t = type(e)
     own = e.op if t is Bin or t is Un else e.fn if t is Call else None
     kids = [_operators(c) for c in children(e)]
     out = frozenset().union(*kids) if kids else _NO_NAMES
     if own is not None and own not in out:
         out = out | {own}
-    if len(_OPERATORS) > 500_000:
-        _OPERATORS.clear()
-    _OPERATORS[id(e)] = (e, out)
     return out
 
 
@@ -131,15 +124,12 @@ def _map_stmt(s: Stmt, m: Callable[[Expr], Expr]) -> Stmt:
     raise TypeError(s)
 
 
-#: id(node) -> (node, index variables it reads, whether simplify_index leaves all of it unchanged)
-_PROPS: dict[int, tuple[Expr, frozenset[str], bool]] = {}
 _NO_NAMES: frozenset[str] = frozenset()
 
 
-def _props(e: Expr) -> tuple[Expr, frozenset[str], bool]:
-    hit = _PROPS.get(id(e))
-    if hit is not None and hit[0] is e:
-        return hit
+@per_object
+def _props(e: Expr) -> tuple[frozenset[str], bool]:
+    """(index variables ``e`` reads, whether simplify_index leaves all of it unchanged)."""
     t = type(e)
     if t is Var:
         names = frozenset((e.name,)) if e.type == IDX else _NO_NAMES
@@ -148,12 +138,9 @@ def _props(e: Expr) -> tuple[Expr, frozenset[str], bool]:
         names, clean = _NO_NAMES, True
     else:
         kids = [_props(c) for c in children(e)]
-        names = frozenset().union(*(k[1] for k in kids)) if kids else _NO_NAMES
-        clean = all(k[2] for k in kids) and simplify_index(e) is e
-    if len(_PROPS) > 500_000:
-        _PROPS.clear()
-    out = _PROPS[id(e)] = (e, names, clean)
-    return out
+        names = frozenset().union(*(k[0] for k in kids)) if kids else _NO_NAMES
+        clean = all(k[1] for k in kids) and simplify_index(e) is e
+    return names, clean
 
 
 def _substituter(env: Mapping[str, Expr]) -> Callable[[Expr], Expr]:
@@ -177,7 +164,7 @@ def substitute_body(body: tuple[Stmt, ...], env: Mapping[str, Expr]) -> tuple[St
     memo: dict[int, Expr] = {}
 
     def skip(x: Expr) -> Expr | None:
-        _, names, clean = _props(x)
+        names, clean = _props(x)
         return x if clean and not (names & keys) else None
 
     def sub(e: Expr) -> Expr:

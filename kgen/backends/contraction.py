@@ -175,7 +175,7 @@ class Packing:
     def companion(self, kernel: Kernel) -> Kernel:
         """The packing as a DSL kernel (the definition the C and Python companions implement):
         ``dst[nb, kb, c, l] = src[.., C*nb + c, .., L*kb + l, ..]`` inside the source, 0 in the padding."""
-        from ..ir import BOOL, Bin, Cast, For, If, Store, Var
+        from ..ir import BOOL
 
         src = kernel.param(self.src)
         assert isinstance(src, BufferParam)

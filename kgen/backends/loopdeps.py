@@ -32,6 +32,7 @@ from ..check import NotAffine, to_sympy
 from ..interp import eval_expr
 from ..ir import (Alloc, Assign, Const, Decl, Expr, For, If, Kernel, Load, Stmt, Store, Var,
                   stmt_exprs, walk_expr, walk_stmts)
+from ..memo import by_identity, per_object
 from .nests import storages
 
 #: statement instances one private-array proof may execute
@@ -52,14 +53,9 @@ class Access:
         return _offset(self.storage, self.index)
 
 
-#: id(storage) -> (storage, its offset and strides as integer linear forms, or None)
-_FORMS: dict[int, tuple] = {}
-
-
+@per_object
 def _storage_form(st) -> tuple[tuple[int, dict[str, int]], tuple[int, ...]] | None:
-    hit = _FORMS.get(id(st))
-    if hit is not None and hit[0] is st:
-        return hit[1]
+    """The offset and strides of storage ``st`` as integer linear forms, or None."""
     form = None
     if all(x.is_Integer for x in st.strides):
         const, terms = 0, {}
@@ -72,9 +68,6 @@ def _storage_form(st) -> tuple[tuple[int, dict[str, int]], tuple[int, ...]] | No
                 break
         else:
             form = ((const, terms), tuple(int(x) for x in st.strides))
-    if len(_FORMS) > 4096:
-        _FORMS.clear()
-    _FORMS[id(st)] = (st, form)
     return form
 
 
@@ -190,8 +183,10 @@ def _linear(st, index: tuple[Expr, ...]) -> tuple[int, tuple[tuple[str, int], ..
     return const, tuple(terms)
 
 
-#: (id(storage), id(index)) -> (storage, index, flat offset as a linear form): shared by all proofs
-_LINEAR: dict[tuple[int, int], tuple] = {}
+@by_identity(200_000)
+def _index_form(index: tuple[Expr, ...], st) -> tuple[int, tuple[tuple[str, int], ...]] | None:
+    """:func:`_linear` of ``st[index]``, shared by all proofs."""
+    return _linear(st, index)
 
 
 class _Proof:
@@ -219,14 +214,7 @@ class _Proof:
         return self.touch[key]
 
     def _form(self, buf: str, index: tuple[Expr, ...]) -> tuple | None:
-        st = self.st[buf]
-        key = (id(st), id(index))
-        hit = _LINEAR.get(key)
-        if hit is None or hit[0] is not st or hit[1] is not index:
-            if len(_LINEAR) > 200_000:
-                _LINEAR.clear()
-            hit = _LINEAR[key] = (st, index, _linear(st, index))
-        return hit[2]
+        return _index_form(index, self.st[buf])
 
     def _leaf(self, s: Stmt) -> tuple[tuple, tuple | None]:
         """Statement ``s`` compiled for the proof: its candidate reads and its candidate store, each

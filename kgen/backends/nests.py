@@ -29,8 +29,9 @@ import sympy as sp
 
 from ..check import to_sympy
 from ..interp import eval_const
-from ..ir import (BOOL, IDX, Alloc, Assign, Bin, Cast, Const, Decl, Expr, For, If, Kernel, Load,
+from ..ir import (IDX, Alloc, Assign, Bin, Cast, Const, Decl, Expr, For, If, Kernel, Load,
                   Stmt, Store, Type, Var, View, stmt_exprs, walk_expr, walk_stmts)
+from ..memo import per_object
 from ..rewrite import map_body_exprs, substitute_body
 from ..schedule import specialize
 from .contraction import Contraction, Packing, _product_loads, from_sympy, tile_contraction, unroll_k
@@ -233,20 +234,11 @@ class _Storage:
     offset: sp.Expr
 
 
-#: the last few kernels :func:`storages` analysed (by identity: the analyses of one lowering step
-#: ask for the same kernel object many times, and hashing a large kernel costs a tree walk)
-_STORAGES: list[tuple[Kernel, dict]] = []
-
-
+@per_object  # the analyses of one lowering step ask for the same kernel many times
 def storages(kernel: Kernel) -> dict[str, _Storage]:
-    """Root storage, element strides and offset of every parameter, local array and view."""
-    for k, found in _STORAGES:
-        if k is kernel:
-            return found
-    out = _storages(kernel)
-    _STORAGES.insert(0, (kernel, out))
-    del _STORAGES[8:]
-    return out
+    """Root storage, element strides and offset of every parameter, local array and view
+    (shared: callers must not modify the mapping)."""
+    return _storages(kernel)
 
 
 def _storages(kernel: Kernel) -> dict[str, _Storage]:

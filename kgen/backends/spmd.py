@@ -30,6 +30,7 @@ from math import ceil
 
 from ..ir import (IDX, Alloc, Assign, Attr, Const, Decl, For, If, Kernel, Stmt, Store, Var, View, stmt_exprs,
                   walk_expr, walk_stmts)
+from ..memo import by_identity, per_object
 from .loopdeps import _assigned_outside, accesses, independent_iterations, private_arrays
 from .nests import storages
 
@@ -333,22 +334,9 @@ def sub_bodies_of(s: Stmt) -> tuple[Stmt, ...]:
     return ()
 
 
-#: id(body) -> (body, work)
-_WORK: dict[int, tuple[tuple[Stmt, ...], float]] = {}
-
-
+@by_identity(100_000)
 def work(body: tuple[Stmt, ...]) -> float:
     """Rough instruction count of running ``body`` once (for choosing what to split)."""
-    hit = _WORK.get(id(body))
-    if hit is not None and hit[0] is body:
-        return hit[1]
-    if len(_WORK) > 100000:
-        _WORK.clear()
-    out = _WORK[id(body)] = (body, _work(body))
-    return out[1]
-
-
-def _work(body: tuple[Stmt, ...]) -> float:
     total = 0.0
     for s in body:
         if isinstance(s, For):
@@ -368,21 +356,13 @@ def _bytes(a: Alloc) -> int:
     return n
 
 
-#: id(statement) -> (statement, scalars it reads and does not declare)
-_FREE: dict[int, tuple[Stmt, frozenset[str]]] = {}
-
-
+@per_object
 def _free_scalars(s: Stmt) -> frozenset[str]:
-    hit = _FREE.get(id(s))
-    if hit is not None and hit[0] is s:
-        return hit[1]
+    """The scalars ``s`` reads and does not declare."""
     read = {x.name for st in walk_stmts((s,)) for e in stmt_exprs(st) for x in walk_expr(e) if isinstance(x, Var)}
     own = {st.name for st in walk_stmts(sub_bodies_of(s)) if isinstance(st, Decl)} | \
         {st.var for st in walk_stmts((s,)) if isinstance(st, For)}
-    if len(_FREE) > 100000:
-        _FREE.clear()
-    out = _FREE[id(s)] = (s, frozenset(read - own))
-    return out[1]
+    return frozenset(read - own)
 
 
 def parallelize(kernel: Kernel, cores: int, private_budget: int | None = None) -> Kernel:

@@ -42,6 +42,7 @@ import sympy as sp
 
 from ..ir import (IDX, Alloc, Assign, Bin, Call, Const, Decl, Expr, For, If, Kernel, Load, Stmt, Store, Var, View,
                   stmt_exprs, sub_bodies, walk_expr, walk_stmts)
+from ..memo import by_identity, per_object
 from .platform import Toolchain, instructions_of
 from .cost_expr import ExprCosts, _free, _iadd, add, scale
 from .paths import dependents, signs, specialise, splits
@@ -53,8 +54,7 @@ Counts = dict[str, Any]
 class _Avail:
     """Expressions available in registers, indexed by the names and buffers they read."""
 
-    def __init__(self, memo: dict) -> None:
-        self.memo = memo
+    def __init__(self) -> None:
         self.items: set = set()
         self.by_name: dict[str, set] = {}
         self.by_buf: dict[str, set] = {}
@@ -66,7 +66,7 @@ class _Avail:
         if e in self.items:
             return
         self.items.add(e)
-        names, bufs = _free(e, self.memo)
+        names, bufs = _free(e)
         for n in names:
             self.by_name.setdefault(n, set()).add(e)
         for b in bufs:
@@ -79,7 +79,7 @@ class _Avail:
                     self.items.discard(e)
 
     def copy(self) -> "_Avail":
-        out = _Avail(self.memo)
+        out = _Avail()
         out.items = set(self.items)
         out.by_name = {k: set(v) for k, v in self.by_name.items()}
         out.by_buf = {k: set(v) for k, v in self.by_buf.items()}
@@ -277,7 +277,7 @@ class CostWalk(ExprCosts):
         return hit[1]
 
     def if_stmt(self, s: If, avail: "_Avail") -> Counts:
-        names, _ = _free(s.cond, self.memo)
+        names, _ = _free(s.cond)
         loop_vars = {v for v, _ in self.loops}
         index_only = all(isinstance(x, Var) and x.type == IDX for x in walk_expr(s.cond) if isinstance(x, Var))
         then = self.block(s.then, avail.copy())
@@ -315,42 +315,7 @@ class CostWalk(ExprCosts):
     def streams(self, s: For) -> tuple[int, int]:
         """(address streams stepping with loop ``s``, streams needing an explicit pointer step)."""
         post = bool(self.tc.loops.get("post_increment", False))
-        hit = _STREAMS.get((id(s), post))
-        if hit is None or hit[0] is not s:
-            if len(_STREAMS) > 50000:
-                _STREAMS.clear()
-            hit = _STREAMS[(id(s), post)] = (s, self._streams(s, post))
-        return hit[1]
-
-    def _streams(self, s: For, post: bool) -> tuple[int, int]:
-        sites: dict[tuple, int] = {}
-
-        def visit(e: Expr, direct: bool) -> None:
-            for x in _loads_in(e):
-                note(x.buf, x.index, direct)
-
-        def note(buf: str, index: tuple[Expr, ...], direct: bool) -> None:
-            if s.var not in _names_in(index):
-                return
-            key = (buf, tuple(_strip_const(i) for i in index))
-            sites[key] = sites.get(key, 0) + (1 if direct else 2)
-
-        def walk(body: tuple[Stmt, ...], direct: bool) -> None:
-            for st in body:
-                if isinstance(st, Store):
-                    note(st.buf, st.index, direct)
-                if isinstance(st, For):
-                    walk(st.body, False)
-                    continue
-                for e in stmt_exprs(st):
-                    visit(e, direct)
-                if isinstance(st, If):
-                    walk(st.then, direct)
-                    walk(st.orelse, direct)
-
-        walk(s.body, True)
-        stepped = sum(1 for n in sites.values() if not (post and n == 1))
-        return len(sites), stepped
+        return _streams(s, post)
 
     def estimate(self, body: tuple[Stmt, ...]) -> float:
         """Instructions of one execution of ``body`` on its own (for unrolling decisions)."""
@@ -359,7 +324,7 @@ class CostWalk(ExprCosts):
             w = CostWalk(self.kernel, self.tc, self.paired, self.sizes, self.symbols, self.allocatable, self.only)
             w.loops = list(self.loops)
             w.estimates = self.estimates
-            self.estimates[key] = (body, float(instructions_of(w.block(body, _Avail(self.memo)), self.tc)))
+            self.estimates[key] = (body, float(instructions_of(w.block(body, _Avail()), self.tc)))
         return self.estimates[key][1]
 
     def unrolls(self, s: For, sym_trip: Any, trip: float, n_streams: int) -> bool:
@@ -397,7 +362,7 @@ class CostWalk(ExprCosts):
         need = pressure.need(self.reserved)
         budget = max(0, self.allocatable - need - pressure.inputs - int(self.tc.loops.get("licm_reserved", 0))
                      - int(sum(f.nhoisted for f in self.frames)))
-        frame = _Frame(s.var, names | {s.var}, bufs, _Avail(self.memo), budget, unrolled=int(trip) if unrolled else 0)
+        frame = _Frame(s.var, names | {s.var}, bufs, _Avail(), budget, unrolled=int(trip) if unrolled else 0)
         inner = avail.copy()
         inner.invalidate(frame.variant, bufs)
         self.frames.append(frame)
@@ -460,7 +425,7 @@ class CostWalk(ExprCosts):
 
     def count(self) -> Counts:
         top = block_pressure(self.kernel.body)
-        total = self.block(self.kernel.body, _Avail(self.memo))
+        total = self.block(self.kernel.body, _Avail())
         if self.only is not None:
             return {k: v for k, v in total.items() if v}
         _iadd(total, self.spills(top))
@@ -470,73 +435,74 @@ class CostWalk(ExprCosts):
         return {k: v for k, v in total.items() if v}
 
 
-#: id(kernel) -> (kernel, (its scalars, its local arrays and their views)): every sub-walk asks
-_KERNEL_NAMES: dict[int, tuple[Kernel, tuple[frozenset[str], frozenset[str]]]] = {}
-
-
+@per_object
 def _kernel_names(kernel: Kernel) -> tuple[frozenset[str], frozenset[str]]:
-    hit = _KERNEL_NAMES.get(id(kernel))
-    if hit is None or hit[0] is not kernel:
-        scalars = scalars_declared(kernel.body) | frozenset(p.name for p in kernel.scalars)
-        local: set[str] = set()
-        for st in walk_stmts(kernel.body):  # local arrays and the views of their storage
-            if isinstance(st, Alloc) or (isinstance(st, View) and st.base in local):
-                local.add(st.name)
-        if len(_KERNEL_NAMES) > 64:
-            _KERNEL_NAMES.clear()
-        hit = _KERNEL_NAMES[id(kernel)] = (kernel, (scalars, frozenset(local)))
-    return hit[1]
+    """(the kernel's scalars, its local arrays and the views of their storage): every sub-walk asks."""
+    scalars = scalars_declared(kernel.body) | frozenset(p.name for p in kernel.scalars)
+    local: set[str] = set()
+    for st in walk_stmts(kernel.body):
+        if isinstance(st, Alloc) or (isinstance(st, View) and st.base in local):
+            local.add(st.name)
+    return scalars, frozenset(local)
 
 
-#: id(node) -> (node, the loads in an expression / the variable names in an index tuple)
-_LOADS: dict[int, tuple[Expr, tuple[Load, ...]]] = {}
-_NAMES: dict[int, tuple[tuple[Expr, ...], frozenset[str]]] = {}
-
-
+@per_object
 def _loads_in(e: Expr) -> tuple[Load, ...]:
-    hit = _LOADS.get(id(e))
-    if hit is None or hit[0] is not e:
-        if len(_LOADS) > 200_000:
-            _LOADS.clear()
-        hit = _LOADS[id(e)] = (e, tuple(x for x in walk_expr(e) if isinstance(x, Load)))
-    return hit[1]
+    return tuple(x for x in walk_expr(e) if isinstance(x, Load))
 
 
+@by_identity(200_000)
 def _names_in(index: tuple[Expr, ...]) -> frozenset[str]:
-    hit = _NAMES.get(id(index))
-    if hit is None or hit[0] is not index:
-        if len(_NAMES) > 200_000:
-            _NAMES.clear()
-        names = frozenset(v.name for i in index for v in walk_expr(i) if isinstance(v, Var))
-        hit = _NAMES[id(index)] = (index, names)
-    return hit[1]
+    return frozenset(v.name for i in index for v in walk_expr(i) if isinstance(v, Var))
 
 
-#: id(loop) -> (loop, stores and ISA instructions in its body)
-_FLOORS: dict[int, tuple[For, int]] = {}
-
-
+@per_object
 def _instruction_floor(s: For) -> int:
     """Instructions one iteration of ``s`` runs at least: its stores and ISA instructions."""
-    hit = _FLOORS.get(id(s))
-    if hit is None or hit[0] is not s:
-        if len(_FLOORS) > 50000:
-            _FLOORS.clear()
-        n = 0
-        for st in s.body:  # nested loops from their own (cached) floors
+    n = 0
+    for st in s.body:  # nested loops from their own (cached) floors
+        if isinstance(st, For):
+            n += _instruction_floor(st)
+            continue
+        n += isinstance(st, Store) + sum(1 for e in stmt_exprs(st) for x in walk_expr(e)
+                                         if isinstance(x, Call) and x.fn.startswith("isa."))
+        if isinstance(st, If):
+            n += _instruction_floor(For("_", Const(0, IDX), Const(1, IDX), st.then + st.orelse))
+    return n
+
+
+@by_identity(50_000)
+def _streams(s: For, post: bool) -> tuple[int, int]:
+    """(address streams stepping with loop ``s``, streams needing an explicit pointer step when
+    the toolchain has (``post``) or lacks post-increment addressing)."""
+    sites: dict[tuple, int] = {}
+
+    def visit(e: Expr, direct: bool) -> None:
+        for x in _loads_in(e):
+            note(x.buf, x.index, direct)
+
+    def note(buf: str, index: tuple[Expr, ...], direct: bool) -> None:
+        if s.var not in _names_in(index):
+            return
+        key = (buf, tuple(_strip_const(i) for i in index))
+        sites[key] = sites.get(key, 0) + (1 if direct else 2)
+
+    def walk(body: tuple[Stmt, ...], direct: bool) -> None:
+        for st in body:
+            if isinstance(st, Store):
+                note(st.buf, st.index, direct)
             if isinstance(st, For):
-                n += _instruction_floor(st)
+                walk(st.body, False)
                 continue
-            n += isinstance(st, Store) + sum(1 for e in stmt_exprs(st) for x in walk_expr(e)
-                                             if isinstance(x, Call) and x.fn.startswith("isa."))
+            for e in stmt_exprs(st):
+                visit(e, direct)
             if isinstance(st, If):
-                n += _instruction_floor(For("_", Const(0, IDX), Const(1, IDX), st.then + st.orelse))
-        hit = _FLOORS[id(s)] = (s, n)
-    return hit[1]
+                walk(st.then, direct)
+                walk(st.orelse, direct)
 
-
-#: (id(loop), post-increment addressing) -> (loop, streams): pure in the loop, asked by every walk
-_STREAMS: dict[tuple[int, bool], tuple[For, tuple[int, int]]] = {}
+    walk(s.body, True)
+    stepped = sum(1 for n in sites.values() if not (post and n == 1))
+    return len(sites), stepped
 
 
 def count_kernel(kernel: Kernel, toolchain: Toolchain, paired: Iterable[str] = (),

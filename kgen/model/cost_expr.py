@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..ir import IDX, Bin, Call, Cast, Const, Expr, Load, Un, Var, children, walk_expr
+from ..memo import per_object
 
 if TYPE_CHECKING:  # pragma: no cover
     from .cost import _Avail
@@ -31,11 +32,9 @@ def _iadd(a: dict, b: dict, k: Any = 1) -> None:
         a[c] = a.get(c, 0) + v * k
 
 
-def _free(e: Expr, memo: dict[int, tuple[Expr, frozenset[str], frozenset[str]]]) -> tuple[frozenset[str], frozenset[str]]:
+@per_object
+def _free(e: Expr) -> tuple[frozenset[str], frozenset[str]]:
     """(names read, buffers loaded) by ``e``."""
-    hit = memo.get(id(e))
-    if hit is not None and hit[0] is e:
-        return hit[1], hit[2]
     names: set[str] = set()
     bufs: set[str] = set()
     for x in walk_expr(e):
@@ -43,9 +42,7 @@ def _free(e: Expr, memo: dict[int, tuple[Expr, frozenset[str], frozenset[str]]])
             names.add(x.name)
         elif isinstance(x, Load):
             bufs.add(x.buf)
-    out = (frozenset(names), frozenset(bufs))
-    memo[id(e)] = (e, out[0], out[1])
-    return out
+    return frozenset(names), frozenset(bufs)
 
 
 def _is_pow2(v: int) -> bool:
@@ -61,7 +58,7 @@ def _sext_from_32(e: Expr) -> bool:
 
 
 class ExprCosts:
-    """Expression costing; the host class provides ``tc`` (toolchain), ``frames``, ``memo``,
+    """Expression costing; the host class provides ``tc`` (toolchain), ``frames``,
     ``paired`` and ``locals``."""
 
     # ------------------------------------------------------------------------------ expressions
@@ -72,7 +69,7 @@ class ExprCosts:
         there, so ``T`` values are hoisted further out."""
         if not self.frames:
             return None
-        names, bufs = _free(e, self.memo)
+        names, bufs = _free(e)
         if bufs & self.locals:
             return None  # loads from local arrays stay in the loop (neither gcc nor clang hoists them)
         level, copies = len(self.frames), 1

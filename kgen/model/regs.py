@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..ir import Assign, Decl, For, If, Load, Stmt, Store, Var, stmt_exprs, sub_bodies, walk_expr, walk_stmts
+from ..memo import by_identity, per_object
 
 
 @dataclass(frozen=True)
@@ -41,13 +42,8 @@ class _Facts:
     hot: frozenset[str]          # buffers it loads packed operands from
 
 
-_MEMO: dict[int, tuple[Stmt, _Facts]] = {}
-
-
+@per_object
 def _facts(s: Stmt) -> _Facts:
-    hit = _MEMO.get(id(s))
-    if hit is not None and hit[0] is s:
-        return hit[1]
     names: set[str] = set()
     loads: list[Load] = []
     assigned: set[str] = set()
@@ -75,35 +71,16 @@ def _facts(s: Stmt) -> _Facts:
             assigned |= f.assigned
             bufs |= f.bufs
             hot |= f.hot
-    f = _Facts(frozenset(names), tuple(loads), frozenset(assigned), frozenset(bufs), frozenset(hot))
-    if len(_MEMO) > 200000:
-        _MEMO.clear()
-    _MEMO[id(s)] = (s, f)
-    return f
+    return _Facts(frozenset(names), tuple(loads), frozenset(assigned), frozenset(bufs), frozenset(hot))
 
 
-#: (id(body), outer scalars) -> (body, pressure): the cost walk asks again for every enclosing loop
-_PRESSURE: dict[tuple[int, frozenset[str]], tuple[tuple[Stmt, ...], Pressure]] = {}
-
-
+@by_identity(50_000)  # the cost walk asks again for every enclosing loop
 def block_pressure(body: tuple[Stmt, ...], outer_scalars: frozenset[str] = frozenset()) -> Pressure:
     """Pressure of ``body`` (a nested loop is one statement reading what it reads, whose own live
     values add to those live across it).
 
     ``outer_scalars`` are scalars declared outside the block; those the block assigns are
     loop-carried (live throughout)."""
-    key = (id(body), outer_scalars)
-    hit = _PRESSURE.get(key)
-    if hit is not None and hit[0] is body:
-        return hit[1]
-    if len(_PRESSURE) > 50000:
-        _PRESSURE.clear()
-    out = _block_pressure(body, outer_scalars)
-    _PRESSURE[key] = (body, out)
-    return out
-
-
-def _block_pressure(body: tuple[Stmt, ...], outer_scalars: frozenset[str]) -> Pressure:
     declared: dict[str, int] = {}
     last: dict[str, int] = {}
     first_load: dict[Load, int] = {}
