@@ -89,11 +89,17 @@ def render_variant(isa: str, req: VariantRequest) -> RenderedVariant:
     return RenderedVariant(files, support, headers, entry, python_fns, lowered.isa_hash)
 
 
-def _timed_render(isa: str, req: VariantRequest) -> tuple[RenderedVariant, float]:
+def _timed_renders(isa: str, reqs: list[VariantRequest]) -> list[tuple[RenderedVariant, float]]:
+    """:func:`render_variant` of each request, with the seconds it took, one after the other in this
+    process (the variants of one kernel and shape for several core counts share their one-core
+    lowering, see kgen.backends.xpulpv2)."""
     import time
 
-    t0 = time.perf_counter()
-    return render_variant(isa, req), time.perf_counter() - t0
+    out = []
+    for req in reqs:
+        t0 = time.perf_counter()
+        out.append((render_variant(isa, req), time.perf_counter() - t0))
+    return out
 
 
 def _plain(e) -> int | str:
@@ -122,9 +128,18 @@ def render_releases(work: list[tuple[str, list[VariantRequest]]], jobs: int = 1)
     items = [(isa, req) for isa, reqs in work for req in reqs]
     keys = [f"{isa}:{req.source.kernel.name}:{sorted(req.sizes.items())}:{req.cores}" for isa, req in items]
     times = load_times()
-    priority = [times.get(k, _estimated_cost(isa, req)) for k, (isa, req) in zip(keys, items)]
+    cost = [times.get(k, _estimated_cost(isa, req)) for k, (isa, req) in zip(keys, items)]
+    groups: dict[tuple, list[int]] = {}  # one job per kernel and shape: its core counts, fewest first
+    for i, (isa, req) in enumerate(items):
+        groups.setdefault((isa, req.source.kernel.name, tuple(sorted(req.sizes.items()))), []).append(i)
+    members = [sorted(g, key=lambda i: items[i][1].cores) for g in groups.values()]
     with cyclic_gc_paused():
-        timed = map_ordered(_timed_render, items, jobs, priority)
+        done = map_ordered(_timed_renders, [(items[g[0]][0], [items[i][1] for i in g]) for g in members],
+                           jobs, [sum(cost[i] for i in g) for g in members])
+    timed: list = [None] * len(items)
+    for g, results in zip(members, done):
+        for i, r in zip(g, results):
+            timed[i] = r
     rendered = [r for r, _ in timed]
     if jobs > 1:
         save_times({**times, **{k: s for k, (_, s) in zip(keys, timed)}})

@@ -25,6 +25,7 @@ and innermost loops are unrolled.  Its multi-core variants are split by :mod:`kg
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import lru_cache
 from math import ceil
 from typing import Mapping
 
@@ -44,7 +45,7 @@ from .spmd import parallel_note, parallelize
 from .guards import split_guards
 from .narrowing import narrow_accumulators, narrow_divisions
 from .nests import uniquify_loops
-from .xpulpv2_nests import DOT_CLASSES, block_all_nests
+from .xpulpv2_nests import DOT_CLASSES, NestStager, block_all_nests, expose_nests
 from .xpulpv2_sched import hoist_invariant_products, hwloop_note, interchange_blocks, mark_loops, pack_row_stores
 
 DEFAULT_TILE = (4, 4)
@@ -150,24 +151,12 @@ class XpulpBackend:
     def lower_nests(self, kernel: Kernel, sizes: dict[str, int], isa, support: dict[str, str]) -> Lowered:
         """Kernels without a plain parameter contraction: every contraction nest (attention, over
         views and local arrays) is register-blocked (:mod:`kgen.backends.xpulpv2_nests`); the rest
-        is specialised portable C."""
-        s, stager, notes = block_all_nests(kernel, sizes, self.tile, self.k_unroll, self.cores)
-        if notes:
-            s = uniquify_loops(split_guards(s))
-            s = sink_accumulator_init(s)
-            s = replace(s, body=peel_zero_updates(distribute_requant_bias(expand_requant(s.body))))
-            for p in sorted(stager.aligned_params):
-                notes.append(f"`{p}` must be 4-byte aligned (its rows are read as packed words).")
-        else:
-            s = uniquify_loops(specialize(kernel, sizes))
-            s = replace(s, body=expand_requant(s.body))
-            notes = ["No contraction: specialised C with XpulpV2 scalar instructions (min/max/abs/clip), "
-                     "innermost loops unrolled."]
-        s = narrow_divisions(narrow_accumulators(mask_ranged_shifts(s)))
-        s = select_instructions(s, isa, CLASSES + DOT_CLASSES + SCALAR_CLASSES, stager.contiguous)
-        s = unroll_innermost(s, heavy=_wide_division)
-        if stager.row_stages:
-            s = launder(s, stager.row_stages)
+        is specialised portable C.  With several cores, the one-core lowering is split between
+        them (:func:`kgen.backends.spmd.parallelize`)."""
+        exposed = expose_nests(kernel, sizes, self.tile[0], self.cores)
+        s, stager, notes = _one_core_nests(kernel, exposed, tuple(sorted(sizes.items())), self.tile,
+                                           self.k_unroll)
+        notes = list(notes)
         if self.cores > 1:
             from ..model.platform import platform_for
 
@@ -175,3 +164,33 @@ class XpulpBackend:
             s = parallelize(s, self.cores, platform_for(self.name).operand_memory.bytes // 4)
             notes.append(parallel_note(s, self.cores))
         return Lowered(s, sizes, (isa.header, "kgen_runtime.h"), tuple(notes), {}, isa.sha256, support)
+
+
+@lru_cache(maxsize=4)
+def _one_core_nests(kernel: Kernel, exposed: Kernel, sizes: tuple[tuple[str, int], ...], tile: tuple[int, int],
+                    k_unroll: int) -> tuple[Kernel, NestStager, tuple[str, ...]]:
+    """The lowering of ``kernel`` (DSL) on one core from ``exposed`` (:func:`expose_nests`).
+
+    Cached: the 1-core and 8-core variants of a release kernel differ in row blocking only when
+    it gives each core a block, so the 8-core build usually starts from the 1-core lowering
+    (the release builds them in one job).  The stager and kernel returned are shared: read only."""
+    isa = load_isa(XpulpBackend.name)
+    sizes_map = dict(sizes)
+    s, stager, notes = block_all_nests(exposed, sizes_map, tile, k_unroll)
+    if notes:
+        s = uniquify_loops(split_guards(s))
+        s = sink_accumulator_init(s)
+        s = replace(s, body=peel_zero_updates(distribute_requant_bias(expand_requant(s.body))))
+        for p in sorted(stager.aligned_params):
+            notes.append(f"`{p}` must be 4-byte aligned (its rows are read as packed words).")
+    else:
+        s = uniquify_loops(specialize(kernel, sizes_map))
+        s = replace(s, body=expand_requant(s.body))
+        notes = ["No contraction: specialised C with XpulpV2 scalar instructions (min/max/abs/clip), "
+                 "innermost loops unrolled."]
+    s = narrow_divisions(narrow_accumulators(mask_ranged_shifts(s)))
+    s = select_instructions(s, isa, CLASSES + DOT_CLASSES + SCALAR_CLASSES, stager.contiguous)
+    s = unroll_innermost(s, heavy=_wide_division)
+    if stager.row_stages:
+        s = launder(s, stager.row_stages)
+    return s, stager, tuple(notes)

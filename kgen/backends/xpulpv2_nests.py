@@ -100,15 +100,20 @@ class NestStager:
         return s, names, note
 
 
-def block_all_nests(kernel: Kernel, sizes: Mapping[str, int], tile: tuple[int, int], k_unroll: int,
-                    cores: int = 1) -> tuple[Kernel, NestStager, list[str]]:
-    """Every 8-bit contraction nest of ``kernel`` register-blocked for the XpulpV2 dot products,
-    after exposing nests in multi-accumulator reductions and row-at-a-time loops
-    (:mod:`kgen.backends.rowblock`, blocks of ``tile[0]`` rows)."""
+def expose_nests(kernel: Kernel, sizes: Mapping[str, int], rows: int, cores: int = 1) -> Kernel:
+    """``kernel`` specialised to ``sizes`` with the nests of multi-accumulator reductions and
+    row-at-a-time loops exposed (:mod:`kgen.backends.rowblock`, blocks of ``rows`` rows, smaller
+    ones when that gives each of ``cores`` cores a block)."""
+    return block_rows(split_reductions(uniquify_loops(specialize(kernel, sizes))), rows, cores)
+
+
+def block_all_nests(s: Kernel, sizes: Mapping[str, int], tile: tuple[int, int],
+                    k_unroll: int) -> tuple[Kernel, NestStager, list[str]]:
+    """Every 8-bit contraction nest of ``s`` (prepared by :func:`expose_nests` with ``tile[0]``
+    rows) register-blocked for the XpulpV2 dot products; the notes are empty when none is."""
     stager = NestStager()
-    s = block_rows(split_reductions(uniquify_loops(specialize(kernel, sizes))), tile[0], cores)
     s, staged, notes = block_nests(s, sizes, tile, LANES, k_unroll, stager)
     return s, stager, notes if staged else []
 
 
-__all__ = ["block_all_nests", "word_rows", "NestStager", "DOT_CLASSES"]
+__all__ = ["block_all_nests", "expose_nests", "word_rows", "NestStager", "DOT_CLASSES"]
