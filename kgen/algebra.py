@@ -9,24 +9,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .ir import (I32, Assign, Bin, Call, Const, Decl, Expr, For, Kernel, Load, ScalarParam, Stmt,
-                 Store, Var, children, stmt_exprs, sub_bodies, walk_expr, walk_stmts)
+                 Store, Var, stmt_reads, walk_expr, walk_stmts)
 from .memo import per_object
 from .rewrite import map_body_exprs, map_expr
 
 
-@per_object
-def _expr_vars(e: Expr) -> frozenset[str]:
-    """Names of the variables ``e`` reads."""
-    if isinstance(e, Var):
-        return frozenset((e.name,))
-    return frozenset().union(*(_expr_vars(c) for c in children(e)))
-
-
-@per_object
 def _stmt_vars(s: Stmt) -> frozenset[str]:
     """Names of the variables ``s`` (nested statements included) reads."""
-    return frozenset().union(*(_expr_vars(e) for e in stmt_exprs(s)),
-                             *(_stmt_vars(x) for b in sub_bodies(s) for x in b))
+    return stmt_reads(s)[0]
 
 
 def _uses(stmts: tuple[Stmt, ...], name: str) -> bool:

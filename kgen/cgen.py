@@ -14,7 +14,8 @@ from typing import Callable, Mapping
 
 from .interp import storage_strides
 from .ir import (BOOL, IDX, Alloc, Assign, Bin, BufferParam, Call, Cast, Const, Decl, Expr, For,
-                 If, Kernel, Load, Stmt, Store, Type, Un, Var, View, stmt_exprs, walk_expr, walk_stmts)
+                 If, Kernel, Load, Stmt, Store, Type, Un, Var, View, body_reads, stmt_exprs, walk_expr,
+                 walk_stmts)
 
 _C_BINOPS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "mod": "%", "shl": "<<", "shr": ">>",
              "and": "&", "or": "|", "xor": "^", "lt": "<", "le": "<=", "gt": ">", "ge": ">=",
@@ -264,8 +265,7 @@ class CEmitter:
         asked = {a.name for a in attr.args if isinstance(a, Var)} if attr else set()
         if not self.paired and not asked:
             return saved
-        loaded = {x.buf for st in walk_stmts(loop.body) for e in stmt_exprs(st) for x in walk_expr(e)
-                  if isinstance(x, Load)}
+        loaded = body_reads(loop.body)[1]
         stored = {st.buf for st in walk_stmts(loop.body) if isinstance(st, Store)}
         for ptr, names in sorted(by_ptr.items()):
             if not (self.paired or set(names) & asked):

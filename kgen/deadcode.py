@@ -17,21 +17,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .ir import Alloc, Assign, Decl, For, If, Kernel, Load, Stmt, Store, Var, View, stmt_exprs, walk_expr, walk_stmts
+from .ir import Alloc, Assign, Decl, For, If, Kernel, Stmt, Store, View, body_reads, walk_stmts
 
 
 def _reads(body: tuple[Stmt, ...]) -> tuple[set[str], set[str]]:
     """(scalar names read, buffers loaded) anywhere in ``body``."""
-    names: set[str] = set()
-    loaded: set[str] = set()
-    for s in walk_stmts(body):
-        for e in stmt_exprs(s):
-            for x in walk_expr(e):
-                if isinstance(x, Var):
-                    names.add(x.name)
-                elif isinstance(x, Load):
-                    loaded.add(x.buf)
-    return names, loaded
+    names, loaded = body_reads(body)
+    return set(names), set(loaded)
 
 
 def _dead_arrays(body: tuple[Stmt, ...], loaded: set[str]) -> set[str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterator, Union
 
-from .memo import PREFIX as MEMO_PREFIX
+from .memo import PREFIX as MEMO_PREFIX, per_object
 
 
 @dataclass(frozen=True)
@@ -448,6 +448,42 @@ def walk_stmts(body: tuple[Stmt, ...]) -> Iterator[Stmt]:
                 break
         else:
             stack.pop()
+
+
+_NO_READS: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
+
+
+@per_object
+def expr_reads(e: Expr) -> tuple[frozenset[str], frozenset[str]]:
+    """(names of the variables, buffers loaded) anywhere in ``e``; computed once per node, so a
+    subtree shared by many expressions (unrolled code) is looked at once."""
+    t = type(e)
+    if t is Var:
+        return frozenset((e.name,)), _NO_READS[1]
+    if t is Const:
+        return _NO_READS
+    return _union([expr_reads(c) for c in children(e)], e.buf if t is Load else None)
+
+
+@per_object
+def stmt_reads(s: Stmt) -> tuple[frozenset[str], frozenset[str]]:
+    """(names of the variables, buffers loaded) anywhere in ``s``, its nested statements included."""
+    return _union([expr_reads(e) for e in stmt_exprs(s)] + [stmt_reads(x) for b in sub_bodies(s) for x in b])
+
+
+def body_reads(body: tuple[Stmt, ...]) -> tuple[frozenset[str], frozenset[str]]:
+    """:func:`stmt_reads` of a whole body."""
+    return _union([stmt_reads(s) for s in body])
+
+
+def _union(parts: list[tuple[frozenset[str], frozenset[str]]], buf: str | None = None
+           ) -> tuple[frozenset[str], frozenset[str]]:
+    parts = [p for p in parts if p[0] or p[1]]
+    if buf is None and len(parts) <= 1:
+        return parts[0] if parts else _NO_READS
+    names = frozenset().union(*(p[0] for p in parts))
+    bufs = frozenset().union(*(p[1] for p in parts))
+    return names, bufs | {buf} if buf is not None else bufs
 
 
 def idx(value: int) -> Const:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from math import ceil
 
 from ..ir import (IDX, Alloc, Assign, Attr, Const, Decl, For, If, Kernel, Stmt, Store, Var, View, stmt_exprs,
-                  walk_expr, walk_stmts)
+                  stmt_reads, walk_expr, walk_stmts)
 from ..memo import by_identity, per_object
 from .loopdeps import _assigned_outside, accesses, independent_iterations, private_arrays
 from .nests import storages
@@ -359,7 +359,7 @@ def _bytes(a: Alloc) -> int:
 @per_object
 def _free_scalars(s: Stmt) -> frozenset[str]:
     """The scalars ``s`` reads and does not declare."""
-    read = {x.name for st in walk_stmts((s,)) for e in stmt_exprs(st) for x in walk_expr(e) if isinstance(x, Var)}
+    read = stmt_reads(s)[0]
     own = {st.name for st in walk_stmts(sub_bodies_of(s)) if isinstance(st, Decl)} | \
         {st.var for st in walk_stmts((s,)) if isinstance(st, For)}
     return frozenset(read - own)

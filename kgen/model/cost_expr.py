@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..ir import IDX, Bin, Call, Cast, Const, Expr, Load, Un, Var, children, walk_expr
-from ..memo import per_object
+from ..ir import IDX, Bin, Call, Cast, Const, Expr, Load, Un, Var, children, expr_reads
 
 if TYPE_CHECKING:  # pragma: no cover
     from .cost import _Avail
@@ -32,17 +31,8 @@ def _iadd(a: dict, b: dict, k: Any = 1) -> None:
         a[c] = a.get(c, 0) + v * k
 
 
-@per_object
-def _free(e: Expr) -> tuple[frozenset[str], frozenset[str]]:
-    """(names read, buffers loaded) by ``e``."""
-    names: set[str] = set()
-    bufs: set[str] = set()
-    for x in walk_expr(e):
-        if isinstance(x, Var):
-            names.add(x.name)
-        elif isinstance(x, Load):
-            bufs.add(x.buf)
-    return frozenset(names), frozenset(bufs)
+#: (names read, buffers loaded) by an expression
+_free = expr_reads
 
 
 def _is_pow2(v: int) -> bool:
